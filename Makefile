@@ -1,0 +1,49 @@
+# Sandfire. `make help` lists the targets.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+EXAMPLES := hello flaky spin hog panic sleep report noop files
+WASM_DIR := target/wasm32-wasip2/wasm
+# Throwaway PostgreSQL clusters (used only when DATABASE_URL is unset).
+RUN_PG_DIR := target/pg-run
+RUN_PG_PORT := 54329
+TEST_PG_DIR := target/pg-test
+TEST_PG_PORT := 54330
+BENCH_PG_DIR := target/pg-bench
+BENCH_PG_PORT := 54331
+
+.PHONY: help run test lint bench examples wasm-target build fmt clean-db
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+examples: wasm-target ## Build the example jobs to target/wasm32-wasip2/wasm/<name>.wasm
+	$(CARGO) build --profile wasm --target wasm32-wasip2 $(addprefix -p ,$(EXAMPLES))
+
+build: ## Build the runner (release)
+	$(CARGO) build --release -p sandfire
+
+run: examples build ## Start a runner with a local database and the example jobs uploaded
+	scripts/with-pg.sh $(RUN_PG_DIR) $(RUN_PG_PORT) durable -- scripts/dev-run.sh
+
+test: examples ## Run every test against a throwaway PostgreSQL
+	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
+	  $(CARGO) test -p sandfire -p sandfire-guest-macro
+
+lint: ## rustfmt check + clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -p sandfire -p sandfire-guest -p sandfire-guest-macro --all-targets -- -D warnings
+
+bench: examples ## Queue throughput, pickup latency and sandbox overhead (durable commits)
+	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) durable -- \
+	  $(CARGO) bench -p sandfire --bench queue
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean-db: ## Stop and delete the throwaway databases
+	-scripts/pg.sh stop $(RUN_PG_DIR); -scripts/pg.sh stop $(TEST_PG_DIR); -scripts/pg.sh stop $(BENCH_PG_DIR)
+	rm -rf $(RUN_PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR)

@@ -1,0 +1,140 @@
+//! Extractors that turn every bad request into a clear JSON [`ApiError`]: JSON bodies, query
+//! strings, raw bodies with a size limit, and the tenant behind an API key.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{self, KEY_PREFIX};
+use crate::store::Tenant;
+
+/// A JSON body; a rejection names what is wrong (syntax, a missing or unknown field, a type).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with the header 'Content-Type: application/json'",
+        ),
+        JsonRejection::BytesRejection(r) => bytes_rejection(r),
+        other => ApiError::bad_request(format!("invalid JSON body: {}", other.body_text())),
+    }
+}
+
+pub fn bytes_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "the request body is larger than this runner accepts ({})",
+            rejection.body_text()
+        ))
+    } else {
+        ApiError::bad_request(format!("could not read the body: {}", rejection.body_text()))
+    }
+}
+
+/// A query string; a rejection names the parameter that is wrong.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        })?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))
+}
+
+/// The tenant whose API key authorised this request. Every tenant route takes one, and every
+/// query it makes is scoped by its id.
+#[derive(Debug, Clone)]
+pub struct TenantAuth(pub Tenant);
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)?;
+        if !key.starts_with(KEY_PREFIX) {
+            return Err(ApiError::unauthorized(format!(
+                "unknown API key: tenant keys start with '{KEY_PREFIX}'"
+            )));
+        }
+        match state.store.tenant_by_key_hash(&auth::hash_key(key)).await? {
+            Some(tenant) => Ok(TenantAuth(tenant)),
+            None => Err(ApiError::unauthorized(
+                "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
+            )),
+        }
+    }
+}
+
+/// Proof that the request carried the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.settings.admin_token.as_deref() else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "admin routes are disabled: start the runner with SANDFIRE_ADMIN_TOKEN set",
+            ));
+        };
+        let given = bearer(parts)?;
+        if auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::unauthorized(
+                "wrong admin token: admin routes take the runner's SANDFIRE_ADMIN_TOKEN",
+            ))
+        }
+    }
+}

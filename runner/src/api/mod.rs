@@ -1,0 +1,71 @@
+//! The HTTP API: JSON under `/v1`, bearer keys, errors as `{"error": {code, message}}`.
+//!
+//! One file per resource. Handlers validate everything a client sends before touching the
+//! store, so a bad request changes nothing; every tenant route is scoped by the key's tenant.
+
+mod error;
+mod extract;
+mod health;
+mod jobs;
+mod runs;
+mod tenants;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+
+use crate::config::Settings;
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sandbox: Sandbox,
+    pub settings: Arc<Settings>,
+}
+
+/// The whole HTTP surface of a runner.
+pub fn app(state: AppState) -> Router {
+    let upload_limit = state.settings.max_component_bytes;
+    let request_limit = state.settings.max_request_bytes;
+    let uploads = Router::new()
+        .route("/v1/jobs/{name}", put(jobs::upload).get(jobs::get))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    let rest = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{name}/keys", post(tenants::create_key))
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{name}/runs", post(runs::enqueue))
+        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/logs", get(runs::logs))
+        .layer(DefaultBodyLimit::max(request_limit));
+    uploads
+        .merge(rest)
+        .fallback(|| async {
+            ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
+        })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Job names: letters, digits, `.`, `_`, `-`; at most 128 characters; no leading punctuation.
+pub fn valid_job_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Tenant names: lowercase letters, digits, `_`, `-`; at most 63 characters.
+pub fn valid_tenant_name(name: &str) -> bool {
+    crate::config::valid_queue_name(name)
+}

@@ -1,0 +1,19 @@
+//! Sandfire runner: background jobs as sandboxed WebAssembly components, persisted in PostgreSQL.
+//!
+//! Module map (see DESIGN.md): `api` serves HTTP, `store` is the only code that speaks SQL,
+//! `worker` claims and executes runs, `sandbox` is the only code that touches wasmtime,
+//! `maintenance` runs the background services, `runner` puts one process together, `cli` holds
+//! the client subcommands.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod maintenance;
+pub mod model;
+pub mod runner;
+pub mod sandbox;
+pub mod store;
+pub mod worker;
+
+pub use api::app;

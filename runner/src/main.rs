@@ -1,0 +1,165 @@
+//! `sandfire`: the runner (`serve`) and client subcommands. Parses flags and the environment,
+//! then hands over to the library.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sandfire::cli::{self, ClientArgs, JobCommand, RunCommand, TenantCommand};
+use sandfire::config::Settings;
+use sandfire::runner::{Runner, connect};
+
+#[derive(Debug, Parser)]
+#[command(name = "sandfire", version, about = "Background jobs as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a runner: HTTP API, workers and maintenance.
+    Serve(Box<ServeArgs>),
+    /// Manage tenants (admin token).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Upload and inspect jobs (tenant key).
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Start and inspect runs (tenant key).
+    #[command(subcommand)]
+    Run(RunCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "SANDFIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Attempts executed concurrently by this runner.
+    #[arg(long, env = "SANDFIRE_SLOTS", default_value_t = 16)]
+    slots: usize,
+    /// Queues this runner serves, comma-separated.
+    #[arg(long, env = "SANDFIRE_QUEUES", value_delimiter = ',', default_value = "default")]
+    queues: Vec<String>,
+    /// Serve the API only, never execute runs.
+    #[arg(long)]
+    no_worker: bool,
+    /// Fallback poll interval when no notification arrives, in ms.
+    #[arg(long, default_value_t = 1000)]
+    poll_interval_ms: u64,
+    /// Lease of a running attempt without heartbeat, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    lease_ms: u64,
+    /// Heartbeat interval, in ms.
+    #[arg(long, default_value_t = 5_000)]
+    heartbeat_ms: u64,
+    /// On SIGTERM/SIGINT, how long running attempts may finish before being handed back, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    grace_ms: u64,
+    /// Largest memory a run may ask for, in MiB.
+    #[arg(long, default_value_t = 512)]
+    max_memory_mb: u32,
+    /// Largest timeout a run may ask for, in ms.
+    #[arg(long, default_value_t = 3_600_000)]
+    max_timeout_ms: u64,
+    /// Largest component upload, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_component_bytes: usize,
+    /// Database connections.
+    #[arg(long, default_value_t = 20)]
+    db_connections: u32,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "SANDFIRE_LOG_JSON")]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(*args, cli.client.admin_token).await,
+        Command::Tenant(cmd) => cli::tenant(&cli.client, cmd).await,
+        Command::Job(cmd) => cli::job(&cli.client, cmd).await,
+        Command::Run(cmd) => cli::run(&cli.client, cmd).await,
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,cranelift=warn,wasmtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<()> {
+    init_tracing(args.log_json);
+    let mut settings = Settings {
+        admin_token: admin_token.filter(|t| !t.is_empty()),
+        max_component_bytes: args.max_component_bytes,
+        ..Settings::default()
+    };
+    settings.worker.slots = args.slots.max(1);
+    settings.worker.queues = args.queues;
+    settings.worker.enabled = !args.no_worker;
+    settings.worker.poll_interval = Duration::from_millis(args.poll_interval_ms.max(10));
+    settings.worker.lease = Duration::from_millis(args.lease_ms);
+    settings.worker.heartbeat = Duration::from_millis(args.heartbeat_ms);
+    settings.limits.max_memory_mb = args.max_memory_mb;
+    settings.limits.max_timeout_ms = args.max_timeout_ms;
+    for queue in &settings.worker.queues {
+        anyhow::ensure!(
+            sandfire::config::valid_queue_name(queue),
+            "--queues: {queue:?} is not a queue name"
+        );
+    }
+    if settings.admin_token.is_none() {
+        tracing::warn!("SANDFIRE_ADMIN_TOKEN is not set: admin routes (/v1/tenants) are off");
+    }
+    let store = connect(&args.database_url, args.db_connections).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    let runner = Runner::start(
+        settings,
+        std::sync::Arc::new(store),
+        listener,
+        Duration::from_millis(args.grace_ms),
+    )
+    .await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing running attempts");
+    runner.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

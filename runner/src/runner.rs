@@ -1,0 +1,127 @@
+//! A runner: one `sandfire serve` process put together — database, sandbox, HTTP API, worker
+//! pool and maintenance services — with graceful shutdown. Tests and benchmarks start runners
+//! in-process through [`Runner::start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::api::{AppState, app};
+use crate::config::Settings;
+use crate::maintenance::promoter;
+use crate::sandbox::Sandbox;
+use crate::store::{PgStore, Store};
+
+/// A started runner. Dropping it does not stop it: call [`Runner::shutdown`].
+pub struct Runner {
+    pub id: Uuid,
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub sandbox: Sandbox,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Connects to PostgreSQL with a pool sized for API traffic plus the worker's claims and writes.
+pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
+    let options: PgConnectOptions = database_url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("could not connect to PostgreSQL (is DATABASE_URL right and the server up?)")?;
+    Ok(PgStore::new(pool))
+}
+
+impl Runner {
+    /// Migrates the database, then serves the API on `listener` and (if enabled) executes runs.
+    pub async fn start(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+        grace: Duration,
+    ) -> anyhow::Result<Runner> {
+        store.migrate().await.context("applying migrations")?;
+        let mut sandbox_config = settings.sandbox.clone();
+        sandbox_config.max_memory_bytes = sandbox_config
+            .max_memory_bytes
+            .max(u64::from(settings.limits.max_memory_mb) * 1024 * 1024);
+        // Every worker slot may hold an instance, plus headroom for concurrent validations.
+        sandbox_config.instance_slots = sandbox_config
+            .instance_slots
+            .max(settings.worker.slots as u32 + 8);
+        let sandbox = Sandbox::new(sandbox_config).context("configuring the sandbox")?;
+        let id = Uuid::now_v7();
+        let settings = Arc::new(settings);
+        let shutdown = CancellationToken::new();
+        let addr = listener.local_addr()?;
+        let mut tasks = Vec::new();
+
+        let state = AppState {
+            store: store.clone(),
+            sandbox: sandbox.clone(),
+            settings: settings.clone(),
+        };
+        let http_stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app(state))
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+
+        let promoter_wake = Arc::new(Notify::new());
+        tasks.push(tokio::spawn(promoter::run(
+            store.clone(),
+            promoter_wake.clone(),
+            settings.worker.poll_interval,
+            shutdown.clone(),
+        )));
+
+        if settings.worker.enabled {
+            tasks.push(tokio::spawn(crate::worker::run_pool(
+                store.clone(),
+                sandbox.clone(),
+                settings.worker.clone(),
+                settings.limits.clone(),
+                id,
+                promoter_wake,
+                shutdown.clone(),
+                grace,
+            )));
+        }
+        tracing::info!(runner = %id, %addr, queues = ?settings.worker.queues,
+            slots = settings.worker.slots, "runner started");
+        Ok(Runner {
+            id,
+            addr,
+            store,
+            sandbox,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops claiming and serving, lets running attempts finish (within the grace period) and
+    /// waits until every outcome is written.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!(runner = %self.id, "runner stopped");
+    }
+}

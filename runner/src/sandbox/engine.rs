@@ -1,0 +1,82 @@
+//! The wasmtime `Engine`: Cranelift, fuel metering, epoch interruption and a pooling allocator
+//! sized from `SandboxConfig`, plus the epoch ticker thread.
+//!
+//! The ticker holds only a weak reference: it must never keep an engine (and its pool's address
+//! space) alive after the last `Sandbox` clone is gone.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+
+use super::SandboxConfig;
+use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+
+/// Unmapped bytes after each linear memory. With a reservation far below 4 GiB Cranelift emits
+/// bounds checks anyway; the guard lets it fold checks for nearby constant offsets.
+const MEMORY_GUARD_BYTES: u64 = 2 * 1024 * 1024;
+
+/// The largest memory a 32-bit wasm memory can have.
+const MAX_WASM32_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
+
+const WASM_PAGE: u64 = 64 * 1024;
+
+pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
+    ensure!(
+        (WASM_PAGE..=MAX_WASM32_MEMORY).contains(&config.max_memory_bytes),
+        "max_memory_bytes must be between 64 KiB and 4 GiB, not {}",
+        config.max_memory_bytes
+    );
+    ensure!(config.instance_slots > 0, "instance_slots must be at least 1");
+    ensure!(!config.epoch_tick.is_zero(), "epoch_tick must be positive");
+
+    // Every slot of the pool reserves address space for this much memory, no more: a 4 GiB
+    // reservation per slot would buy bounds-check elimination at the price of terabytes of
+    // address space for hundreds of memory slots.
+    let reservation = config.max_memory_bytes.div_ceil(WASM_PAGE) * WASM_PAGE;
+    let slots = config.instance_slots;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES as u32))
+        .max_core_instances_per_component(MAX_CORE_INSTANCES as u32)
+        .total_memories(slots.saturating_mul(MAX_MEMORIES as u32))
+        .max_memories_per_component(MAX_MEMORIES as u32)
+        .total_tables(slots.saturating_mul(MAX_TABLES as u32))
+        .max_tables_per_component(MAX_TABLES as u32)
+        .max_tables_per_module(MAX_TABLES as u32)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        // One fiber stack per running call.
+        .total_stacks(slots)
+        .max_memory_size(usize::try_from(reservation).context("max_memory_bytes")?);
+
+    let mut wasm = Config::new();
+    wasm.strategy(Strategy::Cranelift)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .memory_reservation(reservation)
+        .memory_guard_size(MEMORY_GUARD_BYTES)
+        // Pooled memories never move, so there is nothing to reserve for growth.
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+pub(crate) fn start_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("sandfire-epoch".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .context("starting the epoch ticker thread")?;
+    Ok(())
+}

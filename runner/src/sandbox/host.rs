@@ -1,0 +1,151 @@
+//! What a job can reach: the bindings of the `sandfire:job` WIT package, the per-attempt store
+//! state, the `host` imports (log, progress, cancelled) and the linker granting exactly the
+//! allowed WASI interfaces.
+//!
+//! Host imports run on the runner's threads with guest-supplied arguments: they must never
+//! panic, block, or trap for something the guest may legitimately do (an over-long message is
+//! truncated, not refused). The linker must never grant files, sockets or environment access;
+//! `component::allowed_import` is the same list, checked at upload time.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Result};
+use wasmtime_wasi::p2::bindings as wasi;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::CancelFlag;
+use super::journal::{Journal, LogBounds};
+use super::limits::MemoryLimiter;
+use crate::model::Level;
+
+wasmtime::component::bindgen!({
+    world: "job",
+    path: "../wit",
+    imports: { default: trappable },
+    exports: { default: async },
+});
+
+pub(crate) use self::sandfire::job::types::Context as WitContext;
+
+/// Handles (streams, pollables) a guest may hold at once: every one is host memory the guest
+/// controls (guest-controlled resource exhaustion).
+const MAX_HOST_RESOURCES: usize = 10_000;
+
+/// Everything one attempt's `Store` holds.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    journal: Arc<Journal>,
+    bounds: LogBounds,
+    cancel: CancelFlag,
+}
+
+impl HostState {
+    pub fn new(
+        wasi: WasiCtx,
+        limiter: MemoryLimiter,
+        journal: Arc<Journal>,
+        bounds: LogBounds,
+        cancel: CancelFlag,
+    ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
+        HostState {
+            wasi,
+            table,
+            limiter,
+            journal,
+            bounds,
+            cancel,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl sandfire::job::types::Host for HostState {}
+
+impl sandfire::job::host::Host for HostState {
+    fn log(
+        &mut self,
+        level: sandfire::job::types::Level,
+        message: String,
+        fields: Vec<sandfire::job::types::Field>,
+    ) -> Result<()> {
+        let fields = fields.into_iter().map(|f| (f.key, f.value)).collect();
+        self.journal
+            .push(&self.bounds, level.into(), &message, fields);
+        Ok(())
+    }
+
+    fn progress(&mut self, percent: u8, message: String) -> Result<()> {
+        self.journal.set_progress(&self.bounds, percent, &message);
+        Ok(())
+    }
+
+    fn cancelled(&mut self) -> Result<bool> {
+        Ok(self.cancel.is_cancelled())
+    }
+}
+
+impl From<sandfire::job::types::Level> for Level {
+    fn from(level: sandfire::job::types::Level) -> Level {
+        use sandfire::job::types::Level as Wit;
+        match level {
+            Wit::Trace => Level::Trace,
+            Wit::Debug => Level::Debug,
+            Wit::Info => Level::Info,
+            Wit::Warn => Level::Warn,
+            Wit::Error => Level::Error,
+        }
+    }
+}
+
+/// `wasi:io` works on the resource table directly.
+struct IoView;
+
+impl HasData for IoView {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// The linker every attempt instantiates through: WASI 0.2 `io`, `cli`, `clocks` and `random`
+/// (async flavour, since calls are `*_async`), plus the `sandfire:job` imports. Nothing else
+/// is linked, so a component importing files or sockets cannot even be instantiated.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+
+    type T = HostState;
+    let mut linker = Linker::<T>::new(engine);
+    let l = &mut linker;
+    wasi::io::error::add_to_linker::<T, IoView>(l, |t| &mut t.table)?;
+    wasi::io::poll::add_to_linker::<T, IoView>(l, |t| &mut t.table)?;
+    wasi::io::streams::add_to_linker::<T, IoView>(l, |t| &mut t.table)?;
+    wasi::clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    wasi::clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    wasi::random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    wasi::random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    wasi::random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    wasi::cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    Job::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
+    Ok(linker)
+}

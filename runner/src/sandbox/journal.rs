@@ -1,0 +1,221 @@
+//! The journal of one attempt: the log lines and the latest progress a running job reported.
+//!
+//! The sandbox writes to it (host `log`/`progress` calls, captured stdout/stderr) while the
+//! worker reads from it, possibly while the attempt is still running (`drain_lines`), so long
+//! attempts' logs reach the database before they end. Every bound is applied here, on the way
+//! in: a guest must never be able to make the runner hold more than `max_log_lines` lines of at
+//! most `max_log_line_bytes` bytes for one attempt. This module never decides an outcome and
+//! never touches wasmtime.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use crate::model::Level;
+
+/// One line of a run's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub level: Level,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// The latest progress a job reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// 0..=100 (the host clamps larger values).
+    pub percent: u8,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The bounds applied to every line written to a journal (from `SandboxConfig`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogBounds {
+    pub max_lines: usize,
+    pub max_line_bytes: usize,
+}
+
+/// Log lines and progress of one attempt, shared by the sandbox (writer) and the worker
+/// (reader). Create one per attempt: the line limit counts every line accepted since `new`.
+#[derive(Debug, Default)]
+pub struct Journal {
+    inner: Mutex<JournalInner>,
+}
+
+#[derive(Debug, Default)]
+struct JournalInner {
+    /// Lines written and not yet drained.
+    lines: Vec<LogLine>,
+    /// Lines accepted since the journal was created, drained or not: the per-attempt bound.
+    accepted: usize,
+    /// Lines refused because the bound was reached.
+    dropped: u64,
+    progress: Option<Progress>,
+}
+
+impl Journal {
+    pub fn new() -> Journal {
+        Journal::default()
+    }
+
+    /// Takes the lines written so far (oldest first); later calls return only newer lines.
+    pub fn drain_lines(&self) -> Vec<LogLine> {
+        std::mem::take(&mut self.lock().lines)
+    }
+
+    /// The most recent progress report, if the job made one.
+    pub fn progress(&self) -> Option<Progress> {
+        self.lock().progress.clone()
+    }
+
+    /// How many lines were refused because the attempt reached its line limit.
+    pub fn dropped_lines(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Appends a line, truncating the message and fields to the byte bound, or counts it as
+    /// dropped once the attempt has written `max_lines` lines.
+    pub(crate) fn push(
+        &self,
+        bounds: &LogBounds,
+        level: Level,
+        message: &str,
+        fields: Vec<(String, String)>,
+    ) {
+        let mut inner = self.lock();
+        if inner.accepted >= bounds.max_lines {
+            inner.dropped += 1;
+            return;
+        }
+        inner.accepted += 1;
+        let message = truncate(message, bounds.max_line_bytes).to_owned();
+        let fields = bound_fields(fields, bounds.max_line_bytes);
+        inner.lines.push(LogLine {
+            at: Utc::now(),
+            level,
+            message,
+            fields,
+        });
+    }
+
+    /// Appends a line written by the runner itself (not the guest), past the line bound: used
+    /// once per attempt for the "N lines dropped" note, so a reader knows lines are missing.
+    pub(crate) fn push_note(&self, level: Level, message: String) {
+        self.lock().lines.push(LogLine {
+            at: Utc::now(),
+            level,
+            message,
+            fields: Vec::new(),
+        });
+    }
+
+    pub(crate) fn set_progress(&self, bounds: &LogBounds, percent: u8, message: &str) {
+        self.lock().progress = Some(Progress {
+            percent: percent.min(100),
+            message: truncate(message, bounds.max_line_bytes).to_owned(),
+            at: Utc::now(),
+        });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JournalInner> {
+        // A panic while holding this lock leaves plain data behind, still worth reading.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a char boundary.
+pub(crate) fn truncate(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Fields share the line's byte budget with each other, so a line with thousands of fields
+/// costs no more than one long message; fields past the budget are dropped.
+fn bound_fields(fields: Vec<(String, String)>, max_bytes: usize) -> Vec<(String, String)> {
+    let mut budget = max_bytes;
+    let mut kept = Vec::new();
+    for (key, value) in fields {
+        if budget == 0 {
+            break;
+        }
+        let key = truncate(&key, budget).to_owned();
+        budget -= key.len();
+        let value = truncate(&value, budget).to_owned();
+        budget -= value.len();
+        kept.push((key, value));
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: LogBounds = LogBounds {
+        max_lines: 3,
+        max_line_bytes: 5,
+    };
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn bounds_lines_per_attempt_even_across_drains() {
+        let journal = Journal::new();
+        journal.push(&BOUNDS, Level::Info, "one", Vec::new());
+        journal.push(&BOUNDS, Level::Info, "two", Vec::new());
+        assert_eq!(journal.drain_lines().len(), 2);
+        journal.push(&BOUNDS, Level::Info, "three", Vec::new());
+        journal.push(&BOUNDS, Level::Info, "four", Vec::new());
+        journal.push(&BOUNDS, Level::Info, "five", Vec::new());
+        let lines = journal.drain_lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].message, "three");
+        assert_eq!(journal.dropped_lines(), 2);
+        assert!(journal.drain_lines().is_empty());
+    }
+
+    #[test]
+    fn fields_share_the_line_budget() {
+        let journal = Journal::new();
+        let fields = vec![
+            ("ab".to_owned(), "cd".to_owned()),
+            ("ef".to_owned(), "gh".to_owned()),
+            ("ij".to_owned(), "kl".to_owned()),
+        ];
+        journal.push(&BOUNDS, Level::Warn, "message too long", fields);
+        let line = &journal.drain_lines()[0];
+        assert_eq!(line.message, "messa");
+        assert_eq!(
+            line.fields,
+            vec![
+                ("ab".to_owned(), "cd".to_owned()),
+                ("e".to_owned(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn progress_is_clamped_and_latest_wins() {
+        let journal = Journal::new();
+        assert!(journal.progress().is_none());
+        journal.set_progress(&BOUNDS, 10, "start");
+        journal.set_progress(&BOUNDS, 250, "finishing");
+        let progress = journal.progress().unwrap();
+        assert_eq!(progress.percent, 100);
+        assert_eq!(progress.message, "finis");
+    }
+}

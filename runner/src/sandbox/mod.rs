@@ -1,0 +1,516 @@
+//! The sandbox: the one place that wraps wasmtime. It validates and compiles tenant components,
+//! keeps them prepared in a bounded cache, and runs attempts, each in a fresh instance with a
+//! fuel budget, a memory cap, a wall-clock deadline, deny-by-default WASI and bounded logs and
+//! output.
+//!
+//! - `engine`: the wasmtime `Engine` (fuel, epochs, pooling allocator) and the epoch ticker.
+//! - `host`: bindings of `wit/job.wit`, per-attempt store state, the `host` imports, the linker.
+//! - `component`: header checks, compile, import allow-list, world check; `Prepared`.
+//! - `cache`: digest → prepared component, bounded, compile-once.
+//! - `limits`: the per-attempt memory `ResourceLimiter`.
+//! - `capture`: bounded stdout/stderr that feed the journal.
+//! - `journal`: log lines and progress shared with the worker.
+//! - `classify`: how an attempt ended → outcome, error, retry decision.
+//!
+//! Nothing a guest does may crash or stall the runner: `execute` never panics and never returns
+//! an error (every failure is an outcome), a spinning guest yields to the executor every epoch
+//! tick, and every buffer a guest can fill is bounded. This module never talks to the database
+//! or decides run state transitions: that is the worker's job, from the `AttemptReport`.
+
+mod cache;
+mod capture;
+mod classify;
+mod component;
+mod engine;
+mod host;
+mod journal;
+mod limits;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use tokio::sync::Notify;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+
+use self::cache::Cache;
+use self::capture::Capture;
+use self::classify::{CancelRequested, DeadlineExceeded, Ending, Facts, Verdict, classify};
+use self::host::{HostState, WitContext};
+use self::journal::LogBounds;
+use self::limits::MemoryLimiter;
+use crate::model::{Level, Outcome};
+
+pub use self::component::{ComponentError, PrepareError, Prepared};
+pub use self::journal::{Journal, LogLine, Progress};
+
+/// Tunables of the sandbox. Per-run limits (`Limits`) are clamped to these.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The largest memory any attempt may get (bytes): sizes the pooling allocator's slots.
+    /// `Limits::memory_bytes` above it is clamped to it.
+    pub max_memory_bytes: u64,
+    /// How many instances may be live at once: worker slots plus headroom. An attempt that
+    /// finds the pool full ends `Error`, retryable (see `execute`).
+    pub instance_slots: u32,
+    /// How often the epoch advances: the granularity of deadlines, cancellation and of a
+    /// spinning guest yielding to the executor.
+    pub epoch_tick: Duration,
+    /// Log lines one attempt may write (host `log` plus stdout/stderr lines); later lines are
+    /// dropped and counted, and one final note says how many.
+    pub max_log_lines: usize,
+    /// Longest log line (bytes); longer messages are truncated on a char boundary.
+    pub max_log_line_bytes: usize,
+    /// Largest output (bytes) a job may return.
+    pub max_output_bytes: usize,
+    /// Bytes of stdout, and separately of stderr, captured per attempt; the rest is discarded.
+    pub max_stdio_bytes: usize,
+    /// Compiled components kept in memory.
+    pub cache_entries: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_memory_bytes: 256 * 1024 * 1024,
+            instance_slots: 64,
+            epoch_tick: Duration::from_millis(10),
+            max_log_lines: 1000,
+            max_log_line_bytes: 8 * 1024,
+            max_output_bytes: 1024 * 1024,
+            max_stdio_bytes: 64 * 1024,
+            cache_entries: 256,
+        }
+    }
+}
+
+/// Runs jobs' components. Cheap to clone; all clones share one engine, linker and cache.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Cache,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A component accepted at upload.
+#[derive(Debug, Clone)]
+pub struct ValidatedComponent {
+    /// Lowercase hex SHA-256 of the bytes.
+    pub digest: String,
+    pub size: usize,
+    /// The interfaces it imports (all granted).
+    pub imports: Vec<String>,
+    pub prepared: Arc<Prepared>,
+}
+
+/// What the job is told about the attempt (the WIT `context`).
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub tenant: String,
+    pub job: String,
+    pub version: u32,
+    pub run_id: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub scheduled_at_ms: i64,
+}
+
+/// The budget of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Fuel units (roughly one per wasm instruction; ≈ 10^10 per CPU-second).
+    pub fuel: u64,
+    /// Memory cap, summed over the instance's memories; clamped to `max_memory_bytes`.
+    pub memory_bytes: u64,
+    /// Wall-clock limit, from the start of instantiation.
+    pub timeout: Duration,
+}
+
+/// One attempt to execute.
+#[derive(Debug)]
+pub struct AttemptSpec {
+    pub context: JobContext,
+    /// The run's input (UTF-8 JSON).
+    pub input: Vec<u8>,
+    pub limits: Limits,
+    pub cancel: CancelFlag,
+    /// Where log lines and progress go; one journal per attempt.
+    pub journal: Arc<Journal>,
+}
+
+/// Set by the worker to cancel a running attempt. The guest's `cancelled()` import reads it,
+/// and the attempt is interrupted within about one epoch tick, even if it never asks.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    /// Wakes an attempt whose guest is blocked in a host call, where epochs do not fire.
+    notify: Notify,
+}
+
+impl CancelFlag {
+    pub fn new() -> CancelFlag {
+        CancelFlag::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once `cancel` has been called.
+    async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a `cancel` between the check and the await still
+            // wakes us.
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How an attempt went.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    pub outcome: Outcome,
+    /// On `Ok`: the job's output, parsed.
+    pub output: Option<serde_json::Value>,
+    /// What went wrong, for people: the job's message, the trap, the panic message.
+    pub error: Option<String>,
+    /// Whether another attempt may help: `JobError::retry` and traps (out of fuel, memory
+    /// limit, timeout, panic) yes; `fail`, snooze, bad output and cancellation no.
+    pub retryable: bool,
+    /// The delay the job asked for with `retry` (uncapped; the worker applies its cap).
+    pub retry_delay: Option<Duration>,
+    /// The job asked to run again later without using up an attempt. There is no outcome for
+    /// this: `outcome` is `Error`, `retryable` is false, and the worker must check `snooze`
+    /// before anything else (delay uncapped; the worker applies its cap).
+    pub snooze: Option<(Duration, String)>,
+    pub fuel_used: u64,
+    pub peak_memory_bytes: u64,
+    pub duration: Duration,
+}
+
+impl AttemptReport {
+    /// The report of an attempt that never reached the guest because of the runner (e.g. the
+    /// component could not be loaded): outcome `Error`, nothing measured.
+    pub fn runner_error(error: String, retryable: bool) -> AttemptReport {
+        AttemptReport {
+            outcome: Outcome::Error,
+            output: None,
+            error: Some(error),
+            retryable,
+            retry_delay: None,
+            snooze: None,
+            fuel_used: 0,
+            peak_memory_bytes: 0,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine (fuel, epoch interruption, pooling allocator sized from `config`,
+    /// Cranelift), the linker, and starts the epoch ticker (a thread that stops once the
+    /// engine is dropped).
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Sandbox> {
+        let engine = engine::build(&config)?;
+        let linker = host::linker(&engine)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context("linking the host interfaces"))?;
+        engine::start_epoch_ticker(&engine, config.epoch_tick)?;
+        let cache = Cache::new(config.cache_entries);
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                config,
+                engine,
+                linker,
+                cache,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Upload-time validation: header, compile, import allow-list, world. The compile runs on
+    /// tokio's blocking pool. On success the prepared component is also cached.
+    pub async fn validate(&self, bytes: Vec<u8>) -> Result<ValidatedComponent, ComponentError> {
+        let size = bytes.len();
+        let inner = self.inner.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let digest = component::digest(&bytes);
+            component::compile(&inner.engine, &inner.linker, digest, &bytes)
+        })
+        .await
+        .map_err(compile_crashed)??;
+        let prepared = Arc::new(prepared);
+        // If the digest is already cached (or being prepared), the existing entry stays: it
+        // is the same component compiled the same way.
+        let _ = self.inner.cache.slot(prepared.digest()).set(prepared.clone());
+        Ok(ValidatedComponent {
+            digest: prepared.digest().to_owned(),
+            size,
+            imports: prepared.imports().to_vec(),
+            prepared,
+        })
+    }
+
+    /// The prepared component for `digest`, from the cache or by calling `load` for its bytes
+    /// and compiling them (on the blocking pool). Concurrent callers for one digest compile
+    /// once. The bytes must hash to `digest`.
+    pub async fn prepare<F, Fut>(&self, digest: &str, load: F) -> Result<Arc<Prepared>, PrepareError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<Vec<u8>>>,
+    {
+        let slot = self.inner.cache.slot(digest);
+        let result = slot
+            .get_or_try_init(|| async {
+                let bytes = load().await.map_err(PrepareError::Load)?;
+                let inner = self.inner.clone();
+                let expected = digest.to_owned();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    let actual = component::digest(&bytes);
+                    if actual != expected {
+                        return Err(PrepareError::Load(anyhow::anyhow!(
+                            "the bytes loaded for component {expected} hash to {actual}"
+                        )));
+                    }
+                    component::compile(&inner.engine, &inner.linker, actual, &bytes)
+                        .map_err(PrepareError::Component)
+                })
+                .await
+                .map_err(|e| PrepareError::Component(compile_crashed(e)))??;
+                Ok(Arc::new(prepared))
+            })
+            .await
+            .cloned();
+        if result.is_err() {
+            self.inner.cache.forget_if_empty(digest);
+        }
+        result
+    }
+
+    /// Runs one attempt in a fresh instance. Never panics and never returns an error: every
+    /// failure is an outcome. If the runner itself cannot instantiate (e.g. the instance pool
+    /// is exhausted), the outcome is `Error`, retryable, with an error starting "runner could
+    /// not instantiate the job".
+    pub async fn execute(&self, prepared: &Prepared, attempt: AttemptSpec) -> AttemptReport {
+        let started = Instant::now();
+        let journal = attempt.journal.clone();
+        let run = AssertUnwindSafe(self.run_attempt(prepared, attempt, started));
+        match run.catch_unwind().await {
+            Ok(report) => report,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(digest = prepared.digest(), %reason, "sandbox panicked during an attempt");
+                journal.push_note(Level::Error, format!("the runner failed: {reason}"));
+                report(
+                    Verdict::runner_failure(&format!("the runner panicked: {reason}")),
+                    0,
+                    0,
+                    started,
+                )
+            }
+        }
+    }
+
+    async fn run_attempt(
+        &self,
+        prepared: &Prepared,
+        attempt: AttemptSpec,
+        started: Instant,
+    ) -> AttemptReport {
+        let config = &self.inner.config;
+        let bounds = LogBounds {
+            max_lines: config.max_log_lines,
+            max_line_bytes: config.max_log_line_bytes,
+        };
+        let limits = attempt.limits;
+        let memory_bytes = limits.memory_bytes.min(config.max_memory_bytes);
+        let journal = attempt.journal;
+        let stdout = Capture::new(journal.clone(), bounds, Level::Info, config.max_stdio_bytes);
+        let stderr = Capture::new(journal.clone(), bounds, Level::Warn, config.max_stdio_bytes);
+        // The builder grants nothing by default: no environment, arguments, preopened
+        // directories or network; stdin is empty.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let state = HostState::new(
+            wasi,
+            MemoryLimiter::new(memory_bytes),
+            journal.clone(),
+            bounds,
+            attempt.cancel.clone(),
+        );
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Far-future fallback for absurd timeouts, so the arithmetic cannot overflow.
+        let deadline = started
+            .checked_add(limits.timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+
+        let ending = match store.set_fuel(limits.fuel) {
+            Err(error) => Ending::RunnerFailed(format!("setting fuel: {error}")),
+            Ok(()) => {
+                store.set_epoch_deadline(1);
+                let cancel = attempt.cancel.clone();
+                store.epoch_deadline_callback(move |_| {
+                    if cancel.is_cancelled() {
+                        return Err(wasmtime::Error::new(CancelRequested));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(wasmtime::Error::new(DeadlineExceeded));
+                    }
+                    // Yield every tick, so a spinning guest shares its thread with other
+                    // attempts and the API.
+                    Ok(UpdateDeadline::Yield(1))
+                });
+                let context = wit_context(attempt.context);
+                let input = attempt.input;
+                let store = &mut store;
+                let run = async move {
+                    let job = match prepared.pre.instantiate_async(&mut *store).await {
+                        Ok(job) => job,
+                        Err(error) => return Ending::InstantiateFailed(error),
+                    };
+                    match job.call_run(&mut *store, &context, &input).await {
+                        Ok(returned) => Ending::Returned(returned),
+                        Err(error) => Ending::Trapped(error),
+                    }
+                };
+                // Epochs only interrupt wasm code; a guest blocked in a host call (sleeping in
+                // `wasi:io/poll`) is ended by dropping the call instead.
+                tokio::select! {
+                    biased;
+                    () = attempt.cancel.cancelled() => Ending::Cancelled,
+                    ending = run => ending,
+                    () = tokio::time::sleep_until(deadline.into()) => Ending::TimedOut,
+                }
+            }
+        };
+
+        let fuel_used = store
+            .get_fuel()
+            .map(|left| limits.fuel.saturating_sub(left))
+            .unwrap_or(0);
+        let memory_limit_hit = store.data().limiter.hit();
+        let peak_memory_bytes = store.data().limiter.peak_bytes();
+        drop(store);
+
+        let out = stdout.finish();
+        let err = stderr.finish();
+        for (name, discarded) in [("stdout", out.discarded), ("stderr", err.discarded)] {
+            if discarded > 0 {
+                journal.push_note(
+                    Level::Warn,
+                    format!(
+                        "{discarded} bytes of {name} discarded: an attempt's {name} is captured \
+                         up to {} bytes",
+                        config.max_stdio_bytes
+                    ),
+                );
+            }
+        }
+        let dropped = journal.dropped_lines();
+        if dropped > 0 {
+            journal.push_note(
+                Level::Warn,
+                format!(
+                    "{dropped} log lines dropped: an attempt may write at most {} lines",
+                    config.max_log_lines
+                ),
+            );
+        }
+
+        let verdict = classify(
+            ending,
+            &Facts {
+                memory_limit_hit,
+                fuel: limits.fuel,
+                memory_bytes,
+                timeout: limits.timeout,
+                stderr: &err.text,
+                max_output_bytes: config.max_output_bytes,
+            },
+        );
+        tracing::debug!(
+            digest = prepared.digest(),
+            outcome = verdict.outcome.as_str(),
+            fuel_used,
+            peak_memory_bytes,
+            "attempt finished"
+        );
+        report(verdict, fuel_used, peak_memory_bytes, started)
+    }
+}
+
+fn report(verdict: Verdict, fuel_used: u64, peak_memory_bytes: u64, started: Instant) -> AttemptReport {
+    AttemptReport {
+        outcome: verdict.outcome,
+        output: verdict.output,
+        error: verdict.error,
+        retryable: verdict.retryable,
+        retry_delay: verdict.retry_delay,
+        snooze: verdict.snooze,
+        fuel_used,
+        peak_memory_bytes,
+        duration: started.elapsed(),
+    }
+}
+
+fn wit_context(context: JobContext) -> WitContext {
+    WitContext {
+        tenant: context.tenant,
+        job: context.job,
+        version: context.version,
+        run_id: context.run_id,
+        attempt: context.attempt,
+        max_attempts: context.max_attempts,
+        scheduled_at_ms: context.scheduled_at_ms,
+    }
+}
+
+fn compile_crashed(error: tokio::task::JoinError) -> ComponentError {
+    tracing::error!(%error, "compiling a component panicked");
+    ComponentError::Invalid("the runner failed while compiling it".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,744 @@
+//! The PostgreSQL store. SQL lives in `sql/*.sql`; this file binds parameters and maps rows.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Row, error::ErrorKind};
+use uuid::Uuid;
+
+use super::*;
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn classify(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+        // Administrator shutdown, crash recovery, too many connections...: transient.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300") =>
+        {
+            StoreError::Unavailable(err)
+        }
+        _ => StoreError::Other(err),
+    }
+}
+
+fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
+    Ok(Run {
+        id: row.try_get("id")?,
+        job: row.try_get("job")?,
+        version: row.try_get("version")?,
+        state: row.try_get("state")?,
+        queue: row.try_get("queue")?,
+        priority: row.try_get("priority")?,
+        input: row.try_get("input")?,
+        output: row.try_get("output")?,
+        error: row.try_get("error")?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        fuel: row.try_get("fuel")?,
+        memory_mb: row.try_get("memory_mb")?,
+        backoff_base_ms: row.try_get("backoff_base_ms")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        progress: row.try_get("progress")?,
+        progress_message: row.try_get("progress_message")?,
+    })
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
+    let unsigned = |name: &str| -> Result<Option<u64>, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(name)?.map(|v| v as u64))
+    };
+    Ok(Job {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        size: row.try_get("size")?,
+        defaults: RunOptions {
+            max_attempts: row.try_get::<Option<i32>, _>("max_attempts")?.map(|v| v as u32),
+            timeout_ms: unsigned("timeout_ms")?,
+            fuel: unsigned("fuel")?,
+            memory_mb: row.try_get::<Option<i32>, _>("memory_mb")?.map(|v| v as u32),
+            backoff_base_ms: unsigned("backoff_base_ms")?,
+            queue: row.try_get("queue")?,
+            priority: row.try_get("priority")?,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        disabled_at: row.try_get("disabled_at")?,
+    })
+}
+
+/// Options are u64/u32 in Rust and bigint/integer in SQL; limits keep them far below i64::MAX.
+fn opt_i64(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn opt_i32(v: Option<u32>) -> Option<i32> {
+    v.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+}
+
+async fn insert_lines(
+    tx: &mut sqlx::PgConnection,
+    lines: &[NewLogLine],
+) -> Result<(), sqlx::Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut run_ids = Vec::with_capacity(lines.len());
+    let mut attempts = Vec::with_capacity(lines.len());
+    let mut ats = Vec::with_capacity(lines.len());
+    let mut levels = Vec::with_capacity(lines.len());
+    let mut messages = Vec::with_capacity(lines.len());
+    let mut fields = Vec::with_capacity(lines.len());
+    for line in lines {
+        run_ids.push(line.run_id);
+        attempts.push(line.attempt);
+        ats.push(line.at);
+        levels.push(line.level.as_str());
+        messages.push(line.message.as_str());
+        fields.push(&line.fields);
+    }
+    sqlx::query(include_str!("sql/logs_insert.sql"))
+        .bind(run_ids)
+        .bind(attempts)
+        .bind(ats)
+        .bind(levels)
+        .bind(messages)
+        .bind(fields)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn pg_pool(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("../migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => classify(e),
+                other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
+            })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn tenant_create(&self, name: &str) -> StoreResult<Tenant> {
+        let row = sqlx::query(
+            "INSERT INTO tenants (name) VALUES ($1) RETURNING id, name, created_at, disabled_at",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match classify(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {name} exists")),
+            other => other,
+        })?;
+        tenant_from_row(&row).map_err(classify)
+    }
+
+    async fn tenant_list(&self) -> StoreResult<Vec<Tenant>> {
+        let rows =
+            sqlx::query("SELECT id, name, created_at, disabled_at FROM tenants ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+        rows.iter()
+            .map(tenant_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
+    async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.name, t.created_at, t.disabled_at
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.hash = $1 AND k.disabled_at IS NULL AND t.disabled_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref()
+            .map(tenant_from_row)
+            .transpose()
+            .map_err(classify)
+    }
+
+    async fn api_key_create(&self, params: ApiKeyCreateParams) -> StoreResult<Option<ApiKeyInfo>> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (tenant_id, prefix, hash)
+             SELECT id, $2, $3 FROM tenants WHERE name = $1
+             RETURNING prefix, created_at, disabled_at",
+        )
+        .bind(&params.tenant)
+        .bind(&params.prefix)
+        .bind(&params.hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.map(|row| {
+            Ok(ApiKeyInfo {
+                prefix: row.try_get("prefix")?,
+                created_at: row.try_get("created_at")?,
+                disabled_at: row.try_get("disabled_at")?,
+            })
+        })
+        .transpose()
+        .map_err(classify)
+    }
+
+    async fn job_upload(&self, p: JobUploadParams) -> StoreResult<JobUploaded> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO components (tenant_id, digest, bytes, size) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, digest) DO NOTHING",
+        )
+        .bind(p.tenant_id)
+        .bind(&p.digest)
+        .bind(&p.bytes)
+        .bind(p.bytes.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        // Lock the job row (if any) so concurrent uploads of one name serialise.
+        let existing: Option<(i64, i32, String)> = sqlx::query_as(
+            "SELECT j.id, j.current_version, v.digest
+             FROM jobs j JOIN job_versions v ON v.job_id = j.id AND v.version = j.current_version
+             WHERE j.tenant_id = $1 AND j.name = $2
+             FOR UPDATE OF j",
+        )
+        .bind(p.tenant_id)
+        .bind(&p.name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let d = p.defaults.clone().unwrap_or_default();
+        let keep = p.defaults.is_none();
+        let (job_id, new_version) = match existing {
+            Some((id, _, digest)) if digest == p.digest => (id, false),
+            Some((id, _, _)) => {
+                // A changed component: a new version, or back to an earlier version's bytes.
+                let previous: Option<i32> = sqlx::query_scalar(
+                    "SELECT version FROM job_versions WHERE job_id = $1 AND digest = $2",
+                )
+                .bind(id)
+                .bind(&p.digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let version = match previous {
+                    Some(v) => v,
+                    None => sqlx::query_scalar(
+                        "INSERT INTO job_versions (job_id, version, tenant_id, digest)
+                         SELECT $1, coalesce(max(version), 0) + 1, $2, $3
+                         FROM job_versions WHERE job_id = $1
+                         RETURNING version",
+                    )
+                    .bind(id)
+                    .bind(p.tenant_id)
+                    .bind(&p.digest)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?,
+                };
+                sqlx::query(
+                    "UPDATE jobs SET current_version = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                (id, true)
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO jobs (tenant_id, name, current_version) VALUES ($1, $2, 1)
+                     RETURNING id",
+                )
+                .bind(p.tenant_id)
+                .bind(&p.name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+                sqlx::query(
+                    "INSERT INTO job_versions (job_id, version, tenant_id, digest)
+                     VALUES ($1, 1, $2, $3)",
+                )
+                .bind(id)
+                .bind(p.tenant_id)
+                .bind(&p.digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                (id, true)
+            }
+        };
+        if !keep {
+            sqlx::query(
+                "UPDATE jobs SET max_attempts = $2, timeout_ms = $3, fuel = $4, memory_mb = $5,
+                        backoff_base_ms = $6, queue = $7, priority = $8, updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(job_id)
+            .bind(opt_i32(d.max_attempts))
+            .bind(opt_i64(d.timeout_ms))
+            .bind(opt_i64(d.fuel))
+            .bind(opt_i32(d.memory_mb))
+            .bind(opt_i64(d.backoff_base_ms))
+            .bind(&d.queue)
+            .bind(d.priority)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        let row = sqlx::query(include_str!("sql/job_select.sql"))
+            .bind(p.tenant_id)
+            .bind(&p.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let job = job_from_row(&row).map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(JobUploaded { job, new_version })
+    }
+
+    async fn job_get(&self, tenant_id: i64, name: &str) -> StoreResult<Option<Job>> {
+        let row = sqlx::query(include_str!("sql/job_select.sql"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.as_ref().map(job_from_row).transpose().map_err(classify)
+    }
+
+    async fn job_list(&self, tenant_id: i64) -> StoreResult<Vec<Job>> {
+        let rows = sqlx::query(include_str!("sql/job_select.sql"))
+            .bind(tenant_id)
+            .bind(None::<String>)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(job_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
+    async fn job_versions(&self, job_id: i64) -> StoreResult<Vec<JobVersion>> {
+        let rows = sqlx::query(
+            "SELECT v.version, v.digest, c.size, v.created_at
+             FROM job_versions v
+             JOIN components c ON c.tenant_id = v.tenant_id AND c.digest = v.digest
+             WHERE v.job_id = $1 ORDER BY v.version DESC",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(JobVersion {
+                    version: row.try_get("version")?,
+                    digest: row.try_get("digest")?,
+                    size: row.try_get("size")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn component_bytes(&self, tenant_id: i64, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT bytes FROM components WHERE tenant_id = $1 AND digest = $2")
+            .bind(tenant_id)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run> {
+        let (id, tenant_id) = (params.id, params.tenant_id);
+        self.run_insert_many(vec![params]).await?;
+        let row = sqlx::query(include_str!("sql/run_select.sql"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        run_from_row(&row).map_err(classify)
+    }
+
+    async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<u64> {
+        let n = params.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut tenants = Vec::with_capacity(n);
+        let mut jobs = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut states = Vec::with_capacity(n);
+        let mut queues = Vec::with_capacity(n);
+        let mut priorities = Vec::with_capacity(n);
+        let mut inputs = Vec::with_capacity(n);
+        let mut max_attempts = Vec::with_capacity(n);
+        let mut timeouts = Vec::with_capacity(n);
+        let mut fuels = Vec::with_capacity(n);
+        let mut memories = Vec::with_capacity(n);
+        let mut backoffs = Vec::with_capacity(n);
+        let mut reasons = Vec::with_capacity(n);
+        for p in params {
+            ids.push(p.id);
+            tenants.push(p.tenant_id);
+            jobs.push(p.job_id);
+            versions.push(p.version);
+            states.push(RunState::Enqueued.as_str());
+            queues.push(p.options.queue);
+            priorities.push(p.options.priority);
+            inputs.push(p.input);
+            max_attempts.push(opt_i32(Some(p.options.max_attempts)));
+            timeouts.push(opt_i64(Some(p.options.timeout_ms)));
+            fuels.push(opt_i64(Some(p.options.fuel)));
+            memories.push(opt_i32(Some(p.options.memory_mb)));
+            backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
+            reasons.push(p.reason);
+        }
+        let done = sqlx::query(include_str!("sql/run_insert.sql"))
+            .bind(ids)
+            .bind(tenants)
+            .bind(jobs)
+            .bind(versions)
+            .bind(states)
+            .bind(queues)
+            .bind(priorities)
+            .bind(inputs)
+            .bind(max_attempts)
+            .bind(timeouts)
+            .bind(fuels)
+            .bind(memories)
+            .bind(backoffs)
+            .bind(reasons)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>> {
+        let Some(row) = sqlx::query(include_str!("sql/run_select.sql"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let run = run_from_row(&row).map_err(classify)?;
+        let attempts = sqlx::query(
+            "SELECT number, runner_id, started_at, finished_at, outcome, error, fuel_used,
+                    peak_memory, duration_ms
+             FROM attempts WHERE run_id = $1 ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|row| {
+            Ok(Attempt {
+                number: row.try_get("number")?,
+                runner_id: row.try_get("runner_id")?,
+                started_at: row.try_get("started_at")?,
+                finished_at: row.try_get("finished_at")?,
+                outcome: row.try_get("outcome")?,
+                error: row.try_get("error")?,
+                fuel_used: row.try_get("fuel_used")?,
+                peak_memory: row.try_get("peak_memory")?,
+                duration_ms: row.try_get("duration_ms")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(classify)?;
+        let history = sqlx::query(
+            "SELECT at, from_state, to_state, reason FROM run_events WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|row| {
+            Ok(RunEvent {
+                at: row.try_get("at")?,
+                from: row.try_get("from_state")?,
+                to: row.try_get("to_state")?,
+                reason: row.try_get("reason")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(classify)?;
+        Ok(Some(RunDetail {
+            run,
+            attempts,
+            history,
+        }))
+    }
+
+    async fn run_list(&self, p: RunListParams) -> StoreResult<Vec<Run>> {
+        let rows = sqlx::query(include_str!("sql/run_list.sql"))
+            .bind(p.tenant_id)
+            .bind(p.state)
+            .bind(p.job)
+            .bind(p.before)
+            .bind(p.limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(run_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
+    }
+
+    async fn log_list(&self, p: LogListParams) -> StoreResult<Option<Vec<LogLine>>> {
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM runs WHERE tenant_id = $1 AND id = $2")
+                .bind(p.tenant_id)
+                .bind(p.run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, attempt, at, level, message, fields FROM logs
+             WHERE run_id = $1 AND ($2::int4 IS NULL OR attempt = $2)
+               AND ($3::int8 IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+        )
+        .bind(p.run_id)
+        .bind(p.attempt)
+        .bind(p.after)
+        .bind(p.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogLine {
+                    id: row.try_get("id")?,
+                    attempt: row.try_get("attempt")?,
+                    at: row.try_get("at")?,
+                    level: row.try_get("level")?,
+                    message: row.try_get("message")?,
+                    fields: row.try_get("fields")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map(Some)
+            .map_err(classify)
+    }
+
+    async fn run_claim(&self, p: RunClaimParams) -> StoreResult<Vec<ClaimedRun>> {
+        let rows = sqlx::query(include_str!("sql/claim.sql"))
+            .bind(&p.queue)
+            .bind(p.limit)
+            .bind(p.runner_id)
+            .bind(p.lease_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedRun {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    tenant: row.try_get("tenant")?,
+                    job: row.try_get("job")?,
+                    version: row.try_get("version")?,
+                    digest: row.try_get("digest")?,
+                    input: row.try_get("input")?,
+                    attempt: row.try_get("attempt")?,
+                    max_attempts: row.try_get("max_attempts")?,
+                    timeout_ms: row.try_get("timeout_ms")?,
+                    fuel: row.try_get("fuel")?,
+                    memory_mb: row.try_get("memory_mb")?,
+                    backoff_base_ms: row.try_get("backoff_base_ms")?,
+                    scheduled_at: row.try_get("scheduled_at")?,
+                    lease_token: row.try_get("lease_token")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn run_complete_many(
+        &self,
+        completions: &[Completion],
+        lines: &[NewLogLine],
+    ) -> StoreResult<Vec<Uuid>> {
+        let n = completions.len();
+        let mut run_ids = Vec::with_capacity(n);
+        let mut tokens = Vec::with_capacity(n);
+        let mut states = Vec::with_capacity(n);
+        let mut outputs: Vec<Option<&Value>> = Vec::with_capacity(n);
+        let mut errors = Vec::with_capacity(n);
+        let mut delays = Vec::with_capacity(n);
+        let mut refunds = Vec::with_capacity(n);
+        let mut reasons = Vec::with_capacity(n);
+        let mut outcomes = Vec::with_capacity(n);
+        let mut fuel = Vec::with_capacity(n);
+        let mut memory = Vec::with_capacity(n);
+        let mut durations = Vec::with_capacity(n);
+        let mut progress = Vec::with_capacity(n);
+        let mut progress_messages = Vec::with_capacity(n);
+        for c in completions {
+            run_ids.push(c.run_id);
+            tokens.push(c.lease_token);
+            states.push(c.state.as_str());
+            outputs.push(c.output.as_ref());
+            errors.push(c.error.as_deref());
+            delays.push(c.delay_ms);
+            refunds.push(c.refund_attempt);
+            reasons.push(c.reason.as_str());
+            outcomes.push(c.outcome.as_str());
+            fuel.push(c.fuel_used);
+            memory.push(c.peak_memory);
+            durations.push(c.duration_ms);
+            progress.push(c.progress);
+            progress_messages.push(c.progress_message.as_deref());
+        }
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        insert_lines(&mut tx, lines).await.map_err(classify)?;
+        let accepted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/complete.sql"))
+            .bind(run_ids)
+            .bind(tokens)
+            .bind(states)
+            .bind(outputs)
+            .bind(errors)
+            .bind(delays)
+            .bind(refunds)
+            .bind(reasons)
+            .bind(outcomes)
+            .bind(fuel)
+            .bind(memory)
+            .bind(durations)
+            .bind(progress)
+            .bind(progress_messages)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(accepted)
+    }
+
+    async fn attempt_journal(
+        &self,
+        lease_token: Uuid,
+        progress: Option<(i16, String)>,
+        lines: &[NewLogLine],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        insert_lines(&mut tx, lines).await.map_err(classify)?;
+        if let Some((percent, message)) = progress {
+            sqlx::query(
+                "UPDATE runs SET progress = $2, progress_message = $3
+                 WHERE lease_token = $1 AND state = 'running'",
+            )
+            .bind(lease_token)
+            .bind(percent)
+            .bind(message)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn lease_extend(&self, runner_id: Uuid, lease_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2::float8 / 1000)
+             WHERE runner_id = $1 AND state = 'running'",
+        )
+        .bind(runner_id)
+        .bind(lease_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn run_promote_due(&self, limit: i64) -> StoreResult<u64> {
+        let done = sqlx::query(include_str!("sql/promote_due.sql"))
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn run_next_due(&self) -> StoreResult<(Option<DateTime<Utc>>, DateTime<Utc>)> {
+        let row = sqlx::query(
+            "SELECT (SELECT min(scheduled_at) FROM runs
+                     WHERE state IN ('scheduled', 'retrying')) AS next, now() AS now",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok((
+            row.try_get("next").map_err(classify)?,
+            row.try_get("now").map_err(classify)?,
+        ))
+    }
+}

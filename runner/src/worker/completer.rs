@@ -1,0 +1,81 @@
+//! Writes attempt outcomes in batches: one transaction for up to `complete_batch` completions
+//! and their log lines. A write that fails is retried with backoff until it succeeds; an
+//! outcome is never dropped (if the process dies first, the lease expires and the run is
+//! rescued).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::WorkerContext;
+use crate::model::RunState;
+use crate::store::{Completion, NewLogLine};
+
+/// A finished attempt waiting to be written.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub completion: Completion,
+    pub lines: Vec<NewLogLine>,
+}
+
+/// Most log lines written in one transaction (bounds the statement size).
+const MAX_BATCH_LINES: usize = 20_000;
+
+pub(super) async fn run(ctx: Arc<WorkerContext>, mut rx: mpsc::Receiver<Done>) {
+    let max = ctx.settings.complete_batch.max(1);
+    let mut completions = Vec::with_capacity(max);
+    let mut lines = Vec::new();
+    while let Some(first) = rx.recv().await {
+        completions.push(first.completion);
+        lines.extend(first.lines);
+        while completions.len() < max && lines.len() < MAX_BATCH_LINES {
+            match rx.try_recv() {
+                Ok(done) => {
+                    completions.push(done.completion);
+                    lines.extend(done.lines);
+                }
+                Err(_) => break,
+            }
+        }
+        write(&ctx, &completions, &lines).await;
+        completions.clear();
+        lines.clear();
+    }
+}
+
+async fn write(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogLine]) {
+    let mut failures = 0u32;
+    loop {
+        match ctx.store.run_complete_many(completions, lines).await {
+            Ok(accepted) => {
+                if completions
+                    .iter()
+                    .any(|c| matches!(c.state, RunState::Retrying | RunState::Scheduled))
+                {
+                    ctx.promoter.notify_one();
+                }
+                if accepted.len() < completions.len() {
+                    for c in completions.iter().filter(|c| !accepted.contains(&c.run_id)) {
+                        tracing::warn!(
+                            run = %c.run_id,
+                            "outcome rejected: this runner no longer holds the run's lease"
+                        );
+                    }
+                }
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
+                tracing::warn!(
+                    error = %e,
+                    completions = completions.len(),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "writing outcomes failed; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}

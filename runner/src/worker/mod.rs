@@ -1,0 +1,236 @@
+//! The worker pool: claims enqueued runs in batches, executes each attempt in the sandbox up to
+//! the runner's slot count, extends leases by heartbeat, and hands outcomes to the completer.
+//!
+//! It is woken by LISTEN/NOTIFY (`listener`), with a slow poll as a fallback, and never waits on
+//! the database while holding a sandbox. It must never lose a claimed run: an outcome that
+//! cannot be written is retried until it is (`completer`), and a run whose runner dies is
+//! rescued after its lease expires.
+
+mod completer;
+mod executor;
+mod listener;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::{RunLimits, WorkerSettings};
+use crate::sandbox::{CancelFlag, Sandbox};
+use crate::store::{RunClaimParams, Store};
+
+pub use executor::backoff_delay;
+
+/// Why a running attempt is being interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// The runner is shutting down: hand the run back without using up an attempt.
+    Shutdown,
+}
+
+/// The attempts this runner is executing, so they can be interrupted.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    runs: Mutex<HashMap<Uuid, (CancelFlag, Option<Interrupt>)>>,
+}
+
+impl InFlight {
+    fn insert(&self, id: Uuid, flag: CancelFlag) {
+        self.lock().insert(id, (flag, None));
+    }
+
+    fn remove(&self, id: Uuid) -> Option<Interrupt> {
+        self.lock().remove(&id).and_then(|(_, why)| why)
+    }
+
+    fn interrupt_all(&self, why: Interrupt) {
+        for (flag, reason) in self.lock().values_mut() {
+            *reason = Some(why);
+            flag.cancel();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (CancelFlag, Option<Interrupt>)>> {
+        // A panic elsewhere cannot leave the map inconsistent (single inserts/removes).
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Everything an attempt needs, shared by the pool's tasks.
+pub(crate) struct WorkerContext {
+    pub store: Arc<dyn Store>,
+    pub sandbox: Sandbox,
+    pub settings: WorkerSettings,
+    pub limits: RunLimits,
+    pub runner_id: Uuid,
+    pub in_flight: InFlight,
+    /// Wakes the promoter when this runner schedules a retry or a snooze.
+    pub promoter: Arc<Notify>,
+}
+
+/// Runs the pool until `shutdown` is cancelled; then stops claiming, lets running attempts
+/// finish within `grace`, interrupts the rest (handing their runs back to the queue) and
+/// returns once every outcome is written.
+pub async fn run_pool(
+    store: Arc<dyn Store>,
+    sandbox: Sandbox,
+    settings: WorkerSettings,
+    limits: RunLimits,
+    runner_id: Uuid,
+    promoter: Arc<Notify>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let wake = Arc::new(Notify::new());
+    let ctx = Arc::new(WorkerContext {
+        store,
+        sandbox,
+        settings,
+        limits,
+        runner_id,
+        in_flight: InFlight::default(),
+        promoter,
+    });
+    let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
+    let completer = tokio::spawn(completer::run(ctx.clone(), done_rx));
+    let background = CancellationToken::new();
+    let listener = tokio::spawn(listener::run(
+        ctx.clone(),
+        wake.clone(),
+        background.clone(),
+    ));
+    let heartbeat = tokio::spawn(heartbeat(ctx.clone(), background.clone()));
+
+    let mut attempts = claim_loop(ctx.clone(), wake, done_tx, shutdown).await;
+
+    // Graceful shutdown: running attempts get `grace` to finish, then are handed back.
+    let drained = tokio::time::timeout(grace, async {
+        while attempts.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            running = attempts.len(),
+            "grace period over: interrupting running attempts and handing their runs back"
+        );
+        ctx.in_flight.interrupt_all(Interrupt::Shutdown);
+        while attempts.join_next().await.is_some() {}
+    }
+    // Every sender is gone once the attempts are: the completer writes what is left and ends.
+    if let Err(e) = completer.await {
+        tracing::error!(error = %e, "completer task failed");
+    }
+    background.cancel();
+    let _ = listener.await;
+    let _ = heartbeat.await;
+}
+
+async fn claim_loop(
+    ctx: Arc<WorkerContext>,
+    wake: Arc<Notify>,
+    done: mpsc::Sender<completer::Done>,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
+    let slots = Arc::new(Semaphore::new(ctx.settings.slots));
+    let mut attempts = JoinSet::new();
+    let mut busy = false;
+    let mut failures = 0u32;
+    let mut next_queue = 0usize;
+    loop {
+        // Reap finished attempt tasks so the set does not grow without bound.
+        while attempts.try_join_next().is_some() {}
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        if busy {
+            // The queue had more than we could take: let a few more slots free up so the next
+            // claim is a batch, not one run per round trip.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut permits = vec![first];
+        while permits.len() < ctx.settings.claim_batch {
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        busy = false;
+        let queues = &ctx.settings.queues;
+        for i in 0..queues.len() {
+            if permits.is_empty() {
+                busy = true;
+                break;
+            }
+            let queue = &queues[(next_queue + i) % queues.len()];
+            let wanted = permits.len();
+            match ctx
+                .store
+                .run_claim(RunClaimParams {
+                    runner_id: ctx.runner_id,
+                    queue: queue.clone(),
+                    limit: wanted as i64,
+                    lease_ms: ctx.settings.lease.as_millis() as i64,
+                })
+                .await
+            {
+                Ok(runs) => {
+                    failures = 0;
+                    busy |= runs.len() == wanted;
+                    for run in runs {
+                        let Some(permit) = permits.pop() else { break };
+                        let ctx = ctx.clone();
+                        let done = done.clone();
+                        attempts.spawn(async move {
+                            let finished = executor::execute(&ctx, run).await;
+                            drop(permit);
+                            if done.send(finished).await.is_err() {
+                                tracing::error!("completer stopped before an outcome was written");
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, queue, "claiming runs failed; backing off");
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {},
+                        _ = shutdown.cancelled() => {},
+                    }
+                }
+            }
+        }
+        next_queue = next_queue.wrapping_add(1);
+        drop(permits);
+        if !busy {
+            tokio::select! {
+                _ = wake.notified() => {},
+                _ = tokio::time::sleep(ctx.settings.poll_interval) => {},
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+    attempts
+}
+
+/// Keeps the leases of this runner's attempts alive while it lives.
+async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
+    let lease_ms = ctx.settings.lease.as_millis() as i64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.settings.heartbeat) => {},
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = ctx.store.lease_extend(ctx.runner_id, lease_ms).await {
+            tracing::warn!(error = %e, "extending leases failed");
+        }
+    }
+}

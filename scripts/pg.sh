@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster from the system's binaries, for `make run`, `make test` and
+# `make bench`. Never touches a system cluster.
+#
+#   scripts/pg.sh start DIR PORT [fast]   initdb if needed, start, wait until ready
+#   scripts/pg.sh stop DIR                stop (fast shutdown)
+#   scripts/pg.sh url PORT                print the DATABASE_URL
+#
+# `fast` turns off durability (fsync, synchronous_commit): for tests only, never for benchmarks
+# that claim durable figures. initdb refuses to run as root, so as root the cluster runs as the
+# `postgres` user.
+set -euo pipefail
+
+cmd=${1:?usage: pg.sh start DIR PORT [fast] | stop DIR | url PORT}
+
+find_bin() {
+  local dir
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir; return
+  fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  done
+  echo "PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql)" >&2
+  exit 1
+}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+case "$cmd" in
+  start)
+    dir=$(realpath -m "${2:?DIR}"); port=${3:?PORT}; mode=${4:-durable}
+    bin=$(find_bin)
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+      id postgres >/dev/null 2>&1 || useradd --system --home-dir "$dir" postgres
+      chown postgres: "$dir"
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+        >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      echo "PostgreSQL already running in $dir" >&2
+      exit 0
+    fi
+    opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400"
+    opts="$opts -c shared_buffers=256MB"
+    if [ "$mode" = fast ]; then
+      opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 start \
+      >/dev/null || { tail -20 "$dir/postgres.log" >&2; exit 1; }
+    ;;
+  stop)
+    dir=$(realpath -m "${2:?DIR}")
+    bin=$(find_bin)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+  url)
+    echo "postgres://postgres@127.0.0.1:${2:?PORT}/postgres"
+    ;;
+  *)
+    echo "unknown command $cmd" >&2; exit 2 ;;
+esac

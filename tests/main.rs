@@ -1,0 +1,11 @@
+//! Sandfire's integration tests: one binary, a real PostgreSQL (from `DATABASE_URL`, which
+//! `make test` points at a throwaway cluster), the real example components from
+//! `target/wasm32-wasip2/wasm/` (`make examples`), and real runners started in-process on
+//! loopback sockets. Each test gets its own database, so tests run in parallel.
+
+mod support;
+
+mod execution;
+mod store;
+mod tenancy;
+mod upload;

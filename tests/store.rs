@@ -1,0 +1,156 @@
+//! The database's own guarantees, checked directly: the run state machine is enforced by
+//! PostgreSQL, every change is recorded, and only the lease holder can complete an attempt.
+
+use std::sync::Arc;
+
+use sandfire::config::RunLimits;
+use sandfire::model::{Outcome, RunState};
+use sandfire::runner::connect;
+use sandfire::store::{Completion, JobUploadParams, RunClaimParams, RunInsertParams, Store};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::{example, fresh_database};
+
+async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
+    let store = Arc::new(connect(&fresh_database().await, 4).await.unwrap());
+    store.migrate().await.unwrap();
+    let tenant = store.tenant_create("acme").await.unwrap();
+    let bytes = example("noop");
+    let job = store
+        .job_upload(JobUploadParams {
+            tenant_id: tenant.id,
+            name: "noop".into(),
+            digest: "0".repeat(64),
+            bytes,
+            defaults: None,
+        })
+        .await
+        .unwrap()
+        .job;
+    let id = Uuid::now_v7();
+    store
+        .run_insert(RunInsertParams {
+            id,
+            tenant_id: tenant.id,
+            job_id: job.id,
+            version: job.version,
+            options: RunLimits::default().default,
+            input: json!(null),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+    (store, id)
+}
+
+fn completion(run_id: Uuid, lease_token: Uuid) -> Completion {
+    Completion {
+        run_id,
+        lease_token,
+        state: RunState::Succeeded,
+        output: Some(json!({"ok": true})),
+        error: None,
+        delay_ms: None,
+        refund_attempt: false,
+        reason: "test".into(),
+        outcome: Outcome::Ok,
+        fuel_used: 1,
+        peak_memory: 1,
+        duration_ms: 1,
+        progress: None,
+        progress_message: None,
+    }
+}
+
+#[tokio::test]
+async fn the_database_rejects_illegal_transitions() {
+    let (store, id) = store_with_run().await;
+    // enqueued -> succeeded skips running: refused by the trigger.
+    let err = sqlx::query(
+        "UPDATE runs SET state = 'succeeded', finished_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot move from enqueued to succeeded"), "{err}");
+    // running without a lease: refused by a check constraint.
+    let err = sqlx::query("UPDATE runs SET state = 'running', attempt = 1 WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease_iff_running"), "{err}");
+    // A run cannot be born running.
+    let err = sqlx::query("UPDATE runs SET state = 'enqueued' WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await;
+    assert!(err.is_ok(), "a no-op state write is allowed");
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_completes_and_every_change_is_recorded() {
+    let (store, id) = store_with_run().await;
+    let runner = Uuid::now_v7();
+    let claimed = store
+        .run_claim(RunClaimParams {
+            runner_id: runner,
+            queue: "default".into(),
+            limit: 10,
+            lease_ms: 30_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1);
+    // A second claim finds nothing: the run is held.
+    let again = store
+        .run_claim(RunClaimParams {
+            runner_id: Uuid::now_v7(),
+            queue: "default".into(),
+            limit: 10,
+            lease_ms: 30_000,
+        })
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+
+    let accepted = store
+        .run_complete_many(&[completion(id, Uuid::new_v4())], &[])
+        .await
+        .unwrap();
+    assert!(accepted.is_empty(), "a stranger's lease token completed the run");
+    let accepted = store
+        .run_complete_many(&[completion(id, claimed[0].lease_token)], &[])
+        .await
+        .unwrap();
+    assert_eq!(accepted, [id]);
+    // The same completion twice changes nothing the second time.
+    let accepted = store
+        .run_complete_many(&[completion(id, claimed[0].lease_token)], &[])
+        .await
+        .unwrap();
+    assert!(accepted.is_empty());
+
+    let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let detail = store.run_get(tenant_id, id).await.unwrap().unwrap();
+    assert_eq!(detail.run.state, RunState::Succeeded);
+    let path: Vec<_> = detail.history.iter().map(|e| (e.from, e.to)).collect();
+    assert_eq!(
+        path,
+        [
+            (None, RunState::Enqueued),
+            (Some(RunState::Enqueued), RunState::Running),
+            (Some(RunState::Running), RunState::Succeeded),
+        ]
+    );
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.attempts[0].outcome, Some(Outcome::Ok));
+    assert_eq!(detail.attempts[0].runner_id, runner);
+}
