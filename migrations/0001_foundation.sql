@@ -159,6 +159,8 @@ CREATE INDEX logs_run ON logs (run_id, id);
 
 -- The state machine. An illegal transition raises check_violation, whoever attempts it.
 CREATE FUNCTION sandfire_run_transition_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    allowed boolean;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NEW.state NOT IN ('scheduled', 'awaiting', 'enqueued') THEN
@@ -166,7 +168,7 @@ BEGIN
                 USING ERRCODE = 'check_violation';
         END IF;
     ELSIF NEW.state IS DISTINCT FROM OLD.state THEN
-        IF NOT CASE OLD.state
+        allowed := CASE OLD.state
             WHEN 'scheduled' THEN NEW.state IN ('enqueued', 'cancelled')
             WHEN 'awaiting'  THEN NEW.state IN ('enqueued', 'cancelled')
             WHEN 'enqueued'  THEN NEW.state IN ('running', 'scheduled', 'cancelled')
@@ -176,7 +178,8 @@ BEGIN
             WHEN 'succeeded' THEN false
             WHEN 'failed'    THEN NEW.state IN ('enqueued')
             WHEN 'cancelled' THEN NEW.state IN ('enqueued')
-        END THEN
+        END;
+        IF NOT allowed THEN
             RAISE EXCEPTION 'run % cannot move from % to %', OLD.id, OLD.state, NEW.state
                 USING ERRCODE = 'check_violation';
         END IF;

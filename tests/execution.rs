@@ -172,11 +172,11 @@ async fn hello_runs_complete_while_spin_hog_and_sleep_occupy_slots() {
     for job in ["spin", "hog", "sleep", "hello"] {
         r.upload(&t, job, job).await;
     }
-    let long = json!({"timeout_ms": 30_000, "fuel": 10_000_000_000_000u64, "max_attempts": 1});
+    let long = json!({"timeout_ms": 300_000, "fuel": 10_000_000_000_000u64, "max_attempts": 1});
     let spin = r.enqueue(&t, "spin", long.clone()).await;
     let sleep = r.enqueue(&t, "sleep", long.clone()).await;
     let hog = r
-        .enqueue(&t, "hog", json!({"memory_mb": 512, "timeout_ms": 30_000, "max_attempts": 1}))
+        .enqueue(&t, "hog", json!({"memory_mb": 512, "timeout_ms": 300_000, "max_attempts": 1}))
         .await;
     for id in [&spin, &sleep] {
         r.wait_for(&t, id["id"].as_str().unwrap(), Duration::from_secs(10), |run| {

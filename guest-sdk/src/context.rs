@@ -74,21 +74,6 @@ impl From<WitContext> for Context {
 }
 
 #[cfg(test)]
-impl From<Context> for WitContext {
-    fn from(c: Context) -> Self {
-        Self {
-            tenant: c.tenant,
-            job: c.job,
-            version: c.version,
-            run_id: c.run_id,
-            attempt: c.attempt,
-            max_attempts: c.max_attempts,
-            scheduled_at_ms: c.scheduled_at_ms,
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 

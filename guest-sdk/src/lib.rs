@@ -8,20 +8,24 @@
 //!
 //! # Example
 //!
-//! `Cargo.toml`:
+//! `Cargo.toml`: a job is a library built as a `cdylib`, which `wasm32-wasip2` turns into a
+//! component that exports `run` and nothing else.
 //!
 //! ```toml
 //! [package]
-//! name = "greet"            # builds target/wasm32-wasip2/release/greet.wasm
+//! name = "greet"            # the component is target/wasm32-wasip2/release/greet.wasm
 //! version = "0.1.0"
 //! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
 //!
 //! [dependencies]
 //! sandfire-guest = "0.1"
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
-//! `src/main.rs`:
+//! `src/lib.rs`:
 //!
 //! ```
 //! use sandfire_guest::{Context, JobError, info, job};
@@ -46,13 +50,10 @@
 //!     info!(name = input.name, attempt = ctx.attempt; "greeting {}", input.name);
 //!     Ok(Output { greeting: format!("Hello, {}!", input.name) })
 //! }
-//!
-//! // The component is driven through its `run` export; `main` is never called.
-//! fn main() {}
 //! ```
 //!
-//! Build it with `cargo build --release --target wasm32-wasip2` (run
-//! `rustup target add wasm32-wasip2` once) and upload the `.wasm` file to a runner.
+//! Build it with `cargo build --release --target wasm32-wasip2` (after
+//! `rustup target add wasm32-wasip2`) and upload the `.wasm` file to a runner.
 //!
 //! # The `#[job]` function
 //!
@@ -60,10 +61,13 @@
 //!   `fn name(input: I) -> Result<O, E>`, where `I: serde::de::DeserializeOwned`,
 //!   `O: serde::Serialize` and `E: Into<JobError>` (`JobError`, `String` and `&str` work).
 //! - Input that does not deserialize into `I` fails the run at once (no retry) with serde's
-//!   message. An empty input is read as JSON `null`. Use `serde_json::Value` to accept any JSON,
-//!   or `()` for a job that takes no input (whatever input the run has is then ignored).
+//!   message. An empty input is read as JSON `null`, so `Option<I>` makes the input optional.
+//!   Use `serde_json::Value` to accept any JSON, or `()` for a job that takes no input (whatever
+//!   input the run has is then ignored without being parsed).
 //! - Exactly one `#[job]` per component. The function must be synchronous, non-generic and not a
-//!   method; anything else is a compile error pointing at the offending code.
+//!   method; anything else is a compile error pointing at the offending code (a second `#[job]`
+//!   in another module is reported when building for `wasm32-wasip2`, as a duplicate `run`
+//!   symbol).
 //! - A panic ends the attempt (the runner records it as a `panic`, with the panic message).
 //!   Prefer returning a [`JobError`].
 //!
@@ -100,6 +104,41 @@ pub use context::Context;
 pub use error::{JobError, ResultExt};
 pub use host::{Level, cancelled, log, progress};
 /// Marks the one function of a crate that is the job (see the [crate documentation](crate)).
+///
+/// A signature the runner cannot call is a compile error pointing at the offending code:
+///
+/// ```compile_fail
+/// # use sandfire_guest::{job, JobError};
+/// #[job]
+/// async fn not_sync(input: u32) -> Result<u32, JobError> { Ok(input) }
+/// ```
+///
+/// ```compile_fail
+/// # use sandfire_guest::{job, JobError};
+/// #[job]
+/// fn no_result(input: u32) -> u32 { input }
+/// ```
+///
+/// ```compile_fail
+/// # use sandfire_guest::{job, Context, JobError};
+/// #[job]
+/// fn too_many(ctx: Context, a: u32, b: u32) -> Result<u32, JobError> { Ok(a + b) }
+/// ```
+///
+/// ```compile_fail,E0277
+/// # use sandfire_guest::{job, JobError};
+/// struct NotDeserialize;
+/// #[job]
+/// fn untyped(input: NotDeserialize) -> Result<(), JobError> { Ok(()) }
+/// ```
+///
+/// ```compile_fail,E0428
+/// # use sandfire_guest::{job, JobError};
+/// #[job]
+/// fn first(input: u32) -> Result<u32, JobError> { Ok(input) }
+/// #[job]
+/// fn second(input: u32) -> Result<u32, JobError> { Ok(input) }
+/// ```
 pub use sandfire_guest_macro::job;
 
 // Lets the generated bindings name this crate by the same path user crates use.
@@ -137,59 +176,16 @@ pub mod __private {
     /// The signature of the `run` export.
     pub type RunFn = fn(WitContext, Vec<u8>) -> Result<Vec<u8>, WitJobError>;
 
-    /// Converts a job function's return value into the `run` export's result.
-    pub trait IntoJobResult {
-        /// Serializes the output or converts the error.
-        fn into_job_result(self) -> Result<Vec<u8>, JobError>;
+    /// Each step below has its own trait bound, so the generated glue can call it with the span
+    /// of the user's type it concerns and an unsuitable type is reported there, once.
+    ///
+    /// The run's context, in the SDK's own type.
+    pub fn context(ctx: WitContext) -> Context {
+        Context::from(ctx)
     }
 
-    impl<O: Serialize, E: Into<JobError>> IntoJobResult for Result<O, E> {
-        fn into_job_result(self) -> Result<Vec<u8>, JobError> {
-            let output = self.map_err(Into::into)?;
-            serde_json::to_vec(&output).map_err(|e| {
-                JobError::fail(format_args!(
-                    "the job's output could not be serialized to JSON: {e}"
-                ))
-            })
-        }
-    }
-
-    /// Spanned at the user's input type so an unsuitable type is reported there.
-    pub fn assert_input<I: DeserializeOwned>() {}
-    /// Spanned at the user's output type.
-    pub fn assert_output<O: Serialize>() {}
-    /// Spanned at the user's error type.
-    pub fn assert_error<E: Into<JobError>>() {}
-    /// Spanned at the user's return type.
-    pub fn assert_result<R: IntoJobResult>() {}
-
-    /// Runs a job whose input is deserialized from JSON.
-    pub fn run<I, R>(
-        ctx: WitContext,
-        input: Vec<u8>,
-        job: impl FnOnce(Context, I) -> R,
-    ) -> Result<Vec<u8>, WitJobError>
-    where
-        I: DeserializeOwned,
-        R: IntoJobResult,
-    {
-        let input = parse_input::<I>(&input).map_err(WitJobError::from)?;
-        job(Context::from(ctx), input)
-            .into_job_result()
-            .map_err(WitJobError::from)
-    }
-
-    /// Runs a job that takes no input: whatever input the run has is ignored.
-    pub fn run_without_input<R: IntoJobResult>(
-        ctx: WitContext,
-        job: impl FnOnce(Context, ()) -> R,
-    ) -> Result<Vec<u8>, WitJobError> {
-        job(Context::from(ctx), ())
-            .into_job_result()
-            .map_err(WitJobError::from)
-    }
-
-    fn parse_input<I: DeserializeOwned>(input: &[u8]) -> Result<I, JobError> {
+    /// Deserializes the run's JSON input; a mismatch fails the run without retry.
+    pub fn input<I: DeserializeOwned>(input: &[u8]) -> Result<I, WitJobError> {
         // A run created without input may carry no bytes at all: read that as `null`.
         let input = if input.iter().all(u8::is_ascii_whitespace) {
             b"null".as_slice()
@@ -200,34 +196,61 @@ pub mod __private {
             JobError::fail(format_args!(
                 "the input did not match the job's input type: {e}"
             ))
+            .into()
         })
+    }
+
+    /// Serializes the job's output to JSON.
+    pub fn output<O: Serialize>(output: &O) -> Result<Vec<u8>, WitJobError> {
+        serde_json::to_vec(output).map_err(|e| {
+            JobError::fail(format_args!(
+                "the job's output could not be serialized to JSON: {e}"
+            ))
+            .into()
+        })
+    }
+
+    /// Converts the job's error.
+    pub fn error<E: Into<JobError>>(error: E) -> WitJobError {
+        error.into().into()
+    }
+
+    /// Converts a return type that is not spelled `Result<O, E>` (an alias such as
+    /// `io::Result<O>`).
+    pub fn result<R: IntoJobResult>(result: R) -> Result<Vec<u8>, WitJobError> {
+        result.into_job_result()
+    }
+
+    /// A job function's return value.
+    pub trait IntoJobResult {
+        /// Serializes the output or converts the error.
+        fn into_job_result(self) -> Result<Vec<u8>, WitJobError>;
+    }
+
+    impl<O: Serialize, E: Into<JobError>> IntoJobResult for Result<O, E> {
+        fn into_job_result(self) -> Result<Vec<u8>, WitJobError> {
+            match self {
+                Ok(o) => output(&o),
+                Err(e) => Err(error(e)),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::__private::IntoJobResult;
+    use super::__private::{self, IntoJobResult};
     use super::*;
 
     #[test]
     fn empty_input_reads_as_null() {
-        let ctx = Context::default().into();
-        let out = __private::run(ctx, Vec::new(), |_, v: serde_json::Value| {
-            Ok::<_, JobError>(v.is_null())
-        });
-        assert_eq!(out.ok(), Some(b"true".to_vec()));
+        let v: serde_json::Value = __private::input(b" \n").ok().unwrap();
+        assert!(v.is_null());
     }
 
     #[test]
     fn mismatched_input_fails_without_retry() {
-        let err = __private::run(
-            Context::default().into(),
-            b"{\"n\": 1}".to_vec(),
-            |_, _: u32| Ok::<_, JobError>(()),
-        )
-        .err()
-        .map(JobError::from);
-        let err = err.unwrap();
+        let err = JobError::from(__private::input::<u32>(b"{\"n\": 1}").err().unwrap());
         assert!(!err.is_retryable());
         assert!(
             err.message()
@@ -237,9 +260,11 @@ mod tests {
     }
 
     #[test]
-    fn string_errors_are_retryable() {
-        let r: Result<(), &str> = Err("busy");
-        let err = r.into_job_result().unwrap_err();
+    fn outputs_json_and_converts_string_errors_into_retries() {
+        let ok: Result<_, JobError> = Ok(serde_json::json!({"a": 1}));
+        assert_eq!(ok.into_job_result().ok(), Some(br#"{"a":1}"#.to_vec()));
+        let err: Result<(), &str> = Err("busy");
+        let err = JobError::from(err.into_job_result().unwrap_err());
         assert!(err.is_retryable());
         assert_eq!(err.message(), "busy");
     }

@@ -10,7 +10,7 @@ fn hog(_input: ()) -> Result<(), JobError> {
     loop {
         // `vec![1; ..]` writes every byte, so the memory is really used, not just reserved.
         held.push(std::hint::black_box(vec![1u8; MIB]));
-        if held.len().is_multiple_of(64) {
+        if held.len().is_multiple_of(16) {
             info!(mib = held.len(); "holding {} MiB", held.len());
         }
     }

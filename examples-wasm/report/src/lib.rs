@@ -66,3 +66,21 @@ fn report(input: Option<Input>) -> Result<Output, JobError> {
     info!(primes = primes; "done");
     Ok(Output { primes, largest })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A job is a plain function: test it natively with `cargo test`.
+    #[test]
+    fn counts_the_primes_below_the_default_n() {
+        let out = report(None).unwrap();
+        assert_eq!((out.primes, out.largest), (17_984, Some(199_999)));
+    }
+
+    #[test]
+    fn rejects_a_huge_n_without_retry() {
+        let err = report(Some(Input { n: MAX_N + 1 })).err().unwrap();
+        assert!(!err.is_retryable());
+    }
+}

@@ -2,13 +2,14 @@
 //! export.
 //!
 //! It keeps the function as written and adds the glue: a hidden type implementing the generated
-//! `Guest` trait, type assertions spanned at the user's types (so a type that cannot be
+//! `Guest` trait (parse the input, call the function, serialize the output or convert the
+//! error, each step spanned at the user's type it concerns, so a type that cannot be
 //! deserialized or serialized is reported where it is written), and the bindings' `export!`.
 //! A signature the glue cannot call is rejected here with an error pointing at the offending
 //! code, never left to fail inside generated code.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::{Ident, Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
@@ -161,35 +162,57 @@ impl<'a> Job<'a> {
     fn expand(&self, function: &ItemFn) -> TokenStream2 {
         let name = &function.sig.ident;
         let private = quote!(::sandfire_guest::__private);
+        // Mixed-site names cannot collide with the user's names (a job may well be called
+        // `input` or `result`).
+        let local = |name: &str, at: Span| Ident::new(name, Span::mixed_site().located_at(at));
+        let here = Span::call_site();
+        let (ctx, input, result) = (
+            local("ctx", here),
+            local("input", here),
+            local("result", here),
+        );
+        let (output, error) = (local("output", here), local("error", here));
 
-        // Bounds checked where the user wrote the types, so errors point there.
+        // Every step that puts a bound on a user type is spanned at that type, so an unsuitable
+        // type is reported once, where the user wrote it.
         let input_ty = self.input;
-        let mut asserts = vec![quote_spanned! {input_ty.span()=>
-            #private::assert_input::<#input_ty>();
-        }];
-        match result_args(self.output) {
-            Some((ok, err)) => {
-                asserts.push(quote_spanned! {ok.span()=> #private::assert_output::<#ok>(); });
-                asserts.push(quote_spanned! {err.span()=> #private::assert_error::<#err>(); });
+        let parsed_input = if is_unit(input_ty) {
+            quote!(())
+        } else {
+            quote_spanned! {input_ty.span()=>
+                match ::sandfire_guest::__private::input::<#input_ty>(&#input) {
+                    ::std::result::Result::Ok(input) => input,
+                    ::std::result::Result::Err(error) => return ::std::result::Result::Err(error),
+                }
             }
-            None => {
-                let ty = self.output;
-                asserts.push(quote_spanned! {ty.span()=> #private::assert_result::<#ty>(); });
-            }
-        }
-
+        };
         // A context of the wrong type is reported as a mismatch at the user's parameter type.
         let call = match self.context {
             Some(ty) => {
-                let ctx = quote_spanned!(ty.span()=> ctx);
-                quote!(|ctx, input| #name(#ctx, input))
+                let ctx = local("ctx", ty.span());
+                quote!(#name(#ctx, #input))
             }
-            None => quote!(|_ctx, input| #name(input)),
+            None => quote!(#name(#input)),
         };
-        let run = if is_unit(self.input) {
-            quote!(#private::run_without_input(ctx, #call))
-        } else {
-            quote!(#private::run(ctx, input, #call))
+        let finish = match result_args(self.output) {
+            Some((ok, err)) => {
+                let to_output = quote_spanned! {ok.span()=>
+                    ::sandfire_guest::__private::output::<#ok>(&#output)
+                };
+                let to_error = quote_spanned! {err.span()=>
+                    ::sandfire_guest::__private::error::<#err>(#error)
+                };
+                quote! {
+                    match #result {
+                        ::std::result::Result::Ok(#output) => #to_output,
+                        ::std::result::Result::Err(#error) => ::std::result::Result::Err(#to_error),
+                    }
+                }
+            }
+            None => {
+                let ty = self.output;
+                quote_spanned!(ty.span()=> ::sandfire_guest::__private::result::<#ty>(#result))
+            }
         };
 
         quote! {
@@ -205,12 +228,14 @@ impl<'a> Job<'a> {
             const _: () = {
                 impl #private::Guest for __sandfire_job {
                     fn run(
-                        ctx: #private::WitContext,
-                        input: ::std::vec::Vec<u8>,
+                        #ctx: #private::WitContext,
+                        #input: ::std::vec::Vec<u8>,
                     ) -> ::std::result::Result<::std::vec::Vec<u8>, #private::WitJobError> {
-                        #(#asserts)*
-                        let _ = &input;
-                        #run
+                        let #ctx = #private::context(#ctx);
+                        let _ = (&#ctx, &#input);
+                        let #input = #parsed_input;
+                        let #result = #call;
+                        #finish
                     }
                 }
 
@@ -254,5 +279,125 @@ fn result_args(ty: &Type) -> Option<(&Type, &Type)> {
     match (types.next(), types.next(), types.next()) {
         (Some(ok), Some(err), None) => Some((ok, err)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(item: TokenStream2) -> String {
+        match expand(TokenStream2::new(), item) {
+            Ok(_) => panic!("expected a compile error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn accepts_the_documented_signatures() {
+        for item in [
+            quote!(
+                fn a(ctx: Context, input: Input) -> Result<Output, JobError> {}
+            ),
+            quote!(
+                fn b(input: Input) -> Result<Output, JobError> {}
+            ),
+            quote!(
+                pub fn c(_: ()) -> Result<(), String> {}
+            ),
+            quote!(
+                fn d(input: serde_json::Value) -> std::io::Result<()> {}
+            ),
+        ] {
+            let out = expand(TokenStream2::new(), item).unwrap().to_string();
+            assert!(out.contains("__sandfire_job"), "{out}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_the_glue_cannot_call() {
+        let cases = [
+            (
+                quote!(
+                    struct S;
+                ),
+                "can only be applied to a function",
+            ),
+            (
+                quote!(
+                    async fn f(i: u32) -> Result<u32, E> {}
+                ),
+                "cannot be `async`",
+            ),
+            (
+                quote!(
+                    fn f<T>(i: T) -> Result<u32, E> {}
+                ),
+                "cannot be generic",
+            ),
+            (
+                quote!(
+                    fn f() -> Result<u32, E> {}
+                ),
+                "one or two parameters",
+            ),
+            (
+                quote!(
+                    fn f(a: A, b: B, c: C) -> Result<u32, E> {}
+                ),
+                "one or two parameters",
+            ),
+            (
+                quote!(
+                    fn f(&self, i: u32) -> Result<u32, E> {}
+                ),
+                "not a method",
+            ),
+            (
+                quote!(
+                    fn f(i: impl Tr) -> Result<u32, E> {}
+                ),
+                "`impl Trait`",
+            ),
+            (
+                quote!(
+                    fn f(ctx: Context) -> Result<u32, E> {}
+                ),
+                "takes only its input",
+            ),
+            (
+                quote!(
+                    fn f(i: u32) -> u32 {}
+                ),
+                "must return a `Result`",
+            ),
+            (
+                quote!(
+                    fn f(i: u32) {}
+                ),
+                "must return a `Result`",
+            ),
+            (
+                quote!(
+                    unsafe fn f(i: u32) -> Result<u32, E> {}
+                ),
+                "`unsafe fn`",
+            ),
+        ];
+        for (item, expected) in cases {
+            let message = error(item.clone());
+            assert!(message.contains(expected), "{item}: {message}");
+        }
+    }
+
+    #[test]
+    fn rejects_arguments() {
+        let e = expand(
+            quote!(retries = 3),
+            quote!(
+                fn f(i: u32) -> Result<u32, E> {}
+            ),
+        );
+        assert!(e.unwrap_err().to_string().contains("takes no arguments"));
     }
 }

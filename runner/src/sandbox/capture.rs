@@ -193,11 +193,21 @@ mod tests {
         let (journal, capture) = capture(1024);
         let mut stream = CaptureStream(capture.clone());
         stream.write(Bytes::from_static(b"one\r\ntw")).unwrap();
-        let lines: Vec<_> = journal.drain_lines().into_iter().map(|l| l.message).collect();
+        let lines: Vec<_> = journal
+            .drain_lines()
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
         assert_eq!(lines, ["one"]);
-        stream.write(Bytes::from_static(b"o\n\nthree is long")).unwrap();
+        stream
+            .write(Bytes::from_static(b"o\n\nthree is long"))
+            .unwrap();
         let captured = capture.finish();
-        let lines: Vec<_> = journal.drain_lines().into_iter().map(|l| l.message).collect();
+        let lines: Vec<_> = journal
+            .drain_lines()
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
         assert_eq!(lines, ["two", "three is"]);
         assert_eq!(captured.text, "one\r\ntwo\n\nthree is long");
         assert_eq!(captured.discarded, 0);

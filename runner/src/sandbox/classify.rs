@@ -275,10 +275,15 @@ pub(crate) fn panic_message(stderr: &str) -> Option<String> {
     })
 }
 
-/// The last non-blank line of `text`, bounded.
+/// The last line of `text` worth showing, bounded: not blank, and not the Rust runtime's
+/// "note: run with `RUST_BACKTRACE=1`" hint that follows every abort.
 fn last_line(text: &str) -> Option<String> {
-    let line = text.lines().rev().find(|line| !line.trim().is_empty())?;
-    Some(bounded(line.trim()))
+    let line = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with("note: "))?;
+    Some(bounded(line))
 }
 
 /// The error's chain without the wasm backtrace (that is for debugging, not for job authors).
@@ -299,7 +304,7 @@ fn bounded(text: &str) -> String {
 }
 
 fn mebibytes(bytes: u64) -> String {
-    if bytes % (1024 * 1024) == 0 {
+    if bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{bytes} bytes")
@@ -335,10 +340,12 @@ mod tests {
     #[test]
     fn job_errors_map_to_retry_decisions() {
         let retry = classify(
-            Ending::Returned(Err(JobError::Retry(super::super::host::sandfire::job::types::RetryRequest {
-                message: "later".to_owned(),
-                delay_ms: Some(1500),
-            }))),
+            Ending::Returned(Err(JobError::Retry(
+                super::super::host::sandfire::job::types::RetryRequest {
+                    message: "later".to_owned(),
+                    delay_ms: Some(1500),
+                },
+            ))),
             &facts(""),
         );
         assert_eq!(retry.outcome, Outcome::Error);
@@ -386,7 +393,8 @@ mod tests {
         );
         assert_eq!(cancel.outcome, Outcome::Cancelled);
         assert!(!cancel.retryable);
-        let mut memory = facts("memory allocation of 1048576 bytes failed\n");
+        let mut memory =
+            facts("memory allocation of 1048576 bytes failed\nnote: run with `RUST_BACKTRACE=1`\n");
         memory.memory_limit_hit = true;
         let hog = classify(
             Ending::Trapped(wasmtime::Error::new(Trap::UnreachableCodeReached)),

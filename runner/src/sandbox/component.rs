@@ -112,7 +112,11 @@ const GRANTED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("wasi:clocks", "0.2.", &["monotonic-clock", "wall-clock"]),
-    ("wasi:random", "0.2.", &["random", "insecure", "insecure-seed"]),
+    (
+        "wasi:random",
+        "0.2.",
+        &["random", "insecure", "insecure-seed"],
+    ),
     ("sandfire:job", "0.1.", &["host", "types"]),
 ];
 
@@ -248,6 +252,10 @@ mod tests {
         ])
         .to_string();
         assert!(message.contains("wasi:sockets/tcp@0.2.0, wasi:filesystem/types@0.2.0"));
-        assert!(ComponentError::CoreModule.to_string().contains("wasm32-wasip2"));
+        assert!(
+            ComponentError::CoreModule
+                .to_string()
+                .contains("wasm32-wasip2")
+        );
     }
 }

@@ -27,7 +27,10 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         "max_memory_bytes must be between 64 KiB and 4 GiB, not {}",
         config.max_memory_bytes
     );
-    ensure!(config.instance_slots > 0, "instance_slots must be at least 1");
+    ensure!(
+        config.instance_slots > 0,
+        "instance_slots must be at least 1"
+    );
     ensure!(!config.epoch_tick.is_zero(), "epoch_tick must be positive");
 
     // Every slot of the pool reserves address space for this much memory, no more: a 4 GiB
@@ -63,8 +66,12 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .context("configuring the wasmtime engine")
 }
 
-/// Advances the engine's epoch every `tick` until the engine is dropped.
-pub(crate) fn start_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Result<()> {
+/// Advances the engine's epoch every `tick` until the engine is dropped; the thread then ends
+/// on its own (the handle is only needed by tests).
+pub(crate) fn start_epoch_ticker(
+    engine: &Engine,
+    tick: Duration,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let engine = engine.weak();
     std::thread::Builder::new()
         .name("sandfire-epoch".to_owned())
@@ -77,6 +84,47 @@ pub(crate) fn start_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Res
                 }
             }
         })
-        .context("starting the epoch ticker thread")?;
-    Ok(())
+        .context("starting the epoch ticker thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ticker_stops_once_the_engine_is_dropped() {
+        let engine = build(&SandboxConfig {
+            max_memory_bytes: 1024 * 1024,
+            instance_slots: 1,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let ticker = start_epoch_ticker(&engine, Duration::from_millis(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!ticker.is_finished());
+        drop(engine);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(ticker.is_finished(), "the ticker outlived its engine");
+        ticker.join().unwrap();
+    }
+
+    #[test]
+    fn refuses_nonsense_settings() {
+        for config in [
+            SandboxConfig {
+                max_memory_bytes: 1,
+                ..SandboxConfig::default()
+            },
+            SandboxConfig {
+                instance_slots: 0,
+                ..SandboxConfig::default()
+            },
+            SandboxConfig {
+                epoch_tick: Duration::ZERO,
+                ..SandboxConfig::default()
+            },
+        ] {
+            assert!(build(&config).is_err(), "{config:?}");
+        }
+    }
 }

@@ -247,7 +247,8 @@ impl Sandbox {
         let linker = host::linker(&engine)
             .map_err(anyhow::Error::from)
             .map_err(|e| e.context("linking the host interfaces"))?;
-        engine::start_epoch_ticker(&engine, config.epoch_tick)?;
+        // Detached: the thread ends by itself once the engine is gone.
+        let _ticker = engine::start_epoch_ticker(&engine, config.epoch_tick)?;
         let cache = Cache::new(config.cache_entries);
         Ok(Sandbox {
             inner: Arc::new(Inner {
@@ -277,7 +278,11 @@ impl Sandbox {
         let prepared = Arc::new(prepared);
         // If the digest is already cached (or being prepared), the existing entry stays: it
         // is the same component compiled the same way.
-        let _ = self.inner.cache.slot(prepared.digest()).set(prepared.clone());
+        let _ = self
+            .inner
+            .cache
+            .slot(prepared.digest())
+            .set(prepared.clone());
         Ok(ValidatedComponent {
             digest: prepared.digest().to_owned(),
             size,
@@ -289,7 +294,11 @@ impl Sandbox {
     /// The prepared component for `digest`, from the cache or by calling `load` for its bytes
     /// and compiling them (on the blocking pool). Concurrent callers for one digest compile
     /// once. The bytes must hash to `digest`.
-    pub async fn prepare<F, Fut>(&self, digest: &str, load: F) -> Result<Arc<Prepared>, PrepareError>
+    pub async fn prepare<F, Fut>(
+        &self,
+        digest: &str,
+        load: F,
+    ) -> Result<Arc<Prepared>, PrepareError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<u8>>>,
@@ -399,8 +408,13 @@ impl Sandbox {
                         return Err(wasmtime::Error::new(DeadlineExceeded));
                     }
                     // Yield every tick, so a spinning guest shares its thread with other
-                    // attempts and the API.
-                    Ok(UpdateDeadline::Yield(1))
+                    // attempts and the API. Tokio's `yield_now` (not wasmtime's plain `Yield`)
+                    // defers the wake-up until the runtime has polled its timers and I/O;
+                    // otherwise an always-ready task can starve timers for many ticks.
+                    Ok(UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(tokio::task::yield_now()),
+                    ))
                 });
                 let context = wit_context(attempt.context);
                 let input = attempt.input;
@@ -481,7 +495,12 @@ impl Sandbox {
     }
 }
 
-fn report(verdict: Verdict, fuel_used: u64, peak_memory_bytes: u64, started: Instant) -> AttemptReport {
+fn report(
+    verdict: Verdict,
+    fuel_used: u64,
+    peak_memory_bytes: u64,
+    started: Instant,
+) -> AttemptReport {
     AttemptReport {
         outcome: verdict.outcome,
         output: verdict.output,

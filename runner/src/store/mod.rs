@@ -277,8 +277,8 @@ pub trait Store: Send + Sync + 'static {
     async fn component_bytes(&self, tenant_id: i64, digest: &str) -> StoreResult<Option<Vec<u8>>>;
 
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run>;
-    /// Inserts many runs in one statement (benchmarks, batches).
-    async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<u64>;
+    /// Inserts many runs in one statement (batches, benchmarks); returns them as inserted.
+    async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>>;
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>>;
     async fn run_list(&self, params: RunListParams) -> StoreResult<Vec<Run>>;
     async fn log_list(&self, params: LogListParams) -> StoreResult<Option<Vec<LogLine>>>;

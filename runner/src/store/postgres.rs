@@ -409,18 +409,13 @@ impl Store for PgStore {
     }
 
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run> {
-        let (id, tenant_id) = (params.id, params.tenant_id);
-        self.run_insert_many(vec![params]).await?;
-        let row = sqlx::query(include_str!("sql/run_select.sql"))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-        run_from_row(&row).map_err(classify)
+        self.run_insert_many(vec![params])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))
     }
 
-    async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<u64> {
+    async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>> {
         let n = params.len();
         let mut ids = Vec::with_capacity(n);
         let mut tenants = Vec::with_capacity(n);
@@ -452,7 +447,7 @@ impl Store for PgStore {
             backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
             reasons.push(p.reason);
         }
-        let done = sqlx::query(include_str!("sql/run_insert.sql"))
+        let rows = sqlx::query(include_str!("sql/run_insert.sql"))
             .bind(ids)
             .bind(tenants)
             .bind(jobs)
@@ -467,10 +462,13 @@ impl Store for PgStore {
             .bind(memories)
             .bind(backoffs)
             .bind(reasons)
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(done.rows_affected())
+        rows.iter()
+            .map(run_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(classify)
     }
 
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>> {
