@@ -13,7 +13,9 @@ async fn hello_succeeds_with_its_output_and_log_lines() {
     let r = TestRunner::start().await;
     let t = r.tenant("acme").await;
     r.upload(&t, "hello", "hello").await;
-    let run = r.enqueue(&t, "hello", json!({"input": {"name": "Ada"}})).await;
+    let run = r
+        .enqueue(&t, "hello", json!({"input": {"name": "Ada"}}))
+        .await;
     assert_eq!(run["state"], "enqueued");
     let id = run["id"].as_str().unwrap();
 
@@ -71,7 +73,12 @@ async fn flaky_succeeds_on_attempt_n_with_every_attempt_recorded() {
         .map(|a| a["number"].as_i64().unwrap())
         .collect();
     assert_eq!(numbers, [1, 2, 3]);
-    assert!(run["attempts"][0]["error"].as_str().unwrap().contains("attempt"));
+    assert!(
+        run["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("attempt")
+    );
     let retries = run["history"]
         .as_array()
         .unwrap()
@@ -117,7 +124,10 @@ async fn hog_is_stopped_at_its_memory_limit_and_classified_as_such() {
     assert_eq!(outcomes(&run), ["memory_limit"]);
     let peak = run["attempts"][0]["peak_memory"].as_u64().unwrap();
     assert!(peak <= 16 * 1024 * 1024, "peak {peak} over the cap");
-    assert!(peak > 8 * 1024 * 1024, "peak {peak}: the hog should get close to the cap");
+    assert!(
+        peak > 8 * 1024 * 1024,
+        "peak {peak}: the hog should get close to the cap"
+    );
     r.shutdown().await;
 }
 
@@ -131,7 +141,10 @@ async fn panic_is_classified_as_a_panic_with_its_message() {
     assert_eq!(run["state"], "failed");
     assert_eq!(outcomes(&run), ["panic"]);
     let error = run["attempts"][0]["error"].as_str().unwrap();
-    assert!(error.contains("on purpose"), "panic message missing: {error}");
+    assert!(
+        error.contains("on purpose"),
+        "panic message missing: {error}"
+    );
     r.shutdown().await;
 }
 
@@ -156,7 +169,9 @@ async fn report_reports_progress_and_a_result() {
     let r = TestRunner::start().await;
     let t = r.tenant("acme").await;
     r.upload(&t, "report", "report").await;
-    let run = r.enqueue(&t, "report", json!({"input": {"n": 100000}})).await;
+    let run = r
+        .enqueue(&t, "report", json!({"input": {"n": 100000}}))
+        .await;
     let run = r.wait_terminal(&t, run["id"].as_str().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
     // There are 9592 primes below 100,000.
@@ -176,17 +191,27 @@ async fn hello_runs_complete_while_spin_hog_and_sleep_occupy_slots() {
     let spin = r.enqueue(&t, "spin", long.clone()).await;
     let sleep = r.enqueue(&t, "sleep", long.clone()).await;
     let hog = r
-        .enqueue(&t, "hog", json!({"memory_mb": 512, "timeout_ms": 300_000, "max_attempts": 1}))
+        .enqueue(
+            &t,
+            "hog",
+            json!({"memory_mb": 512, "timeout_ms": 300_000, "max_attempts": 1}),
+        )
         .await;
     for id in [&spin, &sleep] {
-        r.wait_for(&t, id["id"].as_str().unwrap(), Duration::from_secs(10), |run| {
-            run["state"] == "running"
-        })
+        r.wait_for(
+            &t,
+            id["id"].as_str().unwrap(),
+            Duration::from_secs(10),
+            |run| run["state"] == "running",
+        )
         .await;
     }
     let mut hellos = Vec::new();
     for i in 0..3 {
-        hellos.push(r.enqueue(&t, "hello", json!({"input": {"name": format!("n{i}")}})).await);
+        hellos.push(
+            r.enqueue(&t, "hello", json!({"input": {"name": format!("n{i}")}}))
+                .await,
+        );
     }
     for hello in &hellos {
         let run = r.wait_terminal(&t, hello["id"].as_str().unwrap()).await;

@@ -67,14 +67,16 @@ fn completion(run_id: Uuid, lease_token: Uuid) -> Completion {
 async fn the_database_rejects_illegal_transitions() {
     let (store, id) = store_with_run().await;
     // enqueued -> succeeded skips running: refused by the trigger.
-    let err = sqlx::query(
-        "UPDATE runs SET state = 'succeeded', finished_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .execute(store.pool())
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("cannot move from enqueued to succeeded"), "{err}");
+    let err = sqlx::query("UPDATE runs SET state = 'succeeded', finished_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot move from enqueued to succeeded"),
+        "{err}"
+    );
     // running without a lease: refused by a check constraint.
     let err = sqlx::query("UPDATE runs SET state = 'running', attempt = 1 WHERE id = $1")
         .bind(id)
@@ -121,7 +123,10 @@ async fn only_the_lease_holder_completes_and_every_change_is_recorded() {
         .run_complete_many(&[completion(id, Uuid::new_v4())], &[])
         .await
         .unwrap();
-    assert!(accepted.is_empty(), "a stranger's lease token completed the run");
+    assert!(
+        accepted.is_empty(),
+        "a stranger's lease token completed the run"
+    );
     let accepted = store
         .run_complete_many(&[completion(id, claimed[0].lease_token)], &[])
         .await

@@ -13,30 +13,46 @@ async fn tenants_are_created_by_the_admin_only() {
     let (status, _) = r.call(Method::POST, "/v1/tenants", None, body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let body = Some(Body::Json(json!({"name": "acme"})));
-    let (status, _) = r.call(Method::POST, "/v1/tenants", Some("wrong"), body).await;
+    let (status, _) = r
+        .call(Method::POST, "/v1/tenants", Some("wrong"), body)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let t = r.tenant("acme").await;
     assert!(t.key.starts_with("sfk_"));
     let body = Some(Body::Json(json!({"name": "acme"})));
-    let (status, body) = r.call(Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), body).await;
+    let (status, body) = r
+        .call(Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), body)
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let body = Some(Body::Json(json!({"name": "Bad Name!"})));
-    let (status, _) = r.call(Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), body).await;
+    let (status, _) = r
+        .call(Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), body)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A tenant key is not an admin token, and a second key works like the first.
     let (status, _) = r.call(Method::GET, "/v1/tenants", Some(&t.key), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = r
-        .call(Method::POST, "/v1/tenants/acme/keys", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::POST,
+            "/v1/tenants/acme/keys",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let second = body["api_key"].as_str().unwrap();
     let (status, _) = r.call(Method::GET, "/v1/jobs", Some(second), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = r
-        .call(Method::POST, "/v1/tenants/nobody/keys", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::POST,
+            "/v1/tenants/nobody/keys",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -46,7 +62,11 @@ async fn tenants_are_created_by_the_admin_only() {
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
-    assert!(stored.iter().all(|h| h.len() == 32 && h != t.key.as_bytes()));
+    assert!(
+        stored
+            .iter()
+            .all(|h| h.len() == 32 && h != t.key.as_bytes())
+    );
     r.shutdown().await;
 }
 
@@ -71,7 +91,9 @@ async fn tenants_never_see_each_others_jobs_runs_or_logs() {
     let a = r.tenant("alpha").await;
     let b = r.tenant("beta").await;
     r.upload(&a, "daily-report", "hello").await;
-    let run = r.enqueue(&a, "daily-report", json!({"input": {"name": "A"}})).await;
+    let run = r
+        .enqueue(&a, "daily-report", json!({"input": {"name": "A"}}))
+        .await;
     let id = run["id"].as_str().unwrap();
     r.wait_terminal(&a, id).await;
 

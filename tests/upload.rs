@@ -39,7 +39,12 @@ async fn uploads_that_are_not_job_components_are_rejected_with_the_reason() {
     let (status, body) = put(&r, &t, "core", core).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "core_module", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("wasm32-wasip2"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wasm32-wasip2")
+    );
 
     // The smallest valid component: it exports nothing, so not the job world.
     let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
@@ -59,11 +64,18 @@ async fn uploads_that_are_not_job_components_are_rejected_with_the_reason() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "disallowed_imports", "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("wasi:filesystem"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wasi:filesystem"),
         "{body}"
     );
 
-    assert_eq!(job_count(&r, &t).await, 0, "a rejected upload created a job");
+    assert_eq!(
+        job_count(&r, &t).await,
+        0,
+        "a rejected upload created a job"
+    );
     r.shutdown().await;
 }
 
@@ -94,7 +106,9 @@ async fn identical_bytes_are_idempotent_and_changed_bytes_make_a_new_version() {
     assert_eq!(again["digest"], first["digest"]);
 
     // A run enqueued now keeps version 1 even after version 2 is uploaded.
-    let run = r.enqueue(&t, "greeter", json!({"input": {"name": "v1"}})).await;
+    let run = r
+        .enqueue(&t, "greeter", json!({"input": {"name": "v1"}}))
+        .await;
     let (status, second) = put(&r, &t, "greeter", example("noop")).await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(second["version"], 2);
@@ -103,7 +117,9 @@ async fn identical_bytes_are_idempotent_and_changed_bytes_make_a_new_version() {
     assert_eq!(run["version"], 1);
     assert!(run["output"].to_string().contains("Hello, v1"), "{run:#}");
 
-    let (status, job) = r.call(Method::GET, "/v1/jobs/greeter", Some(&t.key), None).await;
+    let (status, job) = r
+        .call(Method::GET, "/v1/jobs/greeter", Some(&t.key), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(job["version"], 2);
     assert_eq!(job["versions"].as_array().unwrap().len(), 2);
@@ -115,7 +131,12 @@ async fn job_defaults_apply_to_runs_and_stay_within_the_runner_limits() {
     let r = TestRunner::start().await;
     let t = r.tenant("acme").await;
     let job = r
-        .upload_with(&t, "spin", "spin", "?fuel=1000000&max_attempts=2&backoff_base_ms=1")
+        .upload_with(
+            &t,
+            "spin",
+            "spin",
+            "?fuel=1000000&max_attempts=2&backoff_base_ms=1",
+        )
         .await;
     assert_eq!(job["defaults"]["fuel"], 1_000_000);
 
@@ -138,7 +159,12 @@ async fn job_defaults_apply_to_runs_and_stay_within_the_runner_limits() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("memory_mb"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("memory_mb")
+    );
     let (status, body) = r
         .call(
             Method::PUT,
@@ -148,8 +174,15 @@ async fn job_defaults_apply_to_runs_and_stay_within_the_runner_limits() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no_such_option"));
-    let (_, job) = r.call(Method::GET, "/v1/jobs/spin", Some(&t.key), None).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_option")
+    );
+    let (_, job) = r
+        .call(Method::GET, "/v1/jobs/spin", Some(&t.key), None)
+        .await;
     assert_eq!(job["defaults"]["fuel"], 1_000_000, "{job}");
     assert!(job["defaults"].get("memory_mb").is_none(), "{job}");
     r.shutdown().await;
@@ -160,24 +193,52 @@ async fn bad_run_requests_get_a_clear_4xx_and_create_nothing() {
     let r = TestRunner::start().await;
     let t = r.tenant("acme").await;
     r.upload(&t, "hello", "hello").await;
-    let post = |body: Body| r.call(Method::POST, "/v1/jobs/hello/runs", Some(&t.key), Some(body));
+    let post = |body: Body| {
+        r.call(
+            Method::POST,
+            "/v1/jobs/hello/runs",
+            Some(&t.key),
+            Some(body),
+        )
+    };
 
-    let (status, body) = post(Body::Raw(b"{\"input\": ".to_vec(), Some("application/json"))).await;
+    let (status, body) = post(Body::Raw(
+        b"{\"input\": ".to_vec(),
+        Some("application/json"),
+    ))
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "bad_request");
-    assert!(body["error"]["message"].as_str().unwrap().contains("JSON"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("JSON"),
+        "{body}"
+    );
 
     let (status, body) = post(Body::Json(json!({"inptu": {}}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("inptu"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("inptu"),
+        "{body}"
+    );
 
     let (status, body) = post(Body::Json(json!({"max_attempts": "three"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("max_attempts"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_attempts"),
+        "{body}"
+    );
 
     let (status, body) = post(Body::Json(json!({"max_attempts": 0}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("max_attempts"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_attempts")
+    );
 
     let (status, body) = post(Body::Json(json!({"queue": "Not A Queue"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -186,15 +247,29 @@ async fn bad_run_requests_get_a_clear_4xx_and_create_nothing() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
 
     let (status, body) = r
-        .call(Method::POST, "/v1/jobs/nope/runs", Some(&t.key), Some(Body::Json(json!({}))))
+        .call(
+            Method::POST,
+            "/v1/jobs/nope/runs",
+            Some(&t.key),
+            Some(Body::Json(json!({}))),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
-    let (status, body) = r.call(Method::GET, "/v1/runs/not-a-uuid", Some(&t.key), None).await;
+    let (status, body) = r
+        .call(Method::GET, "/v1/runs/not-a-uuid", Some(&t.key), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = r.call(Method::GET, "/v1/runs?state=sleepy", Some(&t.key), None).await;
+    let (status, body) = r
+        .call(Method::GET, "/v1/runs?state=sleepy", Some(&t.key), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("succeeded"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("succeeded")
+    );
 
     let (_, list) = r.call(Method::GET, "/v1/runs", Some(&t.key), None).await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 0, "{list}");
@@ -209,13 +284,20 @@ async fn runs_are_listed_newest_first_with_filters_and_cursor_pagination() {
     r.upload(&t, "noop", "noop").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let run = r.enqueue(&t, "hello", json!({"input": {"name": i.to_string()}})).await;
+        let run = r
+            .enqueue(&t, "hello", json!({"input": {"name": i.to_string()}}))
+            .await;
         ids.push(run["id"].as_str().unwrap().to_string());
     }
     r.enqueue(&t, "noop", json!({})).await;
 
     let (_, page1) = r
-        .call(Method::GET, "/v1/runs?job=hello&limit=3", Some(&t.key), None)
+        .call(
+            Method::GET,
+            "/v1/runs?job=hello&limit=3",
+            Some(&t.key),
+            None,
+        )
         .await;
     let got: Vec<_> = page1["runs"]
         .as_array()

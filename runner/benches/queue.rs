@@ -195,7 +195,10 @@ async fn main() -> anyhow::Result<()> {
                 latencies.push(ms);
                 break;
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "run {id} stuck");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "run {id} stuck"
+            );
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
     }
@@ -207,12 +210,36 @@ async fn main() -> anyhow::Result<()> {
     println!("{:-<64}", "");
     println!("{:<40} {:>20}", "figure", "value");
     println!("{:-<64}", "");
-    println!("{:<40} {:>16.0} /s", format!("enqueue ({runs} runs, batches of 1000)"), runs as f64 / enqueue_secs);
-    println!("{:<40} {:>16.0} /s", format!("end-to-end throughput ({runs} no-op runs)"), runs as f64 / drain_secs);
-    println!("{:<40} {:>17.2} ms", format!("pickup latency p50 ({pickups} runs)"), percentile(&latencies, 0.5));
-    println!("{:<40} {:>17.2} ms", "pickup latency p95", percentile(&latencies, 0.95));
-    println!("{:<40} {:>17.1} µs", format!("sandbox overhead median ({sandbox_calls} calls)"), percentile(&overhead, 0.5));
-    println!("{:<40} {:>17.1} µs", "sandbox overhead p95", percentile(&overhead, 0.95));
+    println!(
+        "{:<40} {:>16.0} /s",
+        format!("enqueue ({runs} runs, batches of 1000)"),
+        runs as f64 / enqueue_secs
+    );
+    println!(
+        "{:<40} {:>16.0} /s",
+        format!("end-to-end throughput ({runs} no-op runs)"),
+        runs as f64 / drain_secs
+    );
+    println!(
+        "{:<40} {:>17.2} ms",
+        format!("pickup latency p50 ({pickups} runs)"),
+        percentile(&latencies, 0.5)
+    );
+    println!(
+        "{:<40} {:>17.2} ms",
+        "pickup latency p95",
+        percentile(&latencies, 0.95)
+    );
+    println!(
+        "{:<40} {:>17.1} µs",
+        format!("sandbox overhead median ({sandbox_calls} calls)"),
+        percentile(&overhead, 0.5)
+    );
+    println!(
+        "{:<40} {:>17.1} µs",
+        "sandbox overhead p95",
+        percentile(&overhead, 0.95)
+    );
     println!("{:-<64}", "");
     Ok(())
 }

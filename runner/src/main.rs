@@ -10,7 +10,11 @@ use sandfire::config::Settings;
 use sandfire::runner::{Runner, connect};
 
 #[derive(Debug, Parser)]
-#[command(name = "sandfire", version, about = "Background jobs as sandboxed WebAssembly components")]
+#[command(
+    name = "sandfire",
+    version,
+    about = "Background jobs as sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(flatten)]
     client: ClientArgs,
@@ -45,7 +49,12 @@ struct ServeArgs {
     #[arg(long, env = "SANDFIRE_SLOTS", default_value_t = 16)]
     slots: usize,
     /// Queues this runner serves, comma-separated.
-    #[arg(long, env = "SANDFIRE_QUEUES", value_delimiter = ',', default_value = "default")]
+    #[arg(
+        long,
+        env = "SANDFIRE_QUEUES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
     queues: Vec<String>,
     /// Serve the API only, never execute runs.
     #[arg(long)]

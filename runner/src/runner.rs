@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::maintenance::promoter;
 use crate::sandbox::Sandbox;
 use crate::store::{PgStore, Store};
+use crate::worker::{PoolParts, run_pool};
 
 /// A started runner. Dropping it does not stop it: call [`Runner::shutdown`].
 pub struct Runner {
@@ -92,16 +93,15 @@ impl Runner {
         )));
 
         if settings.worker.enabled {
-            tasks.push(tokio::spawn(crate::worker::run_pool(
-                store.clone(),
-                sandbox.clone(),
-                settings.worker.clone(),
-                settings.limits.clone(),
-                id,
-                promoter_wake,
-                shutdown.clone(),
-                grace,
-            )));
+            let parts = PoolParts {
+                store: store.clone(),
+                sandbox: sandbox.clone(),
+                settings: settings.worker.clone(),
+                limits: settings.limits.clone(),
+                runner_id: id,
+                promoter: promoter_wake,
+            };
+            tasks.push(tokio::spawn(run_pool(parts, shutdown.clone(), grace)));
         }
         tracing::info!(runner = %id, %addr, queues = ?settings.worker.queues,
             slots = settings.worker.slots, "runner started");

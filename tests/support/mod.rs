@@ -92,7 +92,11 @@ impl TestRunner {
 
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestRunner {
         let url = fresh_database().await;
-        let store = Arc::new(connect(&url, 10).await.expect("connecting to test database"));
+        let store = Arc::new(
+            connect(&url, 10)
+                .await
+                .expect("connecting to test database"),
+        );
         let mut settings = test_settings();
         configure(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -181,7 +185,10 @@ impl TestRunner {
                 Some(Body::Raw(example(example_name), None)),
             )
             .await;
-        assert!(status.is_success(), "uploading {example_name}: {status} {body}");
+        assert!(
+            status.is_success(),
+            "uploading {example_name}: {status} {body}"
+        );
         body
     }
 
@@ -201,7 +208,12 @@ impl TestRunner {
 
     pub async fn run(&self, tenant: &TestTenant, id: &str) -> Value {
         let (status, run) = self
-            .call(Method::GET, &format!("/v1/runs/{id}"), Some(&tenant.key), None)
+            .call(
+                Method::GET,
+                &format!("/v1/runs/{id}"),
+                Some(&tenant.key),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "reading run {id}: {run}");
         run
@@ -209,7 +221,12 @@ impl TestRunner {
 
     pub async fn logs(&self, tenant: &TestTenant, id: &str) -> Vec<Value> {
         let (status, body) = self
-            .call(Method::GET, &format!("/v1/runs/{id}/logs"), Some(&tenant.key), None)
+            .call(
+                Method::GET,
+                &format!("/v1/runs/{id}/logs"),
+                Some(&tenant.key),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "reading logs of {id}: {body}");
         body["lines"].as_array().cloned().unwrap_or_default()

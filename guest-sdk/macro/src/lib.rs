@@ -180,10 +180,7 @@ impl<'a> Job<'a> {
             quote!(())
         } else {
             quote_spanned! {input_ty.span()=>
-                match ::sandfire_guest::__private::input::<#input_ty>(&#input) {
-                    ::std::result::Result::Ok(input) => input,
-                    ::std::result::Result::Err(error) => return ::std::result::Result::Err(error),
-                }
+                ::sandfire_guest::__private::input::<#input_ty>(&#input)?
             }
         };
         // A context of the wrong type is reported as a mismatch at the user's parameter type.
@@ -226,6 +223,8 @@ impl<'a> Job<'a> {
             struct __sandfire_job;
 
             const _: () = {
+                // Generated code: lints about its shape are not the user's to fix.
+                #[allow(clippy::all)]
                 impl #private::Guest for __sandfire_job {
                     fn run(
                         #ctx: #private::WitContext,

@@ -46,7 +46,10 @@ pub fn bytes_rejection(rejection: BytesRejection) -> ApiError {
             rejection.body_text()
         ))
     } else {
-        ApiError::bad_request(format!("could not read the body: {}", rejection.body_text()))
+        ApiError::bad_request(format!(
+            "could not read the body: {}",
+            rejection.body_text()
+        ))
     }
 }
 

@@ -49,11 +49,15 @@ pub async fn enqueue(
     options
         .validate(limits)
         .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
-    let job = state.store.job_get(tenant.id, &name).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
-        ))
-    })?;
+    let job = state
+        .store
+        .job_get(tenant.id, &name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
+            ))
+        })?;
     let merged = options.or(&job.defaults);
     // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
     merged.validate(limits).map_err(|e| {

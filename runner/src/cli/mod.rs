@@ -9,13 +9,23 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// Base URL of the runner's API.
-    #[arg(long, env = "SANDFIRE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SANDFIRE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
     /// Tenant API key (tenant commands).
     #[arg(long, env = "SANDFIRE_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
     /// Admin token (admin commands).
-    #[arg(long, env = "SANDFIRE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "SANDFIRE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_token: Option<String>,
 }
 
@@ -119,7 +129,9 @@ async fn send(
     if !status.is_success() {
         bail!(
             "{status}: {}",
-            value["error"]["message"].as_str().unwrap_or("no error message")
+            value["error"]["message"]
+                .as_str()
+                .unwrap_or("no error message")
         );
     }
     Ok(value)
@@ -137,15 +149,30 @@ pub async fn tenant(args: &ClientArgs, cmd: TenantCommand) -> anyhow::Result<()>
     let v = match cmd {
         TenantCommand::Create { name } => {
             let body = json!({ "name": name }).to_string();
-            send(Auth::Admin(args), args, Method::POST, "/v1/tenants", Some(body.into()), true)
-                .await?
+            send(
+                Auth::Admin(args),
+                args,
+                Method::POST,
+                "/v1/tenants",
+                Some(body.into()),
+                true,
+            )
+            .await?
         }
         TenantCommand::Key { name } => {
             let path = format!("/v1/tenants/{name}/keys");
             send(Auth::Admin(args), args, Method::POST, &path, None, false).await?
         }
         TenantCommand::List => {
-            send(Auth::Admin(args), args, Method::GET, "/v1/tenants", None, false).await?
+            send(
+                Auth::Admin(args),
+                args,
+                Method::GET,
+                "/v1/tenants",
+                None,
+                false,
+            )
+            .await?
         }
     };
     print(&v);
@@ -164,14 +191,30 @@ pub async fn job(args: &ClientArgs, cmd: JobCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("reading component {}", file.display()))?;
             let query = defaults.map(|d| format!("?{d}")).unwrap_or_default();
             let path = format!("/v1/jobs/{name}{query}");
-            send(Auth::Tenant(args), args, Method::PUT, &path, Some(bytes.into()), false).await?
+            send(
+                Auth::Tenant(args),
+                args,
+                Method::PUT,
+                &path,
+                Some(bytes.into()),
+                false,
+            )
+            .await?
         }
         JobCommand::Get { name } => {
             let path = format!("/v1/jobs/{name}");
             send(Auth::Tenant(args), args, Method::GET, &path, None, false).await?
         }
         JobCommand::List => {
-            send(Auth::Tenant(args), args, Method::GET, "/v1/jobs", None, false).await?
+            send(
+                Auth::Tenant(args),
+                args,
+                Method::GET,
+                "/v1/jobs",
+                None,
+                false,
+            )
+            .await?
         }
     };
     print(&v);
@@ -189,8 +232,9 @@ pub async fn run(args: &ClientArgs, cmd: RunCommand) -> anyhow::Result<()> {
             let input: Value =
                 serde_json::from_str(&input).context("--input must be valid JSON")?;
             let mut body = match options {
-                Some(o) => serde_json::from_str::<Value>(&o)
-                    .context("--options must be a JSON object")?,
+                Some(o) => {
+                    serde_json::from_str::<Value>(&o).context("--options must be a JSON object")?
+                }
                 None => json!({}),
             };
             if !body.is_object() {
@@ -199,7 +243,15 @@ pub async fn run(args: &ClientArgs, cmd: RunCommand) -> anyhow::Result<()> {
             body["input"] = input;
             let path = format!("/v1/jobs/{job}/runs");
             let body = body.to_string();
-            send(Auth::Tenant(args), args, Method::POST, &path, Some(body.into()), true).await?
+            send(
+                Auth::Tenant(args),
+                args,
+                Method::POST,
+                &path,
+                Some(body.into()),
+                true,
+            )
+            .await?
         }
         RunCommand::Get { id } => {
             let path = format!("/v1/runs/{id}");

@@ -140,7 +140,7 @@ pub struct Limits {
     pub fuel: u64,
     /// Memory cap, summed over the instance's memories; clamped to `max_memory_bytes`.
     pub memory_bytes: u64,
-    /// Wall-clock limit, from the start of instantiation.
+    /// Wall-clock limit, from the start of `Sandbox::execute`.
     pub timeout: Duration,
 }
 
@@ -245,8 +245,7 @@ impl Sandbox {
     pub fn new(config: SandboxConfig) -> anyhow::Result<Sandbox> {
         let engine = engine::build(&config)?;
         let linker = host::linker(&engine)
-            .map_err(anyhow::Error::from)
-            .map_err(|e| e.context("linking the host interfaces"))?;
+            .map_err(|e| anyhow::Error::from(e).context("linking the host interfaces"))?;
         // Detached: the thread ends by itself once the engine is gone.
         let _ticker = engine::start_epoch_ticker(&engine, config.epoch_tick)?;
         let cache = Cache::new(config.cache_entries);
@@ -265,24 +264,33 @@ impl Sandbox {
     }
 
     /// Upload-time validation: header, compile, import allow-list, world. The compile runs on
-    /// tokio's blocking pool. On success the prepared component is also cached.
+    /// tokio's blocking pool. On success the prepared component is also cached (and bytes
+    /// already in the cache are not compiled again).
     pub async fn validate(&self, bytes: Vec<u8>) -> Result<ValidatedComponent, ComponentError> {
         let size = bytes.len();
         let inner = self.inner.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let digest = component::digest(&bytes);
-            component::compile(&inner.engine, &inner.linker, digest, &bytes)
+            let slot = inner.cache.slot(&digest);
+            if let Some(prepared) = slot.get() {
+                return Ok(prepared.clone());
+            }
+            match component::compile(&inner.engine, &inner.linker, digest.clone(), &bytes) {
+                Ok(prepared) => {
+                    let prepared = Arc::new(prepared);
+                    // A concurrent `prepare` may have filled the slot meanwhile: same bytes,
+                    // same result, so either copy will do.
+                    let _ = slot.set(prepared.clone());
+                    Ok(prepared)
+                }
+                Err(error) => {
+                    inner.cache.forget_if_empty(&digest);
+                    Err(error)
+                }
+            }
         })
         .await
         .map_err(compile_crashed)??;
-        let prepared = Arc::new(prepared);
-        // If the digest is already cached (or being prepared), the existing entry stays: it
-        // is the same component compiled the same way.
-        let _ = self
-            .inner
-            .cache
-            .slot(prepared.digest())
-            .set(prepared.clone());
         Ok(ValidatedComponent {
             digest: prepared.digest().to_owned(),
             size,

@@ -83,10 +83,14 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         digest: row.try_get("digest")?,
         size: row.try_get("size")?,
         defaults: RunOptions {
-            max_attempts: row.try_get::<Option<i32>, _>("max_attempts")?.map(|v| v as u32),
+            max_attempts: row
+                .try_get::<Option<i32>, _>("max_attempts")?
+                .map(|v| v as u32),
             timeout_ms: unsigned("timeout_ms")?,
             fuel: unsigned("fuel")?,
-            memory_mb: row.try_get::<Option<i32>, _>("memory_mb")?.map(|v| v as u32),
+            memory_mb: row
+                .try_get::<Option<i32>, _>("memory_mb")?
+                .map(|v| v as u32),
             backoff_base_ms: unsigned("backoff_base_ms")?,
             queue: row.try_get("queue")?,
             priority: row.try_get("priority")?,

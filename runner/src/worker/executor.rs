@@ -215,7 +215,11 @@ fn decide(
         outcome if report.retryable && run.attempt < run.max_attempts => {
             let delay = match report.retry_delay {
                 Some(d) => (d.as_millis() as u64).min(ctx.limits.max_backoff_ms),
-                None => backoff_delay(run.backoff_base_ms as u64, attempt, ctx.limits.max_backoff_ms),
+                None => backoff_delay(
+                    run.backoff_base_ms as u64,
+                    attempt,
+                    ctx.limits.max_backoff_ms,
+                ),
             };
             c.state = RunState::Retrying;
             c.delay_ms = Some(delay as i64);
@@ -234,7 +238,10 @@ fn decide(
                     run.max_attempts
                 )
             } else {
-                format!("attempt {attempt} ended with {} (not retryable)", outcome.as_str())
+                format!(
+                    "attempt {attempt} ended with {} (not retryable)",
+                    outcome.as_str()
+                )
             };
         }
     }

@@ -72,37 +72,35 @@ pub(crate) struct WorkerContext {
     pub promoter: Arc<Notify>,
 }
 
+/// What a worker pool is made of.
+pub struct PoolParts {
+    pub store: Arc<dyn Store>,
+    pub sandbox: Sandbox,
+    pub settings: WorkerSettings,
+    pub limits: RunLimits,
+    pub runner_id: Uuid,
+    /// Woken when this runner schedules a retry or a snooze.
+    pub promoter: Arc<Notify>,
+}
+
 /// Runs the pool until `shutdown` is cancelled; then stops claiming, lets running attempts
 /// finish within `grace`, interrupts the rest (handing their runs back to the queue) and
 /// returns once every outcome is written.
-pub async fn run_pool(
-    store: Arc<dyn Store>,
-    sandbox: Sandbox,
-    settings: WorkerSettings,
-    limits: RunLimits,
-    runner_id: Uuid,
-    promoter: Arc<Notify>,
-    shutdown: CancellationToken,
-    grace: Duration,
-) {
+pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Duration) {
     let wake = Arc::new(Notify::new());
     let ctx = Arc::new(WorkerContext {
-        store,
-        sandbox,
-        settings,
-        limits,
-        runner_id,
+        store: parts.store,
+        sandbox: parts.sandbox,
+        settings: parts.settings,
+        limits: parts.limits,
+        runner_id: parts.runner_id,
         in_flight: InFlight::default(),
-        promoter,
+        promoter: parts.promoter,
     });
     let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
     let completer = tokio::spawn(completer::run(ctx.clone(), done_rx));
     let background = CancellationToken::new();
-    let listener = tokio::spawn(listener::run(
-        ctx.clone(),
-        wake.clone(),
-        background.clone(),
-    ));
+    let listener = tokio::spawn(listener::run(ctx.clone(), wake.clone(), background.clone()));
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), background.clone()));
 
     let mut attempts = claim_loop(ctx.clone(), wake, done_tx, shutdown).await;
