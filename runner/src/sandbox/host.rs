@@ -72,14 +72,14 @@ impl WasiView for HostState {
     }
 }
 
-impl sandfire::job::types::Host for HostState {}
+impl self::sandfire::job::types::Host for HostState {}
 
-impl sandfire::job::host::Host for HostState {
+impl self::sandfire::job::host::Host for HostState {
     fn log(
         &mut self,
-        level: sandfire::job::types::Level,
+        level: self::sandfire::job::types::Level,
         message: String,
-        fields: Vec<sandfire::job::types::Field>,
+        fields: Vec<self::sandfire::job::types::Field>,
     ) -> Result<()> {
         let fields = fields.into_iter().map(|f| (f.key, f.value)).collect();
         self.journal
@@ -97,9 +97,9 @@ impl sandfire::job::host::Host for HostState {
     }
 }
 
-impl From<sandfire::job::types::Level> for Level {
-    fn from(level: sandfire::job::types::Level) -> Level {
-        use sandfire::job::types::Level as Wit;
+impl From<self::sandfire::job::types::Level> for Level {
+    fn from(level: self::sandfire::job::types::Level) -> Level {
+        use self::sandfire::job::types::Level as Wit;
         match level {
             Wit::Trace => Level::Trace,
             Wit::Debug => Level::Debug,
