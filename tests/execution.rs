@@ -227,3 +227,69 @@ async fn hello_runs_complete_while_spin_hog_and_sleep_occupy_slots() {
     let _ = hog;
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_non_retryable_error_fails_the_run_at_once() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "hello", "hello").await;
+    // hello's input type needs a name: the SDK fails such a run without retrying.
+    let run = r
+        .enqueue(
+            &t,
+            "hello",
+            json!({"input": {"nom": "Ada"}, "max_attempts": 5}),
+        )
+        .await;
+    let run = r.wait_terminal(&t, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["state"], "failed", "{run:#}");
+    assert_eq!(outcomes(&run), ["error"]);
+    assert!(
+        run["error"].as_str().unwrap().contains("input"),
+        "the error should say the input did not match: {run:#}"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_hands_running_attempts_back_without_using_an_attempt() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "spin", "spin").await;
+    let run = r
+        .enqueue(
+            &t,
+            "spin",
+            json!({"timeout_ms": 300_000, "fuel": 10_000_000_000_000u64, "max_attempts": 1}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    r.wait_for(&t, &id, Duration::from_secs(10), |run| {
+        run["state"] == "running"
+    })
+    .await;
+    let store = r.store.clone();
+    let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    r.shutdown().await;
+
+    use sandfire::store::Store;
+    let detail = store
+        .run_get(tenant_id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.run.state, sandfire::model::RunState::Enqueued);
+    assert_eq!(
+        detail.run.max_attempts, 2,
+        "the interrupted attempt is refunded"
+    );
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(
+        detail.attempts[0].outcome,
+        Some(sandfire::model::Outcome::Cancelled)
+    );
+}
