@@ -21,6 +21,13 @@ find_bin() {
   for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
     [ -x "$dir/initdb" ] && { echo "$dir"; return; }
   done
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${SANDFIRE_NO_INSTALL:-}" ]; then
+    echo "PostgreSQL server binaries not found: installing Debian's postgresql package" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+      [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+    done
+  fi
   echo "PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql)" >&2
   exit 1
 }

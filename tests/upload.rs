@@ -243,6 +243,11 @@ async fn bad_run_requests_get_a_clear_4xx_and_create_nothing() {
     let (status, body) = post(Body::Json(json!({"queue": "Not A Queue"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
+    // PostgreSQL cannot store NUL: a clear 4xx, not a 500.
+    let (status, body) = post(Body::Json(json!({"input": {"name": "a\u{0}b"}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_value", "{body}");
+
     let (status, body) = post(Body::Raw(b"{}".to_vec(), Some("text/plain"))).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
 

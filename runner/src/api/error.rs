@@ -63,6 +63,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
             StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::Invalid(message) => ApiError::unprocessable(
+                "invalid_value",
+                format!("the database refused a value: {message}"),
+            ),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::new(

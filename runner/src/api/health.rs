@@ -13,9 +13,12 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
             StatusCode::OK,
             Json(json!({"status": "ok", "database": "ok"})),
         ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "database": e.to_string()})),
-        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "degraded", "database": "unreachable"})),
+            )
+        }
     }
 }

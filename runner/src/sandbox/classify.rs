@@ -78,6 +78,8 @@ pub(crate) struct Verdict {
     pub retryable: bool,
     pub retry_delay: Option<Duration>,
     pub snooze: Option<(Duration, String)>,
+    /// The runner, not the job, stopped the attempt (see `AttemptReport::runner_fault`).
+    pub runner_fault: bool,
 }
 
 impl Verdict {
@@ -89,17 +91,21 @@ impl Verdict {
             retryable,
             retry_delay: None,
             snooze: None,
+            runner_fault: false,
         }
     }
 
     /// A failure that is the runner's, not the job's: `Error`, retryable (the next attempt
     /// may land on a healthier runner or a freer pool).
     pub fn runner_failure(reason: &str) -> Verdict {
-        Verdict::new(
-            Outcome::Error,
-            format!("runner could not instantiate the job: {reason}"),
-            true,
-        )
+        Verdict {
+            runner_fault: true,
+            ..Verdict::new(
+                Outcome::Error,
+                format!("runner could not instantiate the job: {reason}"),
+                true,
+            )
+        }
     }
 }
 
@@ -160,6 +166,7 @@ fn returned_output(output: Vec<u8>, facts: &Facts<'_>) -> Verdict {
             retryable: false,
             retry_delay: None,
             snooze: None,
+            runner_fault: false,
         },
         Err(error) => Verdict::new(
             Outcome::Error,

@@ -218,6 +218,9 @@ pub struct AttemptReport {
     pub fuel_used: u64,
     pub peak_memory_bytes: u64,
     pub duration: Duration,
+    /// The attempt never ran the job because of the runner (component could not be loaded,
+    /// instance pool full): the worker retries it without using up one of the run's attempts.
+    pub runner_fault: bool,
 }
 
 impl AttemptReport {
@@ -234,6 +237,7 @@ impl AttemptReport {
             fuel_used: 0,
             peak_memory_bytes: 0,
             duration: Duration::ZERO,
+            runner_fault: true,
         }
     }
 }
@@ -519,6 +523,7 @@ fn report(
         fuel_used,
         peak_memory_bytes,
         duration: started.elapsed(),
+        runner_fault: verdict.runner_fault,
     }
 }
 

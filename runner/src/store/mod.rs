@@ -25,6 +25,9 @@ pub enum StoreError {
     /// The database cannot be reached right now; try again later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database refused a value (e.g. text it cannot store): the caller's input is bad.
+    #[error("invalid value: {0}")]
+    Invalid(String),
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
@@ -295,12 +298,13 @@ pub trait Store: Send + Sync + 'static {
     /// Writes log lines and progress of an attempt still running.
     async fn attempt_journal(
         &self,
+        run_id: Uuid,
         lease_token: Uuid,
         progress: Option<(i16, String)>,
         lines: &[NewLogLine],
     ) -> StoreResult<()>;
-    /// Extends the leases of every run this runner holds.
-    async fn lease_extend(&self, runner_id: Uuid, lease_ms: i64) -> StoreResult<u64>;
+    /// Extends the leases of the attempts this runner is executing (by their lease tokens).
+    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<u64>;
     /// Moves due `scheduled` and `retrying` runs to `enqueued`; returns how many.
     async fn run_promote_due(&self, limit: i64) -> StoreResult<u64>;
     /// The earliest due time of a `scheduled` or `retrying` run, and the database's now.

@@ -34,6 +34,10 @@ fn classify(err: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+        // Data exceptions (class 22, e.g. a NUL character in text) are bad values, not bugs.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+            StoreError::Invalid(db.message().to_string())
+        }
         // Administrator shutdown, crash recovery, too many connections...: transient.
         sqlx::Error::Database(db)
             if db
@@ -43,6 +47,44 @@ fn classify(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(err)
         }
         _ => StoreError::Other(err),
+    }
+}
+
+/// PostgreSQL cannot store NUL in `text` or `\u0000` in `jsonb`. Guests can produce both (logs,
+/// errors, output), so everything a guest wrote is cleaned on the way in; NUL becomes U+FFFD.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+fn clean_json(v: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn strip(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(clean(s).into_owned()),
+            Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (clean(k).into_owned(), strip(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if has_nul(v) {
+        std::borrow::Cow::Owned(strip(v))
+    } else {
+        std::borrow::Cow::Borrowed(v)
     }
 }
 
@@ -136,8 +178,8 @@ async fn insert_lines(
         attempts.push(line.attempt);
         ats.push(line.at);
         levels.push(line.level.as_str());
-        messages.push(line.message.as_str());
-        fields.push(&line.fields);
+        messages.push(clean(&line.message).into_owned());
+        fields.push(clean_json(&line.fields).into_owned());
     }
     sqlx::query(include_str!("sql/logs_insert.sql"))
         .bind(run_ids)
@@ -634,7 +676,7 @@ impl Store for PgStore {
         let mut run_ids = Vec::with_capacity(n);
         let mut tokens = Vec::with_capacity(n);
         let mut states = Vec::with_capacity(n);
-        let mut outputs: Vec<Option<&Value>> = Vec::with_capacity(n);
+        let mut outputs: Vec<Option<Value>> = Vec::with_capacity(n);
         let mut errors = Vec::with_capacity(n);
         let mut delays = Vec::with_capacity(n);
         let mut refunds = Vec::with_capacity(n);
@@ -649,17 +691,17 @@ impl Store for PgStore {
             run_ids.push(c.run_id);
             tokens.push(c.lease_token);
             states.push(c.state.as_str());
-            outputs.push(c.output.as_ref());
-            errors.push(c.error.as_deref());
+            outputs.push(c.output.as_ref().map(|v| clean_json(v).into_owned()));
+            errors.push(c.error.as_deref().map(|e| clean(e).into_owned()));
             delays.push(c.delay_ms);
             refunds.push(c.refund_attempt);
-            reasons.push(c.reason.as_str());
+            reasons.push(clean(&c.reason).into_owned());
             outcomes.push(c.outcome.as_str());
             fuel.push(c.fuel_used);
             memory.push(c.peak_memory);
             durations.push(c.duration_ms);
             progress.push(c.progress);
-            progress_messages.push(c.progress_message.as_deref());
+            progress_messages.push(c.progress_message.as_deref().map(|m| clean(m).into_owned()));
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         insert_lines(&mut tx, lines).await.map_err(classify)?;
@@ -687,6 +729,7 @@ impl Store for PgStore {
 
     async fn attempt_journal(
         &self,
+        run_id: Uuid,
         lease_token: Uuid,
         progress: Option<(i16, String)>,
         lines: &[NewLogLine],
@@ -695,12 +738,13 @@ impl Store for PgStore {
         insert_lines(&mut tx, lines).await.map_err(classify)?;
         if let Some((percent, message)) = progress {
             sqlx::query(
-                "UPDATE runs SET progress = $2, progress_message = $3
-                 WHERE lease_token = $1 AND state = 'running'",
+                "UPDATE runs SET progress = $3, progress_message = $4
+                 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
             )
+            .bind(run_id)
             .bind(lease_token)
             .bind(percent)
-            .bind(message)
+            .bind(clean(&message).into_owned())
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
@@ -708,12 +752,18 @@ impl Store for PgStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn lease_extend(&self, runner_id: Uuid, lease_ms: i64) -> StoreResult<u64> {
+    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<u64> {
+        if lease_tokens.is_empty() {
+            return Ok(0);
+        }
+        // Lock in a stable order, skipping rows a completion holds: never deadlocks with it.
         let done = sqlx::query(
             "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2::float8 / 1000)
-             WHERE runner_id = $1 AND state = 'running'",
+             WHERE id IN (SELECT id FROM runs
+                          WHERE lease_token = ANY($1) AND state = 'running'
+                          ORDER BY id FOR UPDATE SKIP LOCKED)",
         )
-        .bind(runner_id)
+        .bind(lease_tokens)
         .bind(lease_ms)
         .execute(&self.pool)
         .await

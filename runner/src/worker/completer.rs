@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::WorkerContext;
 use crate::model::RunState;
-use crate::store::{Completion, NewLogLine};
+use crate::store::{Completion, NewLogLine, StoreError};
 
 /// A finished attempt waiting to be written.
 #[derive(Debug)]
@@ -45,6 +45,36 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, mut rx: mpsc::Receiver<Done>) {
 }
 
 async fn write(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogLine]) {
+    if write_retrying(ctx, completions, lines).await {
+        return;
+    }
+    // The database refused something in this batch (not an outage): find it by writing the
+    // completions one by one, so one bad row never holds back the others.
+    for c in completions {
+        let own: Vec<NewLogLine> = lines
+            .iter()
+            .filter(|l| l.run_id == c.run_id)
+            .cloned()
+            .collect();
+        if write_retrying(ctx, std::slice::from_ref(c), &own).await {
+            continue;
+        }
+        tracing::error!(run = %c.run_id, "outcome refused by the database; writing it without its log lines");
+        if !write_retrying(ctx, std::slice::from_ref(c), &[]).await {
+            tracing::error!(
+                run = %c.run_id,
+                "outcome refused by the database; the run stays running until its lease expires"
+            );
+        }
+    }
+}
+
+/// Writes until success or a refusal that retrying cannot fix (returns false then).
+async fn write_retrying(
+    ctx: &WorkerContext,
+    completions: &[Completion],
+    lines: &[NewLogLine],
+) -> bool {
     let mut failures = 0u32;
     loop {
         match ctx.store.run_complete_many(completions, lines).await {
@@ -63,9 +93,9 @@ async fn write(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogL
                         );
                     }
                 }
-                return;
+                return true;
             }
-            Err(e) => {
+            Err(StoreError::Unavailable(e)) => {
                 failures += 1;
                 let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
                 tracing::warn!(
@@ -75,6 +105,10 @@ async fn write(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogL
                     "writing outcomes failed; retrying"
                 );
                 tokio::time::sleep(backoff).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, completions = completions.len(), "outcomes refused");
+                return false;
             }
         }
     }

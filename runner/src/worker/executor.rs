@@ -50,30 +50,26 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
 
 pub(super) async fn execute(ctx: &WorkerContext, run: ClaimedRun) -> Done {
     let flag = CancelFlag::default();
-    ctx.in_flight.insert(run.id, flag.clone());
+    ctx.in_flight.insert(run.lease_token, flag.clone());
     let journal = Arc::new(Journal::new());
-    let report = attempt(ctx, &run, flag, journal.clone()).await;
-    let interrupted = ctx.in_flight.remove(run.id);
-    let mut lines = journal.drain_lines();
-    let dropped = journal.dropped_lines();
+    let (report, unflushed) = attempt(ctx, &run, flag, journal.clone()).await;
+    let interrupted = ctx.in_flight.remove(run.lease_token);
     let progress = journal.progress();
     let completion = decide(ctx, &run, report, interrupted, progress.as_ref());
-    if dropped > 0 {
-        tracing::debug!(run = %run.id, dropped, "attempt exceeded its log line limit");
-    }
-    lines.shrink_to_fit();
-    Done {
-        completion,
-        lines: log_rows(run.id, run.attempt, lines),
-    }
+    // Lines a failed mid-attempt flush could not write come first: they are older.
+    let mut lines = unflushed;
+    lines.extend(log_rows(run.id, run.attempt, journal.drain_lines()));
+    Done { completion, lines }
 }
 
+/// Executes the attempt; returns its report and any log lines a mid-attempt flush failed to
+/// write.
 async fn attempt(
     ctx: &WorkerContext,
     run: &ClaimedRun,
     cancel: CancelFlag,
     journal: Arc<Journal>,
-) -> AttemptReport {
+) -> (AttemptReport, Vec<NewLogLine>) {
     let store = ctx.store.clone();
     let (tenant_id, digest) = (run.tenant_id, run.digest.clone());
     let prepared = ctx
@@ -91,10 +87,14 @@ async fn attempt(
         Err(e) => {
             // Not the job's fault (the component was valid at upload): retry the attempt.
             tracing::error!(run = %run.id, error = %e, "could not prepare the component");
-            return runner_error(
+            let mut report = AttemptReport::runner_error(
                 format!("the runner could not prepare the component: {e}"),
-                !matches!(e, PrepareError::Component(_)),
+                false,
             );
+            // Loading failed (e.g. the database blinked): not an attempt the job used up. A
+            // component that no longer compiles fails the run.
+            report.runner_fault = matches!(e, PrepareError::Load(_));
+            return (report, Vec::new());
         }
     };
     let spec = AttemptSpec {
@@ -119,13 +119,19 @@ async fn attempt(
     let execution = ctx.sandbox.execute(&prepared, spec);
     tokio::pin!(execution);
     // Short attempts never see the flush timer; long ones get their logs written as they go.
+    // A flush runs in its own task so the guest keeps running while the database answers.
     let flush = ctx.settings.journal_flush;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + flush, flush);
     let mut last_progress = None;
-    loop {
+    let unflushed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
+    let report = loop {
         tokio::select! {
-            report = &mut execution => return report,
+            report = &mut execution => break report,
             _ = ticker.tick() => {
+                if flushing.as_ref().is_some_and(|f| !f.is_finished()) {
+                    continue;
+                }
                 let lines = log_rows(run.id, run.attempt, journal.drain_lines());
                 let progress = journal.progress().map(|p| (p.percent as i16, p.message));
                 let changed = progress.is_some() && progress != last_progress;
@@ -133,33 +139,24 @@ async fn attempt(
                     continue;
                 }
                 last_progress = progress.clone();
-                if let Err(e) = ctx
-                    .store
-                    .attempt_journal(run.lease_token, if changed { progress } else { None }, &lines)
-                    .await
-                {
-                    // The lines are not lost for good: they were drained, so log the failure;
-                    // the attempt's outcome and remaining lines are still written at the end.
-                    log_flush_failure(run.id, &e, lines.len());
-                }
+                let (store, unflushed) = (ctx.store.clone(), unflushed.clone());
+                let (run_id, token) = (run.id, run.lease_token);
+                let progress = if changed { progress } else { None };
+                flushing = Some(tokio::spawn(async move {
+                    if let Err(e) = store.attempt_journal(run_id, token, progress, &lines).await {
+                        log_flush_failure(run_id, &e, lines.len());
+                        let mut kept = unflushed.lock().unwrap_or_else(|e| e.into_inner());
+                        kept.extend(lines);
+                    }
+                }));
             }
         }
+    };
+    if let Some(f) = flushing {
+        let _ = f.await;
     }
-}
-
-/// An attempt that never reached the guest because of the runner, not the job.
-fn runner_error(message: String, retryable: bool) -> AttemptReport {
-    AttemptReport {
-        outcome: Outcome::Error,
-        output: None,
-        error: Some(message),
-        retryable,
-        retry_delay: None,
-        snooze: None,
-        fuel_used: 0,
-        peak_memory_bytes: 0,
-        duration: Duration::ZERO,
-    }
+    let unflushed = std::mem::take(&mut *unflushed.lock().unwrap_or_else(|e| e.into_inner()));
+    (report, unflushed)
 }
 
 fn log_flush_failure(run: Uuid, e: &StoreError, lines: usize) {
@@ -195,6 +192,19 @@ fn decide(
         c.state = RunState::Enqueued;
         c.refund_attempt = true;
         c.reason = format!("attempt {attempt} interrupted: runner shutting down");
+        return c;
+    }
+    if report.runner_fault {
+        let delay = backoff_delay(
+            run.backoff_base_ms.max(100) as u64,
+            attempt,
+            ctx.limits.max_backoff_ms,
+        );
+        c.state = RunState::Retrying;
+        c.delay_ms = Some(delay as i64);
+        c.refund_attempt = true;
+        c.reason =
+            format!("the runner could not start attempt {attempt}; trying again in {delay} ms");
         return c;
     }
     match report.outcome {

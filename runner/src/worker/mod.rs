@@ -32,19 +32,24 @@ pub(crate) enum Interrupt {
     Shutdown,
 }
 
-/// The attempts this runner is executing, so they can be interrupted.
+/// The attempts this runner is executing, by lease token: their leases are extended by the
+/// heartbeat, and they can be interrupted.
 #[derive(Default)]
 pub(crate) struct InFlight {
     runs: Mutex<HashMap<Uuid, (CancelFlag, Option<Interrupt>)>>,
 }
 
 impl InFlight {
-    fn insert(&self, id: Uuid, flag: CancelFlag) {
-        self.lock().insert(id, (flag, None));
+    fn insert(&self, lease_token: Uuid, flag: CancelFlag) {
+        self.lock().insert(lease_token, (flag, None));
     }
 
-    fn remove(&self, id: Uuid) -> Option<Interrupt> {
-        self.lock().remove(&id).and_then(|(_, why)| why)
+    fn remove(&self, lease_token: Uuid) -> Option<Interrupt> {
+        self.lock().remove(&lease_token).and_then(|(_, why)| why)
+    }
+
+    fn lease_tokens(&self) -> Vec<Uuid> {
+        self.lock().keys().copied().collect()
     }
 
     fn interrupt_all(&self, why: Interrupt) {
@@ -227,7 +232,8 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
             _ = tokio::time::sleep(ctx.settings.heartbeat) => {},
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = ctx.store.lease_extend(ctx.runner_id, lease_ms).await {
+        let tokens = ctx.in_flight.lease_tokens();
+        if let Err(e) = ctx.store.lease_extend(&tokens, lease_ms).await {
             tracing::warn!(error = %e, "extending leases failed");
         }
     }
