@@ -38,6 +38,8 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
             options: RunLimits::default().default,
             input: json!(null),
             reason: "test".into(),
+            due: None,
+            after: None,
         })
         .await
         .unwrap();
@@ -53,6 +55,7 @@ fn completion(run_id: Uuid, lease_token: Uuid) -> Completion {
         error: None,
         delay_ms: None,
         refund_attempt: false,
+        snoozed: false,
         reason: "test".into(),
         outcome: Outcome::Ok,
         fuel_used: 1,

@@ -118,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
         options: options.clone(),
         input: json!({}),
         reason: "bench".into(),
+        due: None,
+        after: None,
     };
     let enqueue_start = Instant::now();
     let mut left = runs;

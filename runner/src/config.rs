@@ -87,6 +87,12 @@ pub struct RunLimits {
     pub max_backoff_base_ms: u64,
     /// Cap on one computed backoff delay, however many attempts came before.
     pub max_backoff_ms: u64,
+    /// Snoozes one run may take before its next snooze fails it (a job cannot snooze forever).
+    pub max_snoozes: u32,
+    /// How long an idempotency key names its run.
+    pub idempotency_window_ms: u64,
+    /// Furthest ahead a run may be delayed.
+    pub max_delay_ms: u64,
 }
 
 impl Default for RunLimits {
@@ -107,6 +113,9 @@ impl Default for RunLimits {
             max_memory_mb: 512,
             max_backoff_base_ms: 86_400_000,
             max_backoff_ms: 6 * 3_600_000,
+            max_snoozes: 100,
+            idempotency_window_ms: 24 * 3_600_000,
+            max_delay_ms: 366 * 24 * 3_600_000,
         }
     }
 }
@@ -229,9 +238,61 @@ impl RunOptions {
     }
 }
 
+/// Parses a duration like `90s`, `5m`, `1h30m`, `250ms` or `2d` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration: use e.g. \"30s\", \"5m\", \"1h30m\" or \"250ms\"".into());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(format!("{text:?} is not a duration: use e.g. \"30s\", \"5m\", \"1h30m\""));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?}; use ms, s, m, h or d"
+                ));
+            }
+        };
+        rest = &rest[unit_len..];
+        total = number
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: duration too large"))?;
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_nonsense() {
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("2d"), Ok(172_800_000));
+        assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("10").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration_ms("ten seconds").is_err());
+        assert!(parse_duration_ms("5y").is_err());
+        assert!(parse_duration_ms("99999999999999999999s").is_err());
+    }
 
     #[test]
     fn options_resolve_run_then_job_then_runner() {

@@ -69,10 +69,12 @@ impl Runner {
         let addr = listener.local_addr()?;
         let mut tasks = Vec::new();
 
+        let promoter_wake = Arc::new(Notify::new());
         let state = AppState {
             store: store.clone(),
             sandbox: sandbox.clone(),
             settings: settings.clone(),
+            promoter: promoter_wake.clone(),
         };
         let http_stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -84,7 +86,6 @@ impl Runner {
             }
         }));
 
-        let promoter_wake = Arc::new(Notify::new());
         tasks.push(tokio::spawn(promoter::run(
             store.clone(),
             promoter_wake.clone(),

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod health;
 mod jobs;
+mod queues;
 mod runs;
 mod tenants;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sandbox: Sandbox,
     pub settings: Arc<Settings>,
+    /// Wakes this runner's promoter when a delayed run is enqueued here.
+    pub promoter: Arc<tokio::sync::Notify>,
 }
 
 /// The whole HTTP surface of a runner.
@@ -43,6 +46,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{name}/keys", post(tenants::create_key))
         .route("/v1/jobs", get(jobs::list))
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{name}", put(queues::put))
+        .route("/v1/queues/{name}/pause", post(queues::pause))
+        .route("/v1/queues/{name}/resume", post(queues::resume))
         .route("/v1/jobs/{name}/runs", post(runs::enqueue))
         .route("/v1/runs", get(runs::list))
         .route("/v1/runs/{id}", get(runs::get))

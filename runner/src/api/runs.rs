@@ -3,7 +3,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -12,10 +14,12 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, TenantAuth};
 use crate::config::RunOptions;
 use crate::model::RunState;
-use crate::store::{LogListParams, RunInsertParams, RunListParams};
+use crate::store::{
+    After, Due, Idempotent, IdempotencyParams, LogListParams, RunInsertParams, RunListParams,
+};
 
 /// The body of `POST /v1/jobs/{name}/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// Any JSON; handed to the job as its input.
@@ -28,6 +32,71 @@ pub struct EnqueueRequest {
     backoff_base_ms: Option<u64>,
     queue: Option<String>,
     priority: Option<i16>,
+    /// Run later: a duration such as "90s" or "1h30m".
+    delay: Option<String>,
+    /// Run later: milliseconds.
+    delay_ms: Option<u64>,
+    /// Run at this RFC 3339 time.
+    run_at: Option<String>,
+    /// Run after another run of this tenant ends.
+    after: Option<AfterRequest>,
+    /// Unique runs: the same key and request return the same run.
+    idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterRequest {
+    run: String,
+    on: String,
+    #[serde(default)]
+    input_from_parent: bool,
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_option", format!("{field}: {reason}"))
+}
+
+/// When the run becomes due, from `delay`, `delay_ms` or `run_at` (at most one).
+fn due(body: &EnqueueRequest, limits: &crate::config::RunLimits) -> ApiResult<Option<Due>> {
+    let given = [body.delay.is_some(), body.delay_ms.is_some(), body.run_at.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(invalid(
+            "delay",
+            "give at most one of delay, delay_ms and run_at",
+        ));
+    }
+    let check = |field: &str, ms: u64| {
+        if ms > limits.max_delay_ms {
+            Err(invalid(
+                field,
+                format!("{ms} ms is further ahead than this runner allows ({} ms)", limits.max_delay_ms),
+            ))
+        } else {
+            Ok(Some(Due::In(ms as i64)))
+        }
+    };
+    if let Some(text) = &body.delay {
+        let ms = crate::config::parse_duration_ms(text).map_err(|e| invalid("delay", e))?;
+        return check("delay", ms);
+    }
+    if let Some(ms) = body.delay_ms {
+        return check("delay_ms", ms);
+    }
+    if let Some(text) = &body.run_at {
+        let at = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+            invalid(
+                "run_at",
+                format!("{text:?} is not an RFC 3339 time ({e}), e.g. \"2026-01-31T09:00:00Z\""),
+            )
+        })?;
+        let at = at.with_timezone(&Utc);
+        if (at - Utc::now()).num_milliseconds() > limits.max_delay_ms as i64 {
+            return Err(invalid("run_at", "further ahead than this runner allows"));
+        }
+        return Ok(Some(Due::At(at)));
+    }
+    Ok(None)
 }
 
 pub async fn enqueue(
@@ -42,22 +111,51 @@ pub async fn enqueue(
         fuel: body.fuel,
         memory_mb: body.memory_mb,
         backoff_base_ms: body.backoff_base_ms,
-        queue: body.queue,
+        queue: body.queue.clone(),
         priority: body.priority,
     };
     let limits = &state.settings.limits;
     options
         .validate(limits)
         .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
-    let job = state
-        .store
-        .job_get(tenant.id, &name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
-            ))
-        })?;
+    let due = due(&body, limits)?;
+    let after = match &body.after {
+        None => None,
+        Some(a) => {
+            if due.is_some() {
+                return Err(invalid("after", "a continuation cannot also be delayed"));
+            }
+            let run = Uuid::parse_str(&a.run)
+                .map_err(|_| invalid("after.run", format!("{:?} is not a run id", a.run)))?;
+            if !matches!(a.on.as_str(), "succeeded" | "failed" | "finished") {
+                return Err(invalid(
+                    "after.on",
+                    format!("{:?}: use \"succeeded\", \"failed\" or \"finished\"", a.on),
+                ));
+            }
+            if state.store.run_get(tenant.id, run).await?.is_none() {
+                return Err(ApiError::unprocessable(
+                    "invalid_option",
+                    format!("after.run: no run with id {run}"),
+                ));
+            }
+            Some(After {
+                run,
+                on: a.on.clone(),
+                input_from_parent: a.input_from_parent,
+            })
+        }
+    };
+    if let Some(key) = &body.idempotency_key
+        && (key.is_empty() || key.len() > 255)
+    {
+        return Err(invalid("idempotency_key", "use 1 to 255 characters"));
+    }
+    let job = state.store.job_get(tenant.id, &name).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
+        ))
+    })?;
     let merged = options.or(&job.defaults);
     // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
     merged.validate(limits).map_err(|e| {
@@ -66,19 +164,45 @@ pub async fn enqueue(
             format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
         )
     })?;
-    let run = state
-        .store
-        .run_insert(RunInsertParams {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.id,
-            job_id: job.id,
-            version: job.version,
-            options: merged.resolve(limits),
-            input: body.input,
-            reason: "enqueued via API".to_string(),
-        })
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(run))))
+    let params = RunInsertParams {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.id,
+        job_id: job.id,
+        version: job.version,
+        options: merged.resolve(limits),
+        input: body.input.clone(),
+        reason: "enqueued via API".to_string(),
+        due,
+        after,
+    };
+    let (status, run) = match &body.idempotency_key {
+        None => (StatusCode::CREATED, state.store.run_insert(params).await?),
+        Some(key) => {
+            // The same request is the same job and body, whatever the key's window.
+            let canonical = serde_json::to_vec(&json!({"job": name, "request": &body}))
+                .unwrap_or_default();
+            let key = IdempotencyParams {
+                key: key.clone(),
+                request_hash: Sha256::digest(&canonical).to_vec(),
+                window_ms: limits.idempotency_window_ms as i64,
+            };
+            match state.store.run_insert_idempotent(params, key).await? {
+                Idempotent::Created(run) => (StatusCode::CREATED, run),
+                Idempotent::Existing(run) => (StatusCode::OK, run),
+                Idempotent::Mismatch(id) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} already names run {id}, created by a different \
+                         request; use a new key for a different request",
+                        body.idempotency_key.as_deref().unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    };
+    if run.state == RunState::Scheduled {
+        state.promoter.notify_one();
+    }
+    Ok((status, axum::Json(json!(run))))
 }
 
 fn parse_run_id(id: &str) -> ApiResult<Uuid> {

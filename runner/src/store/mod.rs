@@ -106,6 +106,49 @@ pub struct RunInsertParams {
     pub options: ResolvedOptions,
     pub input: Value,
     pub reason: String,
+    /// When the run becomes due; `None` = now. A due time in the past (by the database clock)
+    /// makes the run `enqueued` at once, a future one `scheduled`.
+    pub due: Option<Due>,
+    /// Wait for this run of the same tenant to end (a continuation).
+    pub after: Option<After>,
+}
+
+/// When a delayed run becomes due.
+#[derive(Debug, Clone, Copy)]
+pub enum Due {
+    /// This long after the database's now.
+    In(i64),
+    /// At this time.
+    At(DateTime<Utc>),
+}
+
+/// What a continuation waits for.
+#[derive(Debug, Clone)]
+pub struct After {
+    pub run: Uuid,
+    /// `succeeded`, `failed` or `finished`.
+    pub on: String,
+    /// Start with the parent's output as input.
+    pub input_from_parent: bool,
+}
+
+/// What an enqueue with an idempotency key did.
+#[derive(Debug, Clone)]
+pub enum Idempotent {
+    /// No live key: the run was created.
+    Created(Run),
+    /// The same key and request within the window: the run created then.
+    Existing(Run),
+    /// The same key with a different request.
+    Mismatch(Uuid),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyParams {
+    pub key: String,
+    /// SHA-256 of the canonical request.
+    pub request_hash: Vec<u8>,
+    pub window_ms: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -230,6 +273,8 @@ pub struct ClaimedRun {
     pub backoff_base_ms: i64,
     pub scheduled_at: DateTime<Utc>,
     pub lease_token: Uuid,
+    /// Snoozes so far (bounded by the runner's `max_snoozes`).
+    pub snoozes: i32,
 }
 
 /// The end of one attempt: the run's next state and the attempt's record. Written only if
@@ -243,8 +288,10 @@ pub struct Completion {
     pub error: Option<String>,
     /// For `retrying` / `scheduled`: due this long after the database's now.
     pub delay_ms: Option<i64>,
-    /// A snooze does not use up an attempt: the run gets one more.
+    /// A snooze, a shutdown or a runner fault does not use up an attempt: the run gets one more.
     pub refund_attempt: bool,
+    /// The attempt ended with a snooze (counted against `max_snoozes`).
+    pub snoozed: bool,
     pub reason: String,
     pub outcome: Outcome,
     pub fuel_used: i64,
@@ -254,9 +301,31 @@ pub struct Completion {
     pub progress_message: Option<String>,
 }
 
+/// A tenant's queue: settings and how many runs are in it, by state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub paused: bool,
+    pub concurrency_limit: Option<i32>,
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueuePutParams {
+    pub tenant_id: i64,
+    pub name: String,
+    /// `None` keeps the current value.
+    pub paused: Option<bool>,
+    /// `None` keeps, `Some(None)` removes the limit.
+    pub concurrency_limit: Option<Option<i32>>,
+}
+
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
+    async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>>;
+    async fn queue_put(&self, params: QueuePutParams) -> StoreResult<QueueInfo>;
+
     /// The PostgreSQL pool, for LISTEN/NOTIFY (`None` for stores without notifications).
     fn pg_pool(&self) -> Option<sqlx::PgPool> {
         None
@@ -280,13 +349,20 @@ pub trait Store: Send + Sync + 'static {
     async fn component_bytes(&self, tenant_id: i64, digest: &str) -> StoreResult<Option<Vec<u8>>>;
 
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run>;
+    /// Inserts a run unless a live idempotency key of the tenant already names one.
+    async fn run_insert_idempotent(
+        &self,
+        params: RunInsertParams,
+        key: IdempotencyParams,
+    ) -> StoreResult<Idempotent>;
     /// Inserts many runs in one statement (batches, benchmarks); returns them as inserted.
     async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>>;
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>>;
     async fn run_list(&self, params: RunListParams) -> StoreResult<Vec<Run>>;
     async fn log_list(&self, params: LogListParams) -> StoreResult<Option<Vec<LogLine>>>;
 
-    /// Claims up to `limit` enqueued runs of a queue: highest priority first, then oldest.
+    /// Claims up to `limit` enqueued runs of a queue: highest priority first, then oldest;
+    /// skips tenants' paused queues and keeps their concurrency limits across runners.
     async fn run_claim(&self, params: RunClaimParams) -> StoreResult<Vec<ClaimedRun>>;
     /// Writes completions and their log lines in one transaction. Returns the ids whose
     /// completion was accepted (the lease still held).
@@ -303,8 +379,9 @@ pub trait Store: Send + Sync + 'static {
         progress: Option<(i16, String)>,
         lines: &[NewLogLine],
     ) -> StoreResult<()>;
-    /// Extends the leases of the attempts this runner is executing (by their lease tokens).
-    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<u64>;
+    /// Extends the leases of the attempts this runner is executing (by their lease tokens);
+    /// returns the tokens whose run was asked to cancel (a missed NOTIFY is caught here).
+    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<Vec<Uuid>>;
     /// Moves due `scheduled` and `retrying` runs to `enqueued`; returns how many.
     async fn run_promote_due(&self, limit: i64) -> StoreResult<u64>;
     /// The earliest due time of a `scheduled` or `retrying` run, and the database's now.

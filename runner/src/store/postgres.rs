@@ -34,6 +34,13 @@ fn classify(err: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+        // Raised by the continuation trigger: the parent can never satisfy the condition.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("SF001") => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("SF002") => {
+            StoreError::Invalid(db.message().to_string())
+        }
         // Data exceptions (class 22, e.g. a NUL character in text) are bad values, not bugs.
         sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
             StoreError::Invalid(db.message().to_string())
@@ -191,6 +198,127 @@ async fn insert_lines(
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Inserts runs in one statement on a connection or inside a transaction.
+async fn insert_runs(
+conn: &mut sqlx::PgConnection,
+params: Vec<RunInsertParams>,
+) -> StoreResult<Vec<Run>> {
+    let n = params.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tenants = Vec::with_capacity(n);
+    let mut jobs = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut after_runs = Vec::with_capacity(n);
+    let mut after_ons = Vec::with_capacity(n);
+    let mut from_parent = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut timeouts = Vec::with_capacity(n);
+    let mut fuels = Vec::with_capacity(n);
+    let mut memories = Vec::with_capacity(n);
+    let mut backoffs = Vec::with_capacity(n);
+    let mut reasons = Vec::with_capacity(n);
+    for p in params {
+        ids.push(p.id);
+        tenants.push(p.tenant_id);
+        jobs.push(p.job_id);
+        versions.push(p.version);
+        delays.push(match p.due {
+            Some(Due::In(ms)) => Some(ms),
+            _ => None,
+        });
+        run_ats.push(match p.due {
+            Some(Due::At(at)) => Some(at),
+            _ => None,
+        });
+        after_runs.push(p.after.as_ref().map(|a| a.run));
+        after_ons.push(p.after.as_ref().map(|a| a.on.clone()));
+        from_parent.push(p.after.as_ref().is_some_and(|a| a.input_from_parent));
+        queues.push(p.options.queue);
+        priorities.push(p.options.priority);
+        inputs.push(p.input);
+        max_attempts.push(opt_i32(Some(p.options.max_attempts)));
+        timeouts.push(opt_i64(Some(p.options.timeout_ms)));
+        fuels.push(opt_i64(Some(p.options.fuel)));
+        memories.push(opt_i32(Some(p.options.memory_mb)));
+        backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
+        reasons.push(p.reason);
+    }
+    let rows = sqlx::query(include_str!("sql/run_insert.sql"))
+        .bind(ids)
+        .bind(tenants)
+        .bind(jobs)
+        .bind(versions)
+        .bind(queues)
+        .bind(priorities)
+        .bind(inputs)
+        .bind(max_attempts)
+        .bind(timeouts)
+        .bind(fuels)
+        .bind(memories)
+        .bind(backoffs)
+        .bind(reasons)
+        .bind(delays)
+        .bind(run_ats)
+        .bind(after_runs)
+        .bind(after_ons)
+        .bind(from_parent)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(classify)?;
+    rows.iter()
+        .map(run_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(classify)
+}
+
+/// Claims with claim.sql, optionally for one tenant (the concurrency-limited path).
+async fn claim_rows<'c, E>(
+    conn: E,
+    p: &RunClaimParams,
+    tenant_id: Option<i64>,
+) -> StoreResult<Vec<ClaimedRun>>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let rows = sqlx::query(include_str!("sql/claim.sql"))
+        .bind(&p.queue)
+        .bind(p.limit)
+        .bind(p.runner_id)
+        .bind(p.lease_ms)
+        .bind(tenant_id)
+        .fetch_all(conn)
+        .await
+        .map_err(classify)?;
+    rows.iter()
+        .map(|row| {
+            Ok(ClaimedRun {
+                id: row.try_get("id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                tenant: row.try_get("tenant")?,
+                job: row.try_get("job")?,
+                version: row.try_get("version")?,
+                digest: row.try_get("digest")?,
+                input: row.try_get("input")?,
+                attempt: row.try_get("attempt")?,
+                max_attempts: row.try_get("max_attempts")?,
+                timeout_ms: row.try_get("timeout_ms")?,
+                fuel: row.try_get("fuel")?,
+                memory_mb: row.try_get("memory_mb")?,
+                backoff_base_ms: row.try_get("backoff_base_ms")?,
+                scheduled_at: row.try_get("scheduled_at")?,
+                lease_token: row.try_get("lease_token")?,
+                snoozes: row.try_get("snoozes")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(classify)
 }
 
 #[async_trait::async_trait]
@@ -462,59 +590,8 @@ impl Store for PgStore {
     }
 
     async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>> {
-        let n = params.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut tenants = Vec::with_capacity(n);
-        let mut jobs = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut states = Vec::with_capacity(n);
-        let mut queues = Vec::with_capacity(n);
-        let mut priorities = Vec::with_capacity(n);
-        let mut inputs = Vec::with_capacity(n);
-        let mut max_attempts = Vec::with_capacity(n);
-        let mut timeouts = Vec::with_capacity(n);
-        let mut fuels = Vec::with_capacity(n);
-        let mut memories = Vec::with_capacity(n);
-        let mut backoffs = Vec::with_capacity(n);
-        let mut reasons = Vec::with_capacity(n);
-        for p in params {
-            ids.push(p.id);
-            tenants.push(p.tenant_id);
-            jobs.push(p.job_id);
-            versions.push(p.version);
-            states.push(RunState::Enqueued.as_str());
-            queues.push(p.options.queue);
-            priorities.push(p.options.priority);
-            inputs.push(p.input);
-            max_attempts.push(opt_i32(Some(p.options.max_attempts)));
-            timeouts.push(opt_i64(Some(p.options.timeout_ms)));
-            fuels.push(opt_i64(Some(p.options.fuel)));
-            memories.push(opt_i32(Some(p.options.memory_mb)));
-            backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
-            reasons.push(p.reason);
-        }
-        let rows = sqlx::query(include_str!("sql/run_insert.sql"))
-            .bind(ids)
-            .bind(tenants)
-            .bind(jobs)
-            .bind(versions)
-            .bind(states)
-            .bind(queues)
-            .bind(priorities)
-            .bind(inputs)
-            .bind(max_attempts)
-            .bind(timeouts)
-            .bind(fuels)
-            .bind(memories)
-            .bind(backoffs)
-            .bind(reasons)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(run_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(classify)
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        insert_runs(&mut conn, params).await
     }
 
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>> {
@@ -635,36 +712,62 @@ impl Store for PgStore {
     }
 
     async fn run_claim(&self, p: RunClaimParams) -> StoreResult<Vec<ClaimedRun>> {
-        let rows = sqlx::query(include_str!("sql/claim.sql"))
+        let mut claimed = claim_rows(&self.pool, &p, None).await?;
+        // Tenants' concurrency-limited queues of this name: claim under the queue's row lock,
+        // counting what runs now (a fresh snapshot after the lock), so the limit holds across
+        // every runner.
+        let mut room = p.limit - claimed.len() as i64;
+        if room <= 0 {
+            return Ok(claimed);
+        }
+        let limited: Vec<i64> = sqlx::query_scalar(
+            "SELECT tenant_id FROM queues
+             WHERE name = $1 AND NOT paused AND concurrency_limit IS NOT NULL",
+        )
+        .bind(&p.queue)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        for tenant_id in limited {
+            if room <= 0 {
+                break;
+            }
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let free: Option<i64> = sqlx::query_scalar(
+                "SELECT concurrency_limit FROM queues
+                 WHERE tenant_id = $1 AND name = $2 AND NOT paused
+                   AND concurrency_limit IS NOT NULL
+                 FOR UPDATE",
+            )
+            .bind(tenant_id)
             .bind(&p.queue)
-            .bind(p.limit)
-            .bind(p.runner_id)
-            .bind(p.lease_ms)
-            .fetch_all(&self.pool)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?
+            .map(|limit: i32| i64::from(limit));
+            let Some(limit) = free else { continue };
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM runs
+                 WHERE tenant_id = $1 AND queue = $2 AND state = 'running'",
+            )
+            .bind(tenant_id)
+            .bind(&p.queue)
+            .fetch_one(&mut *tx)
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClaimedRun {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    tenant: row.try_get("tenant")?,
-                    job: row.try_get("job")?,
-                    version: row.try_get("version")?,
-                    digest: row.try_get("digest")?,
-                    input: row.try_get("input")?,
-                    attempt: row.try_get("attempt")?,
-                    max_attempts: row.try_get("max_attempts")?,
-                    timeout_ms: row.try_get("timeout_ms")?,
-                    fuel: row.try_get("fuel")?,
-                    memory_mb: row.try_get("memory_mb")?,
-                    backoff_base_ms: row.try_get("backoff_base_ms")?,
-                    scheduled_at: row.try_get("scheduled_at")?,
-                    lease_token: row.try_get("lease_token")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(classify)
+            let n = room.min(limit - running);
+            if n > 0 {
+                let params = RunClaimParams {
+                    limit: n,
+                    ..p.clone()
+                };
+                let rows = claim_rows(&mut *tx, &params, Some(tenant_id)).await?;
+                room -= rows.len() as i64;
+                claimed.extend(rows);
+            }
+            tx.commit().await.map_err(classify)?;
+        }
+        Ok(claimed)
     }
 
     async fn run_complete_many(
@@ -687,7 +790,9 @@ impl Store for PgStore {
         let mut durations = Vec::with_capacity(n);
         let mut progress = Vec::with_capacity(n);
         let mut progress_messages = Vec::with_capacity(n);
+        let mut snoozed = Vec::with_capacity(n);
         for c in completions {
+            snoozed.push(c.snoozed);
             run_ids.push(c.run_id);
             tokens.push(c.lease_token);
             states.push(c.state.as_str());
@@ -720,6 +825,7 @@ impl Store for PgStore {
             .bind(durations)
             .bind(progress)
             .bind(progress_messages)
+            .bind(snoozed)
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;
@@ -752,23 +858,144 @@ impl Store for PgStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<u64> {
+    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<Vec<Uuid>> {
         if lease_tokens.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         // Lock in a stable order, skipping rows a completion holds: never deadlocks with it.
-        let done = sqlx::query(
+        sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2::float8 / 1000)
              WHERE id IN (SELECT id FROM runs
                           WHERE lease_token = ANY($1) AND state = 'running'
-                          ORDER BY id FOR UPDATE SKIP LOCKED)",
+                          ORDER BY id FOR UPDATE SKIP LOCKED)
+             RETURNING CASE WHEN cancel_requested_at IS NOT NULL THEN lease_token END",
         )
         .bind(lease_tokens)
         .bind(lease_ms)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(classify)?;
-        Ok(done.rows_affected())
+        .map(|tokens: Vec<Option<Uuid>>| tokens.into_iter().flatten().collect())
+        .map_err(classify)
+    }
+
+    async fn run_insert_idempotent(
+        &self,
+        params: RunInsertParams,
+        key: IdempotencyParams,
+    ) -> StoreResult<Idempotent> {
+        let tenant_id = params.tenant_id;
+        // Two tries: a concurrent request with the same key may win the insert race once.
+        for _ in 0..2 {
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let existing: Option<(Vec<u8>, Uuid)> = sqlx::query_as(
+                "SELECT request_hash, run_id FROM idempotency_keys
+                 WHERE tenant_id = $1 AND key = $2 AND expires_at > now()
+                 FOR UPDATE",
+            )
+            .bind(tenant_id)
+            .bind(&key.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if let Some((hash, run_id)) = existing {
+                tx.commit().await.map_err(classify)?;
+                if hash != key.request_hash {
+                    return Ok(Idempotent::Mismatch(run_id));
+                }
+                let row = sqlx::query(include_str!("sql/run_select.sql"))
+                    .bind(tenant_id)
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                return match row {
+                    Some(row) => Ok(Idempotent::Existing(run_from_row(&row).map_err(classify)?)),
+                    // The run was deleted while its key lives: the key still names it.
+                    None => Ok(Idempotent::Mismatch(run_id)),
+                };
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, run_id, expires_at)
+                 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8 / 1000))
+                 ON CONFLICT (tenant_id, key) DO UPDATE
+                 SET request_hash = EXCLUDED.request_hash, run_id = EXCLUDED.run_id,
+                     created_at = now(), expires_at = EXCLUDED.expires_at
+                 WHERE idempotency_keys.expires_at <= now()",
+            )
+            .bind(tenant_id)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(params.id)
+            .bind(key.window_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if inserted.rows_affected() == 0 {
+                // A live key appeared since our look-up: read it again.
+                tx.rollback().await.map_err(classify)?;
+                continue;
+            }
+            let run = insert_runs(&mut *tx, vec![params.clone()])
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(Idempotent::Created(run));
+        }
+        Err(StoreError::Conflict(format!(
+            "idempotency key {:?} is being used by a concurrent request; retry",
+            key.key
+        )))
+    }
+
+    async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>> {
+        let rows = sqlx::query(include_str!("sql/queue_list.sql"))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let counts: Value = row.try_get("counts")?;
+                Ok(QueueInfo {
+                    name: row.try_get("name")?,
+                    paused: row.try_get("paused")?,
+                    concurrency_limit: row.try_get("concurrency_limit")?,
+                    counts: counts
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn queue_put(&self, p: QueuePutParams) -> StoreResult<QueueInfo> {
+        sqlx::query(include_str!("sql/queue_put.sql"))
+            .bind(p.tenant_id)
+            .bind(&p.name)
+            .bind(p.paused)
+            .bind(p.concurrency_limit.is_some())
+            .bind(p.concurrency_limit.flatten())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        // Resuming or raising a limit may make runs claimable: wake the runners.
+        sqlx::query("SELECT pg_notify('sandfire_enqueued', $1)")
+            .bind(&p.name)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        let queues = self.queue_list(p.tenant_id).await?;
+        queues
+            .into_iter()
+            .find(|q| q.name == p.name)
+            .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))
     }
 
     async fn run_promote_due(&self, limit: i64) -> StoreResult<u64> {

@@ -50,7 +50,7 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
 
 pub(super) async fn execute(ctx: &WorkerContext, run: ClaimedRun) -> Done {
     let flag = CancelFlag::default();
-    ctx.in_flight.insert(run.lease_token, flag.clone());
+    ctx.in_flight.insert(run.lease_token, run.id, flag.clone());
     let journal = Arc::new(Journal::new());
     let (report, unflushed) = attempt(ctx, &run, flag, journal.clone()).await;
     let interrupted = ctx.in_flight.remove(run.lease_token);
@@ -179,6 +179,7 @@ fn decide(
         error: report.error.clone(),
         delay_ms: None,
         refund_attempt: false,
+        snoozed: false,
         reason: String::new(),
         outcome: report.outcome,
         fuel_used: report.fuel_used.min(i64::MAX as u64) as i64,
@@ -207,6 +208,12 @@ fn decide(
             format!("the runner could not start attempt {attempt}; trying again in {delay} ms");
         return c;
     }
+    if report.outcome == Outcome::Cancelled {
+        c.state = RunState::Cancelled;
+        c.reason = format!("cancelled during attempt {attempt}");
+        c.error = Some("cancelled while running".to_string());
+        return c;
+    }
     match report.outcome {
         Outcome::Ok => {
             c.state = RunState::Succeeded;
@@ -214,8 +221,17 @@ fn decide(
             c.error = None;
             c.reason = format!("attempt {attempt} succeeded");
         }
+        _ if report.snooze.is_some() && run.snoozes as u32 >= ctx.limits.max_snoozes => {
+            c.state = RunState::Failed;
+            c.error = Some(format!(
+                "the job snoozed {} times, the most this runner allows",
+                run.snoozes
+            ));
+            c.reason = format!("attempt {attempt} snoozed once too often");
+        }
         _ if report.snooze.is_some() => {
             let (delay, why) = report.snooze.unwrap_or_default();
+            c.snoozed = true;
             c.state = RunState::Scheduled;
             c.delay_ms = Some(delay.as_millis().min(ctx.limits.max_backoff_ms as u128) as i64);
             c.refund_attempt = true;

@@ -1,6 +1,8 @@
-//! Wakes the claim loop when runs become ready, via PostgreSQL LISTEN/NOTIFY on the
-//! `sandfire_enqueued` channel (sent by the run-state trigger). Reconnects on its own; the claim
-//! loop's slow poll covers any notification missed meanwhile.
+//! PostgreSQL LISTEN/NOTIFY for the worker: `sandfire_enqueued` (a run became ready: wake the
+//! claim loop), `sandfire_scheduled` (a delayed run or retry appeared: wake the promoter so it
+//! can sleep until the new due time) and `sandfire_cancel` (a running run was cancelled:
+//! interrupt its attempt if this runner executes it). Reconnects on its own; the claim loop's
+//! slow poll and the heartbeat's cancel check cover anything missed meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::WorkerContext;
 
-pub const CHANNEL: &str = "sandfire_enqueued";
+pub const ENQUEUED: &str = "sandfire_enqueued";
+pub const SCHEDULED: &str = "sandfire_scheduled";
+pub const CANCEL: &str = "sandfire_cancel";
 
 pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: CancellationToken) {
     let Some(pool) = ctx.store.pg_pool() else {
@@ -21,7 +25,7 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
     loop {
         let connected = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen_all([ENQUEUED, SCHEDULED, CANCEL]).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -40,16 +44,26 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
             _ = stop.cancelled() => return,
         };
         failures = 0;
-        // Anything enqueued while we were not listening is picked up now.
+        // Anything enqueued or scheduled while we were not listening is picked up now.
         wake.notify_one();
+        ctx.promoter.notify_one();
         loop {
             tokio::select! {
                 n = listener.try_recv() => match n {
-                    Ok(Some(n)) => {
-                        if ctx.settings.queues.iter().any(|q| q == n.payload()) {
-                            wake.notify_one();
+                    Ok(Some(n)) => match n.channel() {
+                        ENQUEUED => {
+                            if ctx.settings.queues.iter().any(|q| q == n.payload()) {
+                                wake.notify_one();
+                            }
                         }
-                    }
+                        SCHEDULED => ctx.promoter.notify_one(),
+                        CANCEL => {
+                            if let Ok(run_id) = n.payload().parse() {
+                                ctx.in_flight.cancel_run(run_id);
+                            }
+                        }
+                        _ => {}
+                    },
                     Ok(None) => {
                         tracing::warn!("LISTEN connection lost; reconnecting");
                         break;

@@ -30,36 +30,70 @@ pub use executor::backoff_delay;
 pub(crate) enum Interrupt {
     /// The runner is shutting down: hand the run back without using up an attempt.
     Shutdown,
+    /// The run was cancelled (API): end it `cancelled`.
+    Cancel,
+}
+
+/// One attempt this runner is executing.
+struct Running {
+    run_id: Uuid,
+    flag: CancelFlag,
+    why: Option<Interrupt>,
 }
 
 /// The attempts this runner is executing, by lease token: their leases are extended by the
 /// heartbeat, and they can be interrupted.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    runs: Mutex<HashMap<Uuid, (CancelFlag, Option<Interrupt>)>>,
+    runs: Mutex<HashMap<Uuid, Running>>,
 }
 
 impl InFlight {
-    fn insert(&self, lease_token: Uuid, flag: CancelFlag) {
-        self.lock().insert(lease_token, (flag, None));
+    fn insert(&self, lease_token: Uuid, run_id: Uuid, flag: CancelFlag) {
+        let running = Running {
+            run_id,
+            flag,
+            why: None,
+        };
+        self.lock().insert(lease_token, running);
     }
 
     fn remove(&self, lease_token: Uuid) -> Option<Interrupt> {
-        self.lock().remove(&lease_token).and_then(|(_, why)| why)
+        self.lock().remove(&lease_token).and_then(|r| r.why)
     }
 
     fn lease_tokens(&self) -> Vec<Uuid> {
         self.lock().keys().copied().collect()
     }
 
+    fn interrupt(running: &mut Running, why: Interrupt) {
+        // A cancel is final: a later shutdown must not turn it into a hand-back.
+        if running.why != Some(Interrupt::Cancel) {
+            running.why = Some(why);
+        }
+        running.flag.cancel();
+    }
+
     fn interrupt_all(&self, why: Interrupt) {
-        for (flag, reason) in self.lock().values_mut() {
-            *reason = Some(why);
-            flag.cancel();
+        for running in self.lock().values_mut() {
+            InFlight::interrupt(running, why);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (CancelFlag, Option<Interrupt>)>> {
+    /// Interrupts the attempt of a cancelled run, if this runner executes it.
+    fn cancel_run(&self, run_id: Uuid) {
+        for running in self.lock().values_mut().filter(|r| r.run_id == run_id) {
+            InFlight::interrupt(running, Interrupt::Cancel);
+        }
+    }
+
+    fn cancel_token(&self, lease_token: Uuid) {
+        if let Some(running) = self.lock().get_mut(&lease_token) {
+            InFlight::interrupt(running, Interrupt::Cancel);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Running>> {
         // A panic elsewhere cannot leave the map inconsistent (single inserts/removes).
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -233,8 +267,13 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         let tokens = ctx.in_flight.lease_tokens();
-        if let Err(e) = ctx.store.lease_extend(&tokens, lease_ms).await {
-            tracing::warn!(error = %e, "extending leases failed");
+        match ctx.store.lease_extend(&tokens, lease_ms).await {
+            Ok(cancelled) => {
+                for token in cancelled {
+                    ctx.in_flight.cancel_token(token);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "extending leases failed"),
         }
     }
 }

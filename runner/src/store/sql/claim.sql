@@ -1,9 +1,16 @@
 -- Claim up to $2 enqueued runs of queue $1 for runner $3 with a lease of $4 ms: highest priority
 -- first, then the oldest due. SKIP LOCKED lets many runners claim concurrently without waiting.
+-- Runs of a tenant's paused or concurrency-limited queue are left to claim_limited.sql. With
+-- $5 set, only that tenant's runs are claimed (the limited path, under the queue's row lock).
 WITH picked AS (
     SELECT id
     FROM runs
     WHERE state = 'enqueued' AND queue = $1
+      AND ($5::int8 IS NULL OR tenant_id = $5)
+      AND ($5::int8 IS NOT NULL OR NOT EXISTS (
+              SELECT 1 FROM queues q
+              WHERE q.tenant_id = runs.tenant_id AND q.name = runs.queue
+                AND (q.paused OR q.concurrency_limit IS NOT NULL)))
     ORDER BY priority DESC, scheduled_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -27,7 +34,7 @@ WITH picked AS (
 )
 SELECT c.id, c.tenant_id, t.name AS tenant, j.name AS job, c.version, v.digest, c.input,
        c.attempt, c.max_attempts, c.timeout_ms, c.fuel, c.memory_mb, c.backoff_base_ms,
-       c.scheduled_at, c.lease_token
+       c.scheduled_at, c.lease_token, c.snoozes
 FROM claimed c
 JOIN tenants t ON t.id = c.tenant_id
 JOIN jobs j ON j.id = c.job_id

@@ -5,9 +5,9 @@ WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::int8[],
                 $7::bool[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                $13::int2[], $14::text[])
+                $13::int2[], $14::text[], $15::bool[])
         AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, reason,
-             outcome, fuel_used, peak_memory, duration_ms, progress, progress_message)
+             outcome, fuel_used, peak_memory, duration_ms, progress, progress_message, snoozed)
 ), done AS (
     UPDATE runs r
     SET state = i.state::run_state,
@@ -17,6 +17,7 @@ WITH input AS (
                             ELSE now() + make_interval(secs => i.delay_ms::float8 / 1000) END,
         finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
         max_attempts = r.max_attempts + CASE WHEN i.refund_attempt THEN 1 ELSE 0 END,
+        snoozes = r.snoozes + CASE WHEN i.snoozed THEN 1 ELSE 0 END,
         runner_id = NULL,
         lease_token = NULL,
         lease_expires_at = NULL,

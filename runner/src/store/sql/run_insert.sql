@@ -1,12 +1,31 @@
 -- Insert runs from parallel arrays and return them as inserted (a worker may claim them before
--- the caller reads them again).
-WITH inserted AS (
-    INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
-                      timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason)
+-- the caller reads them again). A run due later is 'scheduled' (by the database clock); a
+-- continuation's state is decided by the runs_await_parent trigger.
+WITH input AS (
     SELECT *
-    FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int4[], $5::text[]::run_state[],
-                $6::text[], $7::int2[], $8::jsonb[], $9::int4[], $10::int8[], $11::int8[],
-                $12::int4[], $13::int8[], $14::text[])
+    FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int4[], $5::text[], $6::int2[],
+                $7::jsonb[], $8::int4[], $9::int8[], $10::int8[], $11::int4[], $12::int8[],
+                $13::text[], $14::int8[], $15::timestamptz[], $16::uuid[], $17::text[],
+                $18::bool[])
+        AS i(id, tenant_id, job_id, version, queue, priority, input, max_attempts, timeout_ms,
+             fuel, memory_mb, backoff_base_ms, reason, delay_ms, run_at, after_run, after_on,
+             input_from_parent)
+), timed AS (
+    SELECT i.*,
+           coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0)::float8 / 1000))
+               AS due
+    FROM input i
+), inserted AS (
+    INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
+                      timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, scheduled_at,
+                      after_run, after_on, input_from_parent)
+    SELECT id, tenant_id, job_id, version,
+           CASE WHEN after_run IS NOT NULL THEN 'awaiting'::run_state
+                WHEN due > now() THEN 'scheduled'::run_state
+                ELSE 'enqueued'::run_state END,
+           queue, priority, input, max_attempts, timeout_ms, fuel, memory_mb, backoff_base_ms,
+           reason, greatest(due, now()), after_run, after_on, input_from_parent
+    FROM timed
     RETURNING *
 )
 SELECT r.id, j.name AS job, r.version, r.state, r.queue, r.priority, r.input, r.output, r.error,
