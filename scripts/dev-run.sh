@@ -27,7 +27,7 @@ setup() {
     key=$(printf '%s' "$key" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')
     printf '%s' "$key" > "$KEY_FILE"
   fi
-  for job in hello flaky spin hog panic sleep report noop; do
+  for job in hello flaky spin hog panic sleep report noop snooze; do
     curl -fsS -X PUT "$URL/v1/jobs/$job" -H "Authorization: Bearer $key" \
       --data-binary "@target/wasm32-wasip2/wasm/$job.wasm" >/dev/null \
       || echo "uploading $job failed" >&2

@@ -6,6 +6,7 @@
 mod support;
 
 mod execution;
+mod kinds;
 mod store;
 mod tenancy;
 mod upload;

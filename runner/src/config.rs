@@ -249,13 +249,18 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration: use e.g. \"30s\", \"5m\", \"1h30m\""));
+            return Err(format!(
+                "{text:?} is not a duration: use e.g. \"30s\", \"5m\", \"1h30m\""
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("{text:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -288,7 +293,11 @@ mod tests {
         assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
         assert_eq!(parse_duration_ms("2d"), Ok(172_800_000));
         assert!(parse_duration_ms("").is_err());
-        assert!(parse_duration_ms("10").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration_ms("10")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration_ms("ten seconds").is_err());
         assert!(parse_duration_ms("5y").is_err());
         assert!(parse_duration_ms("99999999999999999999s").is_err());

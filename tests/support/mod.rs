@@ -281,3 +281,28 @@ pub fn outcomes(run: &Value) -> Vec<String> {
         .map(|a| a["outcome"].as_str().unwrap_or("none").to_string())
         .collect()
 }
+
+impl TestRunner {
+    /// Another runner on the same database as this one (e.g. to test limits across runners).
+    pub async fn second_runner(&self, configure: impl FnOnce(&mut Settings)) -> TestRunner {
+        let pool = self.store.pool().clone();
+        let store = Arc::new(PgStore::new(pool));
+        let mut settings = test_settings();
+        configure(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let runner = Runner::start(
+            settings,
+            store.clone() as Arc<dyn Store>,
+            listener,
+            Duration::from_millis(100),
+        )
+        .await
+        .expect("starting a second runner");
+        TestRunner {
+            base: format!("http://{}", runner.addr),
+            http: reqwest::Client::new(),
+            store,
+            runner: Some(runner),
+        }
+    }
+}

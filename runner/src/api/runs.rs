@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AppState;
@@ -15,7 +15,7 @@ use super::extract::{Json, Query, TenantAuth};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
-    After, Due, Idempotent, IdempotencyParams, LogListParams, RunInsertParams, RunListParams,
+    After, Due, IdempotencyParams, Idempotent, LogListParams, RunInsertParams, RunListParams,
 };
 
 /// The body of `POST /v1/jobs/{name}/runs`.
@@ -59,7 +59,11 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
 
 /// When the run becomes due, from `delay`, `delay_ms` or `run_at` (at most one).
 fn due(body: &EnqueueRequest, limits: &crate::config::RunLimits) -> ApiResult<Option<Due>> {
-    let given = [body.delay.is_some(), body.delay_ms.is_some(), body.run_at.is_some()];
+    let given = [
+        body.delay.is_some(),
+        body.delay_ms.is_some(),
+        body.run_at.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(invalid(
             "delay",
@@ -70,7 +74,10 @@ fn due(body: &EnqueueRequest, limits: &crate::config::RunLimits) -> ApiResult<Op
         if ms > limits.max_delay_ms {
             Err(invalid(
                 field,
-                format!("{ms} ms is further ahead than this runner allows ({} ms)", limits.max_delay_ms),
+                format!(
+                    "{ms} ms is further ahead than this runner allows ({} ms)",
+                    limits.max_delay_ms
+                ),
             ))
         } else {
             Ok(Some(Due::In(ms as i64)))
@@ -151,11 +158,15 @@ pub async fn enqueue(
     {
         return Err(invalid("idempotency_key", "use 1 to 255 characters"));
     }
-    let job = state.store.job_get(tenant.id, &name).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
-        ))
-    })?;
+    let job = state
+        .store
+        .job_get(tenant.id, &name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
+            ))
+        })?;
     let merged = options.or(&job.defaults);
     // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
     merged.validate(limits).map_err(|e| {
@@ -179,8 +190,8 @@ pub async fn enqueue(
         None => (StatusCode::CREATED, state.store.run_insert(params).await?),
         Some(key) => {
             // The same request is the same job and body, whatever the key's window.
-            let canonical = serde_json::to_vec(&json!({"job": name, "request": &body}))
-                .unwrap_or_default();
+            let canonical =
+                serde_json::to_vec(&json!({"job": name, "request": &body})).unwrap_or_default();
             let key = IdempotencyParams {
                 key: key.clone(),
                 request_hash: Sha256::digest(&canonical).to_vec(),

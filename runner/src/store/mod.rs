@@ -5,7 +5,10 @@
 //! user strings. Every read and write that a tenant can cause is scoped by `tenant_id`, so one
 //! tenant can never reach another's rows. The database clock is the only clock.
 
+mod batches;
+mod control;
 mod postgres;
+mod retention;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,7 +17,13 @@ use uuid::Uuid;
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::model::{Level, Outcome, RunState};
 
+pub use batches::{
+    Batch, BatchCancel, BatchContinuationParams, BatchCreateParams, BatchCreated, BatchDetail,
+    BatchRun, BatchRunParams, BatchStore,
+};
+pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry};
 pub use postgres::PgStore;
+pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams};
 
 /// What can go wrong talking to the store, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -322,7 +331,7 @@ pub struct QueuePutParams {
 
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: BatchStore + RunControlStore + RetentionStore + Send + Sync + 'static {
     async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>>;
     async fn queue_put(&self, params: QueuePutParams) -> StoreResult<QueueInfo>;
 

@@ -24,7 +24,7 @@ impl PgStore {
     }
 }
 
-fn classify(err: sqlx::Error) -> StoreError {
+pub(super) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
             StoreError::Conflict(db.message().to_string())
@@ -202,8 +202,8 @@ async fn insert_lines(
 
 /// Inserts runs in one statement on a connection or inside a transaction.
 async fn insert_runs(
-conn: &mut sqlx::PgConnection,
-params: Vec<RunInsertParams>,
+    conn: &mut sqlx::PgConnection,
+    params: Vec<RunInsertParams>,
 ) -> StoreResult<Vec<Run>> {
     let n = params.len();
     let mut ids = Vec::with_capacity(n);
