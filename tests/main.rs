@@ -5,8 +5,11 @@
 
 mod support;
 
+mod batches;
+mod control;
 mod execution;
 mod kinds;
+mod retention;
 mod store;
 mod tenancy;
 mod upload;

@@ -17,6 +17,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub worker: WorkerSettings,
     pub limits: RunLimits,
+    /// How long ended runs are kept, and how the pruner deletes them.
+    pub retention: RetentionSettings,
     pub sandbox: SandboxConfig,
     /// Largest accepted component upload (HTTP 413 beyond).
     pub max_component_bytes: usize,
@@ -30,6 +32,7 @@ impl Default for Settings {
             admin_token: None,
             worker: WorkerSettings::default(),
             limits: RunLimits::default(),
+            retention: RetentionSettings::default(),
             sandbox: SandboxConfig::default(),
             max_component_bytes: 16 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
@@ -72,6 +75,31 @@ impl Default for WorkerSettings {
             complete_batch: 256,
             journal_flush: Duration::from_millis(500),
             enabled: true,
+        }
+    }
+}
+
+/// Retention: how long ended runs are kept, and how the pruner deletes them (see
+/// `docs/retention.md`).
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// `succeeded` and `cancelled` runs are deleted this long after they finished.
+    pub retention_succeeded: Duration,
+    /// `failed` runs are deleted this long after they finished.
+    pub retention_failed: Duration,
+    /// How often the pruner looks for expired rows.
+    pub prune_interval: Duration,
+    /// Most rows deleted by one statement (each its own short transaction).
+    pub prune_batch: usize,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            retention_succeeded: Duration::from_secs(7 * 24 * 3600),
+            retention_failed: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(60),
+            prune_batch: 1000,
         }
     }
 }

@@ -135,7 +135,19 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     if settings.admin_token.is_none() {
         tracing::warn!("SANDFIRE_ADMIN_TOKEN is not set: admin routes (/v1/tenants) are off");
     }
-    let store = connect(&args.database_url, args.db_connections).await?;
+    // A runner starting while the database is down waits for it instead of exiting.
+    let store = loop {
+        match connect(&args.database_url, args.db_connections).await {
+            Ok(store) => break store,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "database not reachable yet; retrying in 1 s"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("could not listen on {}", args.listen))?;

@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use crate::api::{AppState, app};
 use crate::config::Settings;
-use crate::maintenance::promoter;
+use crate::maintenance::leader::{self, while_leader};
+use crate::maintenance::{promoter, pruner, rescuer};
 use crate::sandbox::Sandbox;
-use crate::store::{PgStore, Store};
+use crate::store::{PgStore, RunnerRegistration, Store};
 use crate::worker::{PoolParts, run_pool};
 
 /// A started runner. Dropping it does not stop it: call [`Runner::shutdown`].
@@ -29,6 +30,15 @@ pub struct Runner {
     pub sandbox: Sandbox,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Connects to PostgreSQL with a pool sized for API traffic plus the worker's claims and writes.
@@ -86,11 +96,53 @@ impl Runner {
             }
         }));
 
-        tasks.push(tokio::spawn(promoter::run(
+        // Presence in the registry and the election of the maintenance leader.
+        let registration = RunnerRegistration {
+            id,
+            host: hostname(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            queues: settings.worker.queues.clone(),
+            slots: if settings.worker.enabled {
+                settings.worker.slots as i32
+            } else {
+                0
+            },
+        };
+        let (leadership, presence) = leader::start(
+            store.clone(),
+            registration,
+            settings.worker.heartbeat,
+            settings.worker.lease,
+            shutdown.clone(),
+        );
+        tasks.push(presence);
+        // Maintenance services: only on the leader.
+        let (s, wake, poll) = (
             store.clone(),
             promoter_wake.clone(),
             settings.worker.poll_interval,
+        );
+        tasks.push(tokio::spawn(while_leader(
+            leadership.clone(),
             shutdown.clone(),
+            move |stop| promoter::run(s.clone(), wake.clone(), poll, stop),
+        )));
+        let (s, retention) = (store.clone(), settings.retention.clone());
+        tasks.push(tokio::spawn(while_leader(
+            leadership.clone(),
+            shutdown.clone(),
+            move |stop| pruner::run(s.clone(), retention.clone(), stop),
+        )));
+        let (s, every, runner_ttl, max_backoff) = (
+            store.clone(),
+            settings.worker.heartbeat,
+            settings.worker.lease * 2,
+            settings.limits.max_backoff_ms,
+        );
+        tasks.push(tokio::spawn(while_leader(
+            leadership.clone(),
+            shutdown.clone(),
+            move |stop| rescuer::run(s.clone(), every, runner_ttl, max_backoff, stop),
         )));
 
         if settings.worker.enabled {
@@ -122,6 +174,10 @@ impl Runner {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
+        }
+        // Every attempt is finished or handed back: leave the registry.
+        if let Err(e) = self.store.runner_deregister(self.id).await {
+            tracing::warn!(error = %e, "deregistering the runner failed");
         }
         tracing::info!(runner = %self.id, "runner stopped");
     }

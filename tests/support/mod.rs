@@ -306,3 +306,29 @@ impl TestRunner {
         }
     }
 }
+
+/// Polls `check` every 20 ms until it returns `Some`; panics naming `what` after `within`.
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestRunner {
+    /// Counts rows with a static SQL query returning one bigint (e.g. `SELECT count(*) ...`).
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}

@@ -3,11 +3,14 @@
 //! One file per resource. Handlers validate everything a client sends before touching the
 //! store, so a bad request changes nothing; every tenant route is scoped by the key's tenant.
 
+mod batches;
+mod control;
 mod error;
 mod extract;
 mod health;
 mod jobs;
 mod queues;
+mod runners;
 mod runs;
 mod tenants;
 
@@ -46,13 +49,19 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{name}/keys", post(tenants::create_key))
         .route("/v1/jobs", get(jobs::list))
+        .route("/v1/runners", get(runners::list))
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{name}", put(queues::put))
         .route("/v1/queues/{name}/pause", post(queues::pause))
         .route("/v1/queues/{name}/resume", post(queues::resume))
         .route("/v1/jobs/{name}/runs", post(runs::enqueue))
         .route("/v1/runs", get(runs::list))
-        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}", get(runs::get).delete(control::delete))
+        .route("/v1/runs/{id}/cancel", post(control::cancel))
+        .route("/v1/runs/{id}/retry", post(control::retry))
+        .route("/v1/batches", post(batches::create))
+        .route("/v1/batches/{id}", get(batches::get))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/runs/{id}/logs", get(runs::logs))
         .layer(DefaultBodyLimit::max(request_limit));
     uploads

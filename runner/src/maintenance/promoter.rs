@@ -31,7 +31,7 @@ pub async fn run(
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "promoting due runs failed; backing off");
-                Duration::from_millis(100 * 2u64.pow(failures.min(6)))
+                Duration::from_millis(100 * 2u64.pow(failures.min(4)))
             }
         };
         tokio::select! {

@@ -9,6 +9,7 @@ mod batches;
 mod control;
 mod postgres;
 mod retention;
+mod runners;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -24,6 +25,7 @@ pub use batches::{
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry};
 pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams};
+pub use runners::*;
 
 /// What can go wrong talking to the store, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -331,7 +333,9 @@ pub struct QueuePutParams {
 
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
-pub trait Store: BatchStore + RunControlStore + RetentionStore + Send + Sync + 'static {
+pub trait Store:
+    RunnerStore + BatchStore + RunControlStore + RetentionStore + Send + Sync + 'static
+{
     async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>>;
     async fn queue_put(&self, params: QueuePutParams) -> StoreResult<QueueInfo>;
 
@@ -389,8 +393,13 @@ pub trait Store: BatchStore + RunControlStore + RetentionStore + Send + Sync + '
         lines: &[NewLogLine],
     ) -> StoreResult<()>;
     /// Extends the leases of the attempts this runner is executing (by their lease tokens);
-    /// returns the tokens whose run was asked to cancel (a missed NOTIFY is caught here).
-    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<Vec<Uuid>>;
+    /// returns each extended token and whether its run was asked to cancel (a missed NOTIFY is
+    /// caught here). A token not returned no longer holds its run (or its row was busy).
+    async fn lease_extend(
+        &self,
+        lease_tokens: &[Uuid],
+        lease_ms: i64,
+    ) -> StoreResult<Vec<(Uuid, bool)>>;
     /// Moves due `scheduled` and `retrying` runs to `enqueued`; returns how many.
     async fn run_promote_due(&self, limit: i64) -> StoreResult<u64>;
     /// The earliest due time of a `scheduled` or `retrying` run, and the database's now.

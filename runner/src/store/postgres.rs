@@ -858,23 +858,31 @@ impl Store for PgStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn lease_extend(&self, lease_tokens: &[Uuid], lease_ms: i64) -> StoreResult<Vec<Uuid>> {
+    async fn lease_extend(
+        &self,
+        lease_tokens: &[Uuid],
+        lease_ms: i64,
+    ) -> StoreResult<Vec<(Uuid, bool)>> {
         if lease_tokens.is_empty() {
             return Ok(Vec::new());
         }
         // Lock in a stable order, skipping rows a completion holds: never deadlocks with it.
-        sqlx::query_scalar(
+        sqlx::query_as(
             "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2::float8 / 1000)
              WHERE id IN (SELECT id FROM runs
                           WHERE lease_token = ANY($1) AND state = 'running'
                           ORDER BY id FOR UPDATE SKIP LOCKED)
-             RETURNING CASE WHEN cancel_requested_at IS NOT NULL THEN lease_token END",
+             RETURNING lease_token, cancel_requested_at IS NOT NULL",
         )
         .bind(lease_tokens)
         .bind(lease_ms)
         .fetch_all(&self.pool)
         .await
-        .map(|tokens: Vec<Option<Uuid>>| tokens.into_iter().flatten().collect())
+        .map(|rows: Vec<(Option<Uuid>, bool)>| {
+            rows.into_iter()
+                .filter_map(|(t, c)| Some((t?, c)))
+                .collect()
+        })
         .map_err(classify)
     }
 

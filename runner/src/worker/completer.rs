@@ -97,7 +97,7 @@ async fn write_retrying(
             }
             Err(StoreError::Unavailable(e)) => {
                 failures += 1;
-                let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
+                let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(5)));
                 tracing::warn!(
                     error = %e,
                     completions = completions.len(),

@@ -34,7 +34,7 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "LISTEN failed; polling until it reconnects");
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(4)));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => continue,
                         _ = stop.cancelled() => return,

@@ -32,6 +32,9 @@ pub(crate) enum Interrupt {
     Shutdown,
     /// The run was cancelled (API): end it `cancelled`.
     Cancel,
+    /// This runner no longer holds the run's lease (it was rescued): stop; the outcome will
+    /// be rejected by the guarded write anyway.
+    LeaseLost,
 }
 
 /// One attempt this runner is executing.
@@ -39,6 +42,8 @@ struct Running {
     run_id: Uuid,
     flag: CancelFlag,
     why: Option<Interrupt>,
+    /// Consecutive heartbeats that did not extend this lease.
+    missed: u32,
 }
 
 /// The attempts this runner is executing, by lease token: their leases are extended by the
@@ -54,6 +59,7 @@ impl InFlight {
             run_id,
             flag,
             why: None,
+            missed: 0,
         };
         self.lock().insert(lease_token, running);
     }
@@ -87,9 +93,29 @@ impl InFlight {
         }
     }
 
-    fn cancel_token(&self, lease_token: Uuid) {
-        if let Some(running) = self.lock().get_mut(&lease_token) {
-            InFlight::interrupt(running, Interrupt::Cancel);
+    /// Applies a heartbeat's result: cancels what was asked to cancel, and stops attempts whose
+    /// lease two heartbeats in a row could not extend (a single miss may be a busy row).
+    fn heartbeat_result(&self, asked: &[Uuid], extended: &[(Uuid, bool)]) {
+        let mut runs = self.lock();
+        for token in asked {
+            let Some(running) = runs.get_mut(token) else {
+                continue;
+            };
+            match extended.iter().find(|(t, _)| t == token) {
+                Some((_, cancel)) => {
+                    running.missed = 0;
+                    if *cancel {
+                        InFlight::interrupt(running, Interrupt::Cancel);
+                    }
+                }
+                None => {
+                    running.missed += 1;
+                    if running.missed >= 2 {
+                        tracing::warn!(run = %running.run_id, "lease lost: stopping the attempt");
+                        InFlight::interrupt(running, Interrupt::LeaseLost);
+                    }
+                }
+            }
         }
     }
 
@@ -237,7 +263,7 @@ async fn claim_loop(
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, queue, "claiming runs failed; backing off");
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(4)));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {},
                         _ = shutdown.cancelled() => {},
@@ -268,11 +294,7 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
         }
         let tokens = ctx.in_flight.lease_tokens();
         match ctx.store.lease_extend(&tokens, lease_ms).await {
-            Ok(cancelled) => {
-                for token in cancelled {
-                    ctx.in_flight.cancel_token(token);
-                }
-            }
+            Ok(extended) => ctx.in_flight.heartbeat_result(&tokens, &extended),
             Err(e) => tracing::warn!(error = %e, "extending leases failed"),
         }
     }
