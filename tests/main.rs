@@ -6,6 +6,7 @@
 mod support;
 
 mod batches;
+mod cluster;
 mod control;
 mod execution;
 mod kinds;

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod model;
 pub mod runner;
 pub mod sandbox;
+pub mod schedule;
 pub mod store;
 pub mod worker;
 

@@ -168,6 +168,15 @@ impl Runner {
         })
     }
 
+    /// Stops every task at once, the way a crash would: nothing is handed back, no lease is
+    /// released, the registry row stays until it expires. For failure tests.
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        tracing::warn!(runner = %self.id, "runner aborted");
+    }
+
     /// Stops claiming and serving, lets running attempts finish (within the grace period) and
     /// waits until every outcome is written.
     pub async fn shutdown(self) {

@@ -332,3 +332,17 @@ impl TestRunner {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
+
+impl TestRunner {
+    /// Kills the runner the way a crash would (no hand-back, no lease release).
+    pub fn crash(mut self) {
+        if let Some(runner) = self.runner.take() {
+            runner.abort();
+        }
+    }
+
+    /// The id of the runner behind this handle.
+    pub fn runner_id(&self) -> uuid::Uuid {
+        self.runner.as_ref().expect("running").id
+    }
+}

@@ -163,10 +163,15 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         promoter: parts.promoter,
     });
     let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
-    let completer = tokio::spawn(completer::run(ctx.clone(), done_rx));
+    // If this future is dropped (the runner is aborted), its helpers die with it, as in a crash.
+    let mut completer = AbortOnDrop(tokio::spawn(completer::run(ctx.clone(), done_rx)));
     let background = CancellationToken::new();
-    let listener = tokio::spawn(listener::run(ctx.clone(), wake.clone(), background.clone()));
-    let heartbeat = tokio::spawn(heartbeat(ctx.clone(), background.clone()));
+    let mut listener = AbortOnDrop(tokio::spawn(listener::run(
+        ctx.clone(),
+        wake.clone(),
+        background.clone(),
+    )));
+    let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat(ctx.clone(), background.clone())));
 
     let mut attempts = claim_loop(ctx.clone(), wake, done_tx, shutdown).await;
 
@@ -184,12 +189,21 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         while attempts.join_next().await.is_some() {}
     }
     // Every sender is gone once the attempts are: the completer writes what is left and ends.
-    if let Err(e) = completer.await {
+    if let Err(e) = (&mut completer.0).await {
         tracing::error!(error = %e, "completer task failed");
     }
     background.cancel();
-    let _ = listener.await;
-    let _ = heartbeat.await;
+    let _ = (&mut listener.0).await;
+    let _ = (&mut heartbeat.0).await;
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn claim_loop(

@@ -1,0 +1,154 @@
+//! Many runners on one database: the registry, leader election and failover, lease rescue of a
+//! crashed runner's attempts, and long attempts that are never rescued while their runner lives.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_TOKEN, TestRunner, outcomes};
+
+/// Short leases so failover happens in well under a second.
+fn fast_leases(s: &mut sandfire::config::Settings) {
+    s.worker.heartbeat = std::time::Duration::from_millis(100);
+    s.worker.lease = std::time::Duration::from_millis(600);
+}
+
+async fn runners(r: &TestRunner, key: &str) -> Vec<Value> {
+    let (status, body) = r.call(Method::GET, "/v1/runners", Some(key), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["runners"].as_array().unwrap().clone()
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut f: impl FnMut() -> F,
+) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn runners_register_elect_one_leader_and_fail_over() {
+    let a = TestRunner::start_with(fast_leases).await;
+    let b = a.second_runner(fast_leases).await;
+    let (a_id, b_id) = (a.runner_id().to_string(), b.runner_id().to_string());
+    wait_until(
+        "both runners registered",
+        Duration::from_secs(5),
+        || async { runners(&a, ADMIN_TOKEN).await.len() == 2 },
+    )
+    .await;
+    let listed = runners(&a, ADMIN_TOKEN).await;
+    let leaders: Vec<_> = listed.iter().filter(|r| r["leader"] == true).collect();
+    assert_eq!(leaders.len(), 1, "{listed:#?}");
+    assert_eq!(leaders[0]["id"], a_id.as_str(), "the first runner leads");
+    assert!(
+        listed
+            .iter()
+            .all(|r| r["host"].as_str().is_some() && r["slots"] == 8)
+    );
+    let (status, _) = a.call(Method::GET, "/v1/runners", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The leader crashes: the other takes over once the lease time has passed, and the dead
+    // runner is expired from the registry.
+    a.crash();
+    wait_until("failover", Duration::from_secs(5), || async {
+        runners(&b, ADMIN_TOKEN)
+            .await
+            .iter()
+            .any(|r| r["id"] == b_id.as_str() && r["leader"] == true)
+    })
+    .await;
+    wait_until(
+        "the dead runner expires",
+        Duration::from_secs(5),
+        || async { runners(&b, ADMIN_TOKEN).await.len() == 1 },
+    )
+    .await;
+    // A graceful stop deregisters at once.
+    let c = b.second_runner(fast_leases).await;
+    wait_until("c registered", Duration::from_secs(5), || async {
+        runners(&b, ADMIN_TOKEN).await.len() == 2
+    })
+    .await;
+    c.shutdown().await;
+    assert_eq!(runners(&b, ADMIN_TOKEN).await.len(), 1);
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crashed_runners_attempts_are_rescued_and_retried() {
+    // Runner a executes; runner b serves another queue only, but leads after a dies.
+    let a = TestRunner::start_with(fast_leases).await;
+    let t = a.tenant("acme").await;
+    a.upload(&t, "spin", "spin").await;
+    a.upload(&t, "flaky", "flaky").await;
+    let run = a
+        .enqueue(
+            &t,
+            "spin",
+            json!({"timeout_ms": 300_000, "fuel": 10_000_000_000_000u64, "max_attempts": 2}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    a.wait_for(&t, &id, Duration::from_secs(10), |r| {
+        r["state"] == "running"
+    })
+    .await;
+    // The tenant sees its in-flight attempt on the runner.
+    let listed = runners(&a, &t.key).await;
+    assert_eq!(
+        listed[0]["in_flight"][0]["run_id"],
+        id.as_str(),
+        "{listed:#?}"
+    );
+    let b = a
+        .second_runner(|s| {
+            fast_leases(s);
+            s.worker.queues = vec!["other".into()];
+        })
+        .await;
+    a.crash();
+    let run = b
+        .wait_for(&t, &id, Duration::from_secs(10), |r| {
+            r["attempts"][0]["outcome"] == "runner_lost"
+        })
+        .await;
+    assert_eq!(run["attempts"][0]["outcome"], "runner_lost", "{run:#}");
+    assert!(
+        matches!(run["state"].as_str(), Some("retrying" | "enqueued")),
+        "{run:#}"
+    );
+    assert!(
+        run["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or("").contains("rescued")),
+        "{run:#}"
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_attempt_is_never_rescued_while_its_runner_lives() {
+    let r = TestRunner::start_with(fast_leases).await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "sleep", "sleep").await;
+    // Runs for 2 s, over three times the 600 ms lease.
+    let run = r
+        .enqueue(&t, "sleep", json!({"timeout_ms": 2_000, "max_attempts": 1}))
+        .await;
+    let run = r.wait_terminal(&t, run["id"].as_str().unwrap()).await;
+    assert_eq!(outcomes(&run), ["timeout"], "{run:#}");
+    r.shutdown().await;
+}
