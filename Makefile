@@ -12,7 +12,7 @@ TEST_PG_PORT := 54330
 BENCH_PG_DIR := target/pg-bench
 BENCH_PG_PORT := 54331
 
-.PHONY: help run test lint bench examples wasm-target build fmt clean-db
+.PHONY: help run test lint bench chaos examples wasm-target build fmt clean-db
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,9 +37,16 @@ lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p sandfire -p sandfire-guest -p sandfire-guest-macro --all-targets -- -D warnings
 
-bench: examples ## Queue throughput, pickup latency and sandbox overhead (durable commits)
+bench: examples ## Queue throughput (1 and 2 runner processes), pickup latency, sandbox overhead, delayed/cron lateness (durable commits)
 	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) durable -- \
-	  $(CARGO) bench -p sandfire --bench queue
+	  $(CARGO) bench -p sandfire --bench queue --bench lateness --bench cluster
+
+# Knobs: CHAOS_SECONDS, CHAOS_RUNS, CHAOS_KILL_EVERY_MS, CHAOS_DB_DOWN_MS (see tests/chaos.rs).
+CHAOS_SECONDS ?= 60
+CHAOS_RUNS ?= 5000
+chaos: examples ## Chaos test: SIGKILL runner processes for 60 s, crash PostgreSQL once; prints the figures
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_RUNS=$(CHAOS_RUNS) \
+	  $(CARGO) test -p sandfire --test integration chaos:: -- --nocapture --test-threads=1
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

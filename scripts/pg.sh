@@ -4,14 +4,18 @@
 #
 #   scripts/pg.sh start DIR PORT [fast]   initdb if needed, start, wait until ready
 #   scripts/pg.sh stop DIR                stop (fast shutdown)
+#   scripts/pg.sh crash DIR               stop the way a crash would (immediate shutdown: no
+#                                         checkpoint; the next start runs crash recovery)
 #   scripts/pg.sh url PORT                print the DATABASE_URL
 #
 # `fast` turns off durability (fsync, synchronous_commit): for tests only, never for benchmarks
-# that claim durable figures. initdb refuses to run as root, so as root the cluster runs as the
+# that claim durable figures. `crashsafe` turns off fsync only: a commit still reaches the
+# kernel before it is acknowledged, so it survives a crash of PostgreSQL (not of the machine);
+# the chaos test uses it. initdb refuses to run as root, so as root the cluster runs as the
 # `postgres` user.
 set -euo pipefail
 
-cmd=${1:?usage: pg.sh start DIR PORT [fast] | stop DIR | url PORT}
+cmd=${1:?usage: pg.sh start DIR PORT [fast|crashsafe] | stop DIR | crash DIR | url PORT}
 
 find_bin() {
   local dir
@@ -61,6 +65,8 @@ case "$cmd" in
     opts="$opts -c shared_buffers=256MB"
     if [ "$mode" = fast ]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    elif [ "$mode" = crashsafe ]; then
+      opts="$opts -c fsync=off -c full_page_writes=off"
     fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 start \
       >/dev/null || { tail -20 "$dir/postgres.log" >&2; exit 1; }
@@ -70,6 +76,13 @@ case "$cmd" in
     bin=$(find_bin)
     if [ -f "$dir/data/postmaster.pid" ]; then
       as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+  crash)
+    dir=$(realpath -m "${2:?DIR}")
+    bin=$(find_bin)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null || true
     fi
     ;;
   url)

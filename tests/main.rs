@@ -6,11 +6,13 @@
 mod support;
 
 mod batches;
+mod chaos;
 mod cluster;
 mod control;
 mod execution;
 mod kinds;
 mod retention;
+mod schedules;
 mod store;
 mod tenancy;
 mod upload;

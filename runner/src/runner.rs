@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::api::{AppState, app};
 use crate::config::Settings;
 use crate::maintenance::leader::{self, while_leader};
-use crate::maintenance::{promoter, pruner, rescuer};
+use crate::maintenance::{cron, promoter, pruner, rescuer};
 use crate::sandbox::Sandbox;
 use crate::store::{PgStore, RunnerRegistration, Store};
 use crate::worker::{PoolParts, run_pool};
@@ -126,6 +126,16 @@ impl Runner {
             leadership.clone(),
             shutdown.clone(),
             move |stop| promoter::run(s.clone(), wake.clone(), poll, stop),
+        )));
+        let (s, limits, poll) = (
+            store.clone(),
+            settings.limits.clone(),
+            settings.worker.poll_interval,
+        );
+        tasks.push(tokio::spawn(while_leader(
+            leadership.clone(),
+            shutdown.clone(),
+            move |stop| cron::run(s.clone(), limits.clone(), poll, stop),
         )));
         let (s, retention) = (store.clone(), settings.retention.clone());
         tasks.push(tokio::spawn(while_leader(

@@ -12,6 +12,7 @@ mod jobs;
 mod queues;
 mod runners;
 mod runs;
+mod schedules;
 mod tenants;
 
 use std::sync::Arc;
@@ -63,6 +64,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/runs/{id}/logs", get(runs::logs))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            put(schedules::put)
+                .get(schedules::get)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .layer(DefaultBodyLimit::max(request_limit));
     uploads
         .merge(rest)

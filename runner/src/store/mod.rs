@@ -10,6 +10,7 @@ mod control;
 mod postgres;
 mod retention;
 mod runners;
+mod schedules;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -26,6 +27,7 @@ pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry};
 pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams};
 pub use runners::*;
+pub use schedules::*;
 
 /// What can go wrong talking to the store, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -334,7 +336,7 @@ pub struct QueuePutParams {
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    RunnerStore + BatchStore + RunControlStore + RetentionStore + Send + Sync + 'static
+    RunnerStore + BatchStore + RunControlStore + RetentionStore + ScheduleStore + Send + Sync + 'static
 {
     async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>>;
     async fn queue_put(&self, params: QueuePutParams) -> StoreResult<QueueInfo>;

@@ -943,7 +943,7 @@ impl Store for PgStore {
                 tx.rollback().await.map_err(classify)?;
                 continue;
             }
-            let run = insert_runs(&mut *tx, vec![params.clone()])
+            let run = insert_runs(&mut tx, vec![params.clone()])
                 .await?
                 .pop()
                 .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))?;

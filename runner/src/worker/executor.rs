@@ -208,7 +208,11 @@ fn decide(
             format!("the runner could not start attempt {attempt}; trying again in {delay} ms");
         return c;
     }
-    if report.outcome == Outcome::Cancelled {
+    // Interrupted by a cancel, or the job saw `cancelled()` and returned early: either way the
+    // run was cancelled, unless it managed to succeed first.
+    if report.outcome == Outcome::Cancelled
+        || (interrupted == Some(Interrupt::Cancel) && report.outcome != Outcome::Ok)
+    {
         c.state = RunState::Cancelled;
         c.reason = format!("cancelled during attempt {attempt}");
         c.error = Some("cancelled while running".to_string());

@@ -51,10 +51,8 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
             tokio::select! {
                 n = listener.try_recv() => match n {
                     Ok(Some(n)) => match n.channel() {
-                        ENQUEUED => {
-                            if ctx.settings.queues.iter().any(|q| q == n.payload()) {
-                                wake.notify_one();
-                            }
+                        ENQUEUED if ctx.settings.queues.iter().any(|q| q == n.payload()) => {
+                            wake.notify_one();
                         }
                         SCHEDULED => ctx.promoter.notify_one(),
                         CANCEL => {

@@ -1,0 +1,263 @@
+//! Batches: create runs atomically with continuations (`POST /v1/batches`), watch their
+//! progress (`GET /v1/batches/{id}`), cancel them as a whole (`POST /v1/batches/{id}/cancel`).
+//!
+//! Every entry is validated (job exists for the tenant, options within the runner's limits)
+//! before anything is written, and the store writes the whole batch in one transaction: one bad
+//! entry answers 422 naming it, and nothing is created.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Query, TenantAuth};
+use crate::config::RunOptions;
+use crate::store::{
+    BatchCancel, BatchContinuationParams, BatchCreateParams, BatchRunParams, Job, Tenant,
+};
+
+/// Most members in one batch (guards one request against tying up the database).
+pub const MAX_BATCH_RUNS: usize = 10_000;
+/// Most continuations of one batch.
+pub const MAX_BATCH_CONTINUATIONS: usize = 100;
+
+/// The body of `POST /v1/batches`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    runs: Vec<BatchEntry>,
+    #[serde(default)]
+    then: Vec<BatchEntry>,
+}
+
+/// One run of a batch: a member (in `runs`) or a continuation (in `then`, with `on`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEntry {
+    job: String,
+    #[serde(default)]
+    input: Value,
+    max_attempts: Option<u32>,
+    timeout_ms: Option<u64>,
+    fuel: Option<u64>,
+    memory_mb: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    queue: Option<String>,
+    priority: Option<i16>,
+    /// Continuations only: `succeeded`, `failed` or `finished`.
+    on: Option<String>,
+}
+
+fn invalid(entry: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_batch", format!("{entry}: {reason}"))
+}
+
+/// Validates one entry against its job and the runner's limits; resolves its options.
+async fn resolve_entry(
+    state: &AppState,
+    tenant: &Tenant,
+    jobs: &mut HashMap<String, Option<Job>>,
+    name: &str,
+    entry: BatchEntry,
+) -> ApiResult<BatchRunParams> {
+    let options = RunOptions {
+        max_attempts: entry.max_attempts,
+        timeout_ms: entry.timeout_ms,
+        fuel: entry.fuel,
+        memory_mb: entry.memory_mb,
+        backoff_base_ms: entry.backoff_base_ms,
+        queue: entry.queue,
+        priority: entry.priority,
+    };
+    let limits = &state.settings.limits;
+    options.validate(limits).map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_option",
+            format!("{name}.{}: {}", e.field, e.reason),
+        )
+    })?;
+    let job = match jobs.get(&entry.job) {
+        Some(job) => job.clone(),
+        None => {
+            let job = if super::valid_job_name(&entry.job) {
+                state.store.job_get(tenant.id, &entry.job).await?
+            } else {
+                None
+            };
+            jobs.insert(entry.job.clone(), job.clone());
+            job
+        }
+    };
+    let job = job.ok_or_else(|| {
+        invalid(
+            &format!("{name}.job"),
+            format!(
+                "no job named {:?}: upload it first with PUT /v1/jobs/{}",
+                entry.job, entry.job
+            ),
+        )
+    })?;
+    let merged = options.or(&job.defaults);
+    merged.validate(limits).map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_option",
+            format!(
+                "{name}.{}: {} (from job {:?}'s defaults; re-upload the job with new defaults)",
+                e.field, e.reason, job.name
+            ),
+        )
+    })?;
+    Ok(BatchRunParams {
+        id: Uuid::now_v7(),
+        job_id: job.id,
+        version: job.version,
+        options: merged.resolve(limits),
+        input: entry.input,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Json(body): Json<BatchRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if body.runs.is_empty() {
+        return Err(invalid("runs", "a batch needs at least one run"));
+    }
+    if body.runs.len() > MAX_BATCH_RUNS {
+        return Err(invalid(
+            "runs",
+            format!(
+                "{} runs is more than a batch may hold ({MAX_BATCH_RUNS}); split it",
+                body.runs.len()
+            ),
+        ));
+    }
+    if body.then.len() > MAX_BATCH_CONTINUATIONS {
+        return Err(invalid(
+            "then",
+            format!(
+                "{} continuations is more than a batch may have ({MAX_BATCH_CONTINUATIONS})",
+                body.then.len()
+            ),
+        ));
+    }
+    let mut jobs = HashMap::new();
+    let mut runs = Vec::with_capacity(body.runs.len());
+    for (i, entry) in body.runs.into_iter().enumerate() {
+        let name = format!("runs[{i}]");
+        if entry.on.is_some() {
+            return Err(invalid(
+                &format!("{name}.on"),
+                "only continuations (in \"then\") take \"on\"",
+            ));
+        }
+        runs.push(resolve_entry(&state, &tenant, &mut jobs, &name, entry).await?);
+    }
+    let mut then = Vec::with_capacity(body.then.len());
+    for (i, mut entry) in body.then.into_iter().enumerate() {
+        let name = format!("then[{i}]");
+        let on = match entry.on.take().as_deref() {
+            Some(on @ ("succeeded" | "failed" | "finished")) => on.to_string(),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{name}.on"),
+                    format!("{other:?}: use \"succeeded\", \"failed\" or \"finished\""),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    &format!("{name}.on"),
+                    "missing: say when it starts: \"succeeded\" (every run succeeded), \
+                     \"failed\" (some run did not succeed) or \"finished\" (all ended)",
+                ));
+            }
+        };
+        let run = resolve_entry(&state, &tenant, &mut jobs, &name, entry).await?;
+        then.push(BatchContinuationParams { run, on });
+    }
+    let created = state
+        .store
+        .batch_create(BatchCreateParams {
+            id: Uuid::now_v7(),
+            tenant_id: tenant.id,
+            runs,
+            then,
+        })
+        .await?;
+    let mut body = json!(created.batch);
+    body["runs"] = json!(created.runs);
+    body["then"] = json!(created.then);
+    Ok((StatusCode::CREATED, axum::Json(body)))
+}
+
+fn parse_batch_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::bad_request(format!("{id:?} is not a batch id: batch ids are UUIDs"))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// List the members too.
+    #[serde(default)]
+    runs: bool,
+}
+
+async fn detail(state: &AppState, tenant: &Tenant, id: Uuid, with_runs: bool) -> ApiResult<Value> {
+    let batch = state
+        .store
+        .batch_get(tenant.id, id, with_runs)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no batch with id {id}")))?;
+    Ok(json!(batch))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let id = parse_batch_id(&id)?;
+    Ok(axum::Json(detail(&state, &tenant, id, q.runs).await?))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let id = parse_batch_id(&id)?;
+    let (cancelled, cancel_requested) = match state.store.batch_cancel(tenant.id, id).await? {
+        BatchCancel::NotFound => {
+            return Err(ApiError::not_found(format!("no batch with id {id}")));
+        }
+        BatchCancel::Finished => {
+            return Err(ApiError::conflict(format!(
+                "batch {id} already finished (every run ended) and its continuations were \
+                 decided; cancel a continuation with POST /v1/runs/{{id}}/cancel"
+            )));
+        }
+        BatchCancel::Cancelled {
+            cancelled,
+            cancel_requested,
+        } => (cancelled, cancel_requested),
+    };
+    let mut body = detail(&state, &tenant, id, false).await?;
+    body["cancelled"] = json!(cancelled);
+    body["cancel_requested"] = json!(cancel_requested);
+    // 202: running members were only asked to stop; they end `cancelled` shortly.
+    let status = if cancel_requested > 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(body)))
+}

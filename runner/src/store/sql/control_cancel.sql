@@ -1,0 +1,8 @@
+-- Cancel run $2 of tenant $1 that is not running and has not ended. The resolve trigger then
+-- starts or cancels its continuations (and finishes its batch if it was the last member).
+UPDATE runs
+SET state = 'cancelled',
+    finished_at = now(),
+    error = 'cancelled via API',
+    state_reason = 'cancelled via API'
+WHERE tenant_id = $1 AND id = $2 AND state IN ('scheduled', 'awaiting', 'enqueued', 'retrying')
