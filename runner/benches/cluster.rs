@@ -166,7 +166,12 @@ async fn drain(
         let mut healthy = 0;
         for port in &ports {
             let url = format!("http://127.0.0.1:{port}/healthz");
-            if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 healthy += 1;
             }
         }
@@ -181,7 +186,10 @@ async fn drain(
                 anyhow::bail!("a runner process exited ({status}); see {}", log.display());
             }
         }
-        anyhow::ensure!(up.elapsed() < Duration::from_secs(60), "runner processes did not start");
+        anyhow::ensure!(
+            up.elapsed() < Duration::from_secs(60),
+            "runner processes did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let each process's LISTEN connection settle before the notification.
