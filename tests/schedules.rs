@@ -92,11 +92,13 @@ async fn cron_with_seconds_fires_every_second() {
         (runs.len() >= 3).then_some(runs)
     })
     .await;
+    // Whole seconds, each fired once. (Normally consecutive; a test machine slower than the
+    // 1 s grace could make fire_once coalesce two, so gaps are checked under fire_all below.)
     let times: Vec<_> = runs.iter().map(|(f, _)| f.expect("a fire time")).collect();
     for pair in times.windows(2) {
-        assert_eq!(pair[1] - pair[0], Span::seconds(1), "{times:?}");
+        assert!(pair[1] > pair[0], "{times:?}");
     }
-    assert!(times.iter().all(|t| t.nanosecond() == 0));
+    assert!(times.iter().all(|t| t.nanosecond() == 0), "{times:?}");
 
     // The run is an ordinary run: it executes, and says where it came from.
     let (_, schedule) = get(&r, &t, "every-second").await;

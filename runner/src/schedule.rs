@@ -1037,6 +1037,79 @@ mod tests {
         }
     }
 
+    /// The segment walk against a brute-force reading of the rules: every matching local time,
+    /// mapped to its instant(s) one by one, collected as a set.
+    #[test]
+    fn fire_times_match_a_brute_force_reading_of_the_rules_around_dst_changes() {
+        use chrono::LocalResult;
+        let zones = [
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Sydney",
+            "Australia/Lord_Howe", // 30-minute changes
+            "America/Santiago",    // changes at midnight
+            "Asia/Kolkata",        // no changes
+        ];
+        let expressions = [
+            "30 2 * * *",
+            "*/15 * * * *",
+            "0 * * * *",
+            "15,45 0-3 * * *",
+            "0 0 * * *",
+            "*/7 2 * * *",
+            "59 23 * * *",
+            "0,30 1,2 * * *",
+        ];
+        for zone in zones {
+            for expr in expressions {
+                let t = tt(expr, zone);
+                for (from, to) in [
+                    ("2026-03-26T00:00:00Z", "2026-04-08T00:00:00Z"),
+                    ("2026-09-01T00:00:00Z", "2026-09-10T00:00:00Z"),
+                    ("2026-09-30T00:00:00Z", "2026-10-07T00:00:00Z"),
+                    ("2026-10-22T00:00:00Z", "2026-11-04T00:00:00Z"),
+                ] {
+                    let (from, to) = (utc(from), utc(to));
+                    let mut expected = BTreeSet::new();
+                    let mut local = from.timestamp() - 2 * 86_400;
+                    while let Some(n) = t.cron.next_local(local) {
+                        if n > to.timestamp() + 2 * 86_400 {
+                            break;
+                        }
+                        local = n;
+                        let naive = DateTime::from_timestamp(n, 0).unwrap().naive_utc();
+                        match t.tz.from_local_datetime(&naive) {
+                            LocalResult::Single(x) => {
+                                expected.insert(x.timestamp());
+                            }
+                            LocalResult::Ambiguous(a, b) => {
+                                expected.insert(a.timestamp().min(b.timestamp()));
+                                if t.cron.interval {
+                                    expected.insert(a.timestamp().max(b.timestamp()));
+                                }
+                            }
+                            LocalResult::None => {
+                                let before = t.offset(n - 86_400);
+                                expected.insert(n - before);
+                            }
+                        }
+                    }
+                    let expected: Vec<i64> = expected
+                        .into_iter()
+                        .filter(|x| *x > from.timestamp() && *x <= to.timestamp())
+                        .collect();
+                    let mut got = Vec::new();
+                    let mut at = from;
+                    while let Some(next) = t.next_after(at).filter(|n| *n <= to) {
+                        got.push(next.timestamp());
+                        at = next;
+                    }
+                    assert_eq!(got, expected, "{expr} in {zone} from {from}");
+                }
+            }
+        }
+    }
+
     fn policy(policy: MisfirePolicy, max: u32) -> Misfire {
         Misfire {
             policy,

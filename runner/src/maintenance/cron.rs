@@ -33,7 +33,7 @@ pub async fn run(
     let listener = tokio::spawn(listen(store.clone(), wake.clone(), stop.clone()));
     let mut failures = 0u32;
     loop {
-        let deadline = match fire_due(store.as_ref(), &limits).await {
+        let deadline = match fire_due(store.as_ref(), &limits, &stop).await {
             Ok(next) => {
                 failures = 0;
                 next.map_or(Instant::now() + max_sleep, |at| {
@@ -57,8 +57,15 @@ pub async fn run(
 
 /// Fires every due schedule; returns when the earliest schedule is due next (on this
 /// process's monotonic clock), `None` when no schedule has a next fire time.
-async fn fire_due(store: &dyn Store, limits: &RunLimits) -> Result<Option<Instant>, StoreError> {
+async fn fire_due(
+    store: &dyn Store,
+    limits: &RunLimits,
+    stop: &CancellationToken,
+) -> Result<Option<Instant>, StoreError> {
     for _ in 0..PASS {
+        if stop.is_cancelled() {
+            break;
+        }
         match store.schedule_fire_due(limits).await? {
             Some(fired) => report(&fired),
             None => break,
