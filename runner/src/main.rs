@@ -80,6 +80,18 @@ struct ServeArgs {
     /// Largest component upload, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_component_bytes: usize,
+    /// Keep succeeded and cancelled runs this long (e.g. "7d").
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    retention_succeeded: Duration,
+    /// Keep failed runs this long (e.g. "30d").
+    #[arg(long, default_value = "30d", value_parser = duration)]
+    retention_failed: Duration,
+    /// How long an idempotency key names its run (e.g. "24h").
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    idempotency_window: Duration,
+    /// Snoozes one run may take before the next one fails it.
+    #[arg(long, default_value_t = 100)]
+    max_snoozes: u32,
     /// Database connections.
     #[arg(long, default_value_t = 20)]
     db_connections: u32,
@@ -97,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Job(cmd) => cli::job(&cli.client, cmd).await,
         Command::Run(cmd) => cli::run(&cli.client, cmd).await,
     }
+}
+
+/// A duration flag such as "90s", "30m", "7d".
+fn duration(text: &str) -> Result<Duration, String> {
+    sandfire::config::parse_duration_ms(text).map(Duration::from_millis)
 }
 
 fn init_tracing(json: bool) {
@@ -125,6 +142,10 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.worker.lease = Duration::from_millis(args.lease_ms);
     settings.worker.heartbeat = Duration::from_millis(args.heartbeat_ms);
     settings.limits.max_memory_mb = args.max_memory_mb;
+    settings.limits.max_snoozes = args.max_snoozes;
+    settings.limits.idempotency_window_ms = args.idempotency_window.as_millis() as u64;
+    settings.retention.retention_succeeded = args.retention_succeeded;
+    settings.retention.retention_failed = args.retention_failed;
     settings.limits.max_timeout_ms = args.max_timeout_ms;
     for queue in &settings.worker.queues {
         anyhow::ensure!(
