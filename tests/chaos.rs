@@ -5,17 +5,21 @@
 //! port with short heartbeats and leases. It enqueues a mix of short runs and a few long ones,
 //! spread over the three runners' APIs (a refused request is retried on another runner with the
 //! same idempotency key; only a 2xx counts as accepted), plus a schedule firing every second.
-//! Meanwhile it SIGKILLs a random runner every few seconds and restarts it on the same port,
-//! and once stops PostgreSQL with an immediate shutdown and starts it again.
+//! Meanwhile it SIGKILLs a random runner every few seconds (the leader first) and restarts it
+//! on the same port, once stops PostgreSQL with an immediate shutdown and starts it again, and
+//! once freezes the leader (SIGSTOP) for longer than its lease, then lets it continue (SIGCONT)
+//! — a hung runner whose late completions must be rejected.
 //!
 //! Then it checks, with SQL against its database: every accepted run, and every run in the
 //! table, is terminal (0 lost) within 30 s of the chaos ending; no run has two `ok` attempts;
-//! no fire time of the schedule produced two runs; a short run that did not succeed lost a
-//! runner along the way; no attempt is left open on an ended run; no runner exited by itself.
-//! The figures are printed as a table (`make chaos` shows them).
+//! no fire time of the schedule produced two runs, and the schedule kept firing; a short run
+//! that did not succeed lost a runner along the way; no attempt is left open on an ended run;
+//! no runner exited by itself; work resumed within 5 s of the database coming back. The
+//! figures are printed as a table (`make chaos` shows them).
 //!
-//! Knobs (environment): CHAOS_SECONDS (8), CHAOS_RUNS (600), CHAOS_KILL_EVERY_MS (2000),
-//! CHAOS_DB_DOWN_MS (1500). `make chaos` runs 60 s and 5,000 runs. Logs of every runner
+//! Knobs (environment): CHAOS_SECONDS (10), CHAOS_RUNS (600), CHAOS_KILL_EVERY_MS (2000),
+//! CHAOS_DB_DOWN_MS (1500), CHAOS_FREEZE_MS (4000). `make chaos` runs 60 s and 5,000 runs.
+//! Logs of every runner
 //! process and of PostgreSQL are kept under `target/chaos/` when the test fails (or when
 //! CHAOS_KEEP is set).
 
@@ -66,7 +70,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 impl Config {
     fn from_env() -> Config {
         Config {
-            window: Duration::from_secs(env_u64("CHAOS_SECONDS", 8).max(4)),
+            window: Duration::from_secs(env_u64("CHAOS_SECONDS", 10).max(4)),
             runs: env_u64("CHAOS_RUNS", 600).max(10) as usize,
             kill_every: Duration::from_millis(env_u64("CHAOS_KILL_EVERY_MS", 2_000).max(200)),
             db_down: Duration::from_millis(env_u64("CHAOS_DB_DOWN_MS", 1_500)),
@@ -1012,6 +1016,10 @@ async fn runs_survive_killed_runners_and_a_database_crash() {
         "not every run ended within {SETTLE:?} of the chaos ending ({settled:?})"
     );
     assert_eq!(double_ok, 0, "runs with two ok attempts");
+    assert!(
+        resume.is_some_and(|s| s <= 5.0),
+        "work did not resume within 5 s of the database's restart ({resume:?} s)"
+    );
     assert_eq!(cron_dups, 0, "fire times that produced two runs");
     assert_eq!(open_attempts, 0, "attempts left open on ended runs");
     assert!(
