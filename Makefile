@@ -41,7 +41,8 @@ bench: examples ## Queue throughput (1 and 2 runner processes), pickup latency, 
 	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) durable -- \
 	  $(CARGO) bench -p sandfire --bench queue --bench lateness --bench cluster
 
-# Knobs: CHAOS_SECONDS, CHAOS_RUNS, CHAOS_KILL_EVERY_MS, CHAOS_DB_DOWN_MS (see tests/chaos.rs).
+# Knobs: CHAOS_SECONDS, CHAOS_RUNS, CHAOS_KILL_EVERY_MS, CHAOS_DB_DOWN_MS, CHAOS_FREEZE_MS,
+# CHAOS_KEEP (see tests/chaos.rs).
 CHAOS_SECONDS ?= 60
 CHAOS_RUNS ?= 5000
 chaos: examples ## Chaos test: SIGKILL runner processes for 60 s, crash PostgreSQL once; prints the figures

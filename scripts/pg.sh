@@ -2,7 +2,8 @@
 # A throwaway PostgreSQL cluster from the system's binaries, for `make run`, `make test` and
 # `make bench`. Never touches a system cluster.
 #
-#   scripts/pg.sh start DIR PORT [fast]   initdb if needed, start, wait until ready
+#   scripts/pg.sh start DIR PORT [MODE]   initdb if needed, start, wait until ready
+#                                         (MODE: durable (default), fast, crashsafe)
 #   scripts/pg.sh stop DIR                stop (fast shutdown)
 #   scripts/pg.sh crash DIR               stop the way a crash would (immediate shutdown: no
 #                                         checkpoint; the next start runs crash recovery)

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use sandfire::cli::{self, ClientArgs, JobCommand, RunCommand, TenantCommand};
 use sandfire::config::Settings;
 use sandfire::runner::{Runner, connect};
+use sandfire::store::Store as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -158,7 +159,12 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     }
     // A runner starting while the database is down waits for it instead of exiting.
     let store = loop {
-        match connect(&args.database_url, args.db_connections).await {
+        let ready = async {
+            let store = connect(&args.database_url, args.db_connections).await?;
+            store.migrate().await.context("applying migrations")?;
+            anyhow::Ok(store)
+        };
+        match ready.await {
             Ok(store) => break store,
             Err(e) => {
                 tracing::warn!(

@@ -189,10 +189,21 @@ fn decide(
         progress_message: progress.map(|p| p.message.clone()),
     };
     let attempt = run.attempt as u32;
-    if interrupted == Some(Interrupt::Shutdown) && report.outcome == Outcome::Cancelled {
+    // Shutdown, or a lease this runner could not renew: hand the run back without using up an
+    // attempt. (After a lost lease the guarded write normally rejects this; if the lease was in
+    // fact still held, handing back is right.)
+    if matches!(
+        interrupted,
+        Some(Interrupt::Shutdown | Interrupt::LeaseLost)
+    ) && report.outcome == Outcome::Cancelled
+    {
         c.state = RunState::Enqueued;
         c.refund_attempt = true;
-        c.reason = format!("attempt {attempt} interrupted: runner shutting down");
+        c.reason = if interrupted == Some(Interrupt::Shutdown) {
+            format!("attempt {attempt} interrupted: runner shutting down")
+        } else {
+            format!("attempt {attempt} interrupted: its lease could not be renewed")
+        };
         return c;
     }
     if report.runner_fault {

@@ -42,8 +42,9 @@ struct Running {
     run_id: Uuid,
     flag: CancelFlag,
     why: Option<Interrupt>,
-    /// Consecutive heartbeats that did not extend this lease.
-    missed: u32,
+    /// When this runner last renewed the lease (its own clock, used only to measure elapsed
+    /// time: expiry itself is judged by the database).
+    renewed: std::time::Instant,
 }
 
 /// The attempts this runner is executing, by lease token: their leases are extended by the
@@ -59,7 +60,7 @@ impl InFlight {
             run_id,
             flag,
             why: None,
-            missed: 0,
+            renewed: std::time::Instant::now(),
         };
         self.lock().insert(lease_token, running);
     }
@@ -93,28 +94,29 @@ impl InFlight {
         }
     }
 
-    /// Applies a heartbeat's result: cancels what was asked to cancel, and stops attempts whose
-    /// lease two heartbeats in a row could not extend (a single miss may be a busy row).
-    fn heartbeat_result(&self, asked: &[Uuid], extended: &[(Uuid, bool)]) {
+    /// Applies a heartbeat's result: renewed leases are noted, and runs asked to cancel are
+    /// interrupted (a missed NOTIFY is caught here).
+    fn heartbeat_result(&self, extended: &[(Uuid, bool)]) {
         let mut runs = self.lock();
-        for token in asked {
-            let Some(running) = runs.get_mut(token) else {
-                continue;
-            };
-            match extended.iter().find(|(t, _)| t == token) {
-                Some((_, cancel)) => {
-                    running.missed = 0;
-                    if *cancel {
-                        InFlight::interrupt(running, Interrupt::Cancel);
-                    }
+        let now = std::time::Instant::now();
+        for (token, cancel) in extended {
+            if let Some(running) = runs.get_mut(token) {
+                running.renewed = now;
+                if *cancel {
+                    InFlight::interrupt(running, Interrupt::Cancel);
                 }
-                None => {
-                    running.missed += 1;
-                    if running.missed >= 2 {
-                        tracing::warn!(run = %running.run_id, "lease lost: stopping the attempt");
-                        InFlight::interrupt(running, Interrupt::LeaseLost);
-                    }
-                }
+            }
+        }
+    }
+
+    /// Stops attempts whose lease this runner could not renew for `max_age` — it was taken
+    /// away, or the database has been unreachable long enough that the lease may have expired
+    /// and the run been rescued elsewhere. Their late completion would be rejected anyway.
+    fn stop_unrenewed(&self, max_age: Duration) {
+        for running in self.lock().values_mut() {
+            if running.renewed.elapsed() > max_age && running.why.is_none() {
+                tracing::warn!(run = %running.run_id, "lease not renewed in time: stopping the attempt");
+                InFlight::interrupt(running, Interrupt::LeaseLost);
             }
         }
     }
@@ -308,8 +310,13 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
         }
         let tokens = ctx.in_flight.lease_tokens();
         match ctx.store.lease_extend(&tokens, lease_ms).await {
-            Ok(extended) => ctx.in_flight.heartbeat_result(&tokens, &extended),
+            Ok(extended) => ctx.in_flight.heartbeat_result(&extended),
             Err(e) => tracing::warn!(error = %e, "extending leases failed"),
         }
+        // Checked on every tick, failed or not: a runner cut off from the database stops its
+        // attempts before their leases can expire and the runs be retried elsewhere.
+        let margin = ctx.settings.heartbeat.min(ctx.settings.lease / 2);
+        ctx.in_flight
+            .stop_unrenewed(ctx.settings.lease.saturating_sub(margin));
     }
 }
