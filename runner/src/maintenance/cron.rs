@@ -10,13 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RunLimits;
-use crate::store::{SCHEDULES_CHANNEL, ScheduleFired, Store, StoreError};
+use crate::store::{SCHEDULES_CHANNEL, ScheduleFired, Store, StoreError, notifications};
 
 /// Most schedules fired in one pass before the next due time is re-read.
 const PASS: usize = 1000;
@@ -106,46 +105,15 @@ async fn listen(store: Arc<dyn Store>, wake: Arc<Notify>, stop: CancellationToke
     let Some(pool) = store.pg_pool() else {
         return;
     };
-    let mut failures = 0u32;
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(SCHEDULES_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            r = connected => match r {
-                Ok(l) => l,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "LISTEN for schedules failed; polling meanwhile");
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => continue,
-                        _ = stop.cancelled() => return,
-                    }
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        failures = 0;
-        // Changes made while not listening are seen now.
-        wake.notify_one();
-        loop {
-            tokio::select! {
-                n = listener.try_recv() => match n {
-                    Ok(Some(_)) => wake.notify_one(),
-                    Ok(None) => {
-                        tracing::warn!("LISTEN connection for schedules lost; reconnecting");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN for schedules failed; reconnecting");
-                        break;
-                    }
-                },
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
+    // Changes made while not listening are seen on (re)connect.
+    let on_connect = || wake.notify_one();
+    let on_notification = |_: &sqlx::postgres::PgNotification| wake.notify_one();
+    notifications::listen(
+        pool,
+        &[SCHEDULES_CHANNEL],
+        on_connect,
+        on_notification,
+        stop,
+    )
+    .await;
 }

@@ -7,6 +7,7 @@
 
 mod batches;
 mod control;
+pub mod notifications;
 mod postgres;
 mod retention;
 mod runners;

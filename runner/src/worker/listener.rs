@@ -5,13 +5,12 @@
 //! slow poll and the heartbeat's cancel check cover anything missed meanwhile.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::WorkerContext;
+use crate::store::notifications::listen;
 
 pub const ENQUEUED: &str = "sandfire_enqueued";
 pub const SCHEDULED: &str = "sandfire_scheduled";
@@ -21,58 +20,27 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
     let Some(pool) = ctx.store.pg_pool() else {
         return;
     };
-    let mut failures = 0u32;
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen_all([ENQUEUED, SCHEDULED, CANCEL]).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            r = connected => match r {
-                Ok(l) => l,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "LISTEN failed; polling until it reconnects");
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(4)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => continue,
-                        _ = stop.cancelled() => return,
-                    }
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        failures = 0;
-        // Anything enqueued or scheduled while we were not listening is picked up now.
+    // Anything enqueued or scheduled while we were not listening is picked up on (re)connect.
+    let on_connect = || {
         wake.notify_one();
         ctx.promoter.notify_one();
-        loop {
-            tokio::select! {
-                n = listener.try_recv() => match n {
-                    Ok(Some(n)) => match n.channel() {
-                        ENQUEUED if ctx.settings.queues.iter().any(|q| q == n.payload()) => {
-                            wake.notify_one();
-                        }
-                        SCHEDULED => ctx.promoter.notify_one(),
-                        CANCEL => {
-                            if let Ok(run_id) = n.payload().parse() {
-                                ctx.in_flight.cancel_run(run_id);
-                            }
-                        }
-                        _ => {}
-                    },
-                    Ok(None) => {
-                        tracing::warn!("LISTEN connection lost; reconnecting");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN failed; reconnecting");
-                        break;
-                    }
-                },
-                _ = stop.cancelled() => return,
+    };
+    let on_notification = |n: &sqlx::postgres::PgNotification| match n.channel() {
+        ENQUEUED if ctx.settings.queues.iter().any(|q| q == n.payload()) => wake.notify_one(),
+        SCHEDULED => ctx.promoter.notify_one(),
+        CANCEL => {
+            if let Ok(run_id) = n.payload().parse() {
+                ctx.in_flight.cancel_run(run_id);
             }
         }
-    }
+        _ => {}
+    };
+    listen(
+        pool,
+        &[ENQUEUED, SCHEDULED, CANCEL],
+        on_connect,
+        on_notification,
+        stop,
+    )
+    .await;
 }
