@@ -102,6 +102,8 @@ async fn continuations_run_after_their_parent_with_its_output() {
         )
         .await;
     assert_eq!(child["state"], "awaiting", "{child}");
+    assert_eq!(child["after_run"], parent["id"], "{child}");
+    assert_eq!(child["after_on"], "succeeded");
     let grandchild = r
         .enqueue(
             &t,
@@ -407,6 +409,7 @@ async fn snoozes_wait_without_using_attempts_and_are_bounded() {
         .filter(|e| e["to"] == "scheduled")
         .count();
     assert_eq!(snoozed, 2);
+    assert_eq!(run["snoozes"], 2, "{run:#}");
 
     let run = r
         .enqueue(

@@ -189,6 +189,26 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     pub progress: Option<i16>,
     pub progress_message: Option<String>,
+    /// The batch this run belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<Uuid>,
+    /// For a continuation: the run or batch it waits for, and on what.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_run: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_batch: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_on: Option<String>,
+    /// Times the job snoozed.
+    pub snoozes: i32,
+    /// Set when a cancel of this run was asked for while it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// For a run fired by a schedule: its name and the fire time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fire_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -118,6 +118,14 @@ fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
         finished_at: row.try_get("finished_at")?,
         progress: row.try_get("progress")?,
         progress_message: row.try_get("progress_message")?,
+        batch_id: row.try_get("batch_id")?,
+        after_run: row.try_get("after_run")?,
+        after_batch: row.try_get("after_batch")?,
+        after_on: row.try_get("after_on")?,
+        snoozes: row.try_get("snoozes")?,
+        cancel_requested_at: row.try_get("cancel_requested_at")?,
+        schedule: row.try_get("schedule")?,
+        fire_at: row.try_get("fire_at")?,
     })
 }
 
@@ -595,10 +603,16 @@ impl Store for PgStore {
     }
 
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>> {
+        // One snapshot for the run, its attempts and its history, so they always agree.
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         let Some(row) = sqlx::query(include_str!("sql/run_select.sql"))
             .bind(tenant_id)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?
         else {
@@ -611,7 +625,7 @@ impl Store for PgStore {
              FROM attempts WHERE run_id = $1 ORDER BY number",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(classify)?
         .iter()
@@ -634,7 +648,7 @@ impl Store for PgStore {
             "SELECT at, from_state, to_state, reason FROM run_events WHERE run_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(classify)?
         .iter()
@@ -648,6 +662,7 @@ impl Store for PgStore {
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
         Ok(Some(RunDetail {
             run,
             attempts,
