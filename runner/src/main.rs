@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use sandfire::cli::{self, ClientArgs, JobCommand, RunCommand, TenantCommand};
 use sandfire::config::Settings;
 use sandfire::runner::{Runner, connect};
-use sandfire::store::Store as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -159,12 +158,8 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     }
     // A runner starting while the database is down waits for it instead of exiting.
     let store = loop {
-        let ready = async {
-            let store = connect(&args.database_url, args.db_connections).await?;
-            store.migrate().await.context("applying migrations")?;
-            anyhow::Ok(store)
-        };
-        match ready.await {
+        // (Runner::start then applies migrations, waiting out outages itself.)
+        match connect(&args.database_url, args.db_connections).await {
             Ok(store) => break store,
             Err(e) => {
                 tracing::warn!(

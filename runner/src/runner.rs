@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::maintenance::leader::{self, while_leader};
 use crate::maintenance::{cron, promoter, pruner, rescuer};
 use crate::sandbox::Sandbox;
-use crate::store::{PgStore, RunnerRegistration, Store};
+use crate::store::{PgStore, RunnerRegistration, Store, StoreError};
 use crate::worker::{PoolParts, run_pool};
 
 /// A started runner. Dropping it does not stop it: call [`Runner::shutdown`].
@@ -63,7 +63,17 @@ impl Runner {
         listener: TcpListener,
         grace: Duration,
     ) -> anyhow::Result<Runner> {
-        store.migrate().await.context("applying migrations")?;
+        // The database may drop (restart, failover) while a runner starts: wait, never exit.
+        loop {
+            match store.migrate().await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "database unavailable while migrating; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("applying migrations")),
+            }
+        }
         let mut sandbox_config = settings.sandbox.clone();
         sandbox_config.max_memory_bytes = sandbox_config
             .max_memory_bytes
