@@ -22,22 +22,9 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
-    let mut conn = PgConnection::connect(admin_url).await?;
-    let name = format!("sandfire_bench_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
-    Ok(format!("{base}/{name}"))
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::*;
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -21,33 +21,11 @@ use sandfire::store::{
     JobUploadParams, OverlapPolicy, PgStore, SchedulePutParams, ScheduleStore, Store,
 };
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
-    let mut conn = PgConnection::connect(admin_url).await?;
-    let name = format!("sandfire_bench_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await?;
-    let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
-    Ok(format!("{base}/{name}"))
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::*;
 
 /// Waits until every run in `ids` succeeded; returns their lateness in ms (attempt 1's start
 /// minus `due`, the due time recorded per run).
