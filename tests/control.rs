@@ -53,18 +53,20 @@ async fn cancel_works_in_every_state_that_has_not_ended() {
     assert_eq!(awaiting["state"], "awaiting");
     // A retrying run, made so directly (no worker runs here).
     let retrying = r.enqueue(&t, "noop", json!({})).await;
+    // As a claim does it: lease the run_queue row and start the attempt in one statement.
     sqlx::query(
-        "UPDATE runs SET state = 'running', attempt = 1, runner_id = gen_random_uuid(),
-                lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 hour'
-         WHERE id = $1::uuid",
+        "WITH leased AS (
+             UPDATE run_queue SET state = 'running', runner_id = gen_random_uuid(),
+                    lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 hour'
+             WHERE run_id = $1::uuid RETURNING run_id)
+         UPDATE runs SET state = 'running', attempt = 1 FROM leased WHERE id = leased.run_id",
     )
     .bind(id(&retrying))
     .execute(r.store.pool())
     .await
     .unwrap();
     sqlx::query(
-        "UPDATE runs SET state = 'retrying', runner_id = NULL, lease_token = NULL,
-                lease_expires_at = NULL, scheduled_at = now() + interval '1 hour'
+        "UPDATE runs SET state = 'retrying', scheduled_at = now() + interval '1 hour'
          WHERE id = $1::uuid",
     )
     .bind(id(&retrying))

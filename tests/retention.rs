@@ -20,17 +20,30 @@ fn id(run: &Value) -> String {
 }
 
 /// Pretends the run finished `ago` ago.
-async fn age(r: &TestRunner, run: &str, ago: &str) {
-    let done = sqlx::query(
-        "UPDATE runs SET finished_at = now() - $2::interval
-         WHERE id = $1::uuid AND finished_at IS NOT NULL",
+/// Makes a finished run look `ago` old: it finished then, and its id (a UUIDv7, which starts
+/// with its creation time, as retention reads it) says it was created then. Returns the id.
+async fn age(r: &TestRunner, run: &str, ago: &str) -> String {
+    let aged: Option<uuid::Uuid> = sqlx::query_scalar(
+        "WITH moved AS (
+             UPDATE runs
+             SET finished_at = now() - $2::interval,
+                 created_at = now() - $2::interval,
+                 id = (left(sandfire_uuid_v7_floor(now() - $2::interval)::text, 13)
+                       || substr(id::text, 14))::uuid
+             WHERE id = $1::uuid AND finished_at IS NOT NULL
+             RETURNING id
+         ), a AS (UPDATE attempts SET run_id = (SELECT id FROM moved) WHERE run_id = $1::uuid),
+            e AS (UPDATE run_events SET run_id = (SELECT id FROM moved) WHERE run_id = $1::uuid),
+            l AS (UPDATE logs SET run_id = (SELECT id FROM moved) WHERE run_id = $1::uuid)
+         SELECT id FROM moved",
     )
     .bind(run)
     .bind(ago)
-    .execute(r.store.pool())
+    .fetch_optional(r.store.pool())
     .await
     .unwrap();
-    assert_eq!(done.rows_affected(), 1, "run {run} has not finished");
+    aged.unwrap_or_else(|| panic!("run {run} has not finished"))
+        .to_string()
 }
 
 async fn exists(r: &TestRunner, run: &str) -> bool {
@@ -83,16 +96,16 @@ async fn the_pruner_deletes_only_expired_terminal_runs() {
         more_old.push(terminal(&r, &t, "noop", json!({})).await);
     }
 
-    age(&r, &old_succeeded, "2 hours").await;
-    age(&r, &new_succeeded, "30 minutes").await;
-    age(&r, &old_failed, "4 hours").await;
-    age(&r, &young_failed, "2 hours").await; // failed runs are kept longer
-    age(&r, &id(&cancelled), "2 hours").await;
-    for run in &more_old {
-        age(&r, run, "1 day").await;
+    let old_succeeded = age(&r, &old_succeeded, "2 hours").await;
+    let new_succeeded = age(&r, &new_succeeded, "30 minutes").await;
+    let old_failed = age(&r, &old_failed, "4 hours").await;
+    let young_failed = age(&r, &young_failed, "2 hours").await; // failed runs are kept longer
+    let cancelled = age(&r, &id(&cancelled), "2 hours").await;
+    for run in more_old.iter_mut() {
+        *run = age(&r, run, "1 day").await;
     }
 
-    let mut gone = vec![old_succeeded.clone(), old_failed, id(&cancelled)];
+    let mut gone = vec![old_succeeded.clone(), old_failed, cancelled];
     gone.extend(more_old);
     for run in &gone {
         wait_until(
@@ -191,9 +204,10 @@ async fn batches_are_pruned_after_their_runs_and_kept_while_in_progress() {
     }
     let open_done = open["runs"][0].as_str().unwrap().to_string();
     assert_eq!(r.wait_terminal(&t, &open_done).await["state"], "succeeded");
-    for run in done_runs.iter().chain([&open_done]) {
+    for run in done_runs.iter() {
         age(&r, run, "2 hours").await;
     }
+    let open_done = age(&r, &open_done, "2 hours").await;
 
     let report = pass(&r, &short(1)).await;
     assert_eq!(report.runs, 3, "{report:?}");
@@ -258,7 +272,7 @@ async fn only_one_runner_prunes_at_a_time() {
     let t = r.tenant("acme").await;
     r.upload(&t, "noop", "noop").await;
     let run = terminal(&r, &t, "noop", json!({})).await;
-    age(&r, &run, "2 hours").await;
+    let run = age(&r, &run, "2 hours").await;
 
     // Someone else (another runner) holds the pruning lock: this pass skips.
     let mut other = r.store.pool().acquire().await.unwrap();

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use sandfire::config::RunLimits;
 use sandfire::model::{Outcome, RunState};
 use sandfire::runner::connect;
-use sandfire::store::{Completion, JobUploadParams, RunClaimParams, RunInsertParams, Store};
+use sandfire::store::{
+    AttemptRecord, ClaimedRun, Completion, JobUploadParams, RunClaimParams, RunInsertParams, Store,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -46,23 +48,31 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
     (store, id)
 }
 
-fn completion(run_id: Uuid, lease_token: Uuid) -> Completion {
-    Completion {
-        run_id,
+fn completion(run: &ClaimedRun, lease_token: Uuid) -> Completion {
+    let run = ClaimedRun {
         lease_token,
-        state: RunState::Succeeded,
-        output: Some(json!({"ok": true})),
-        error: None,
-        delay_ms: None,
-        refund_attempt: false,
-        snoozed: false,
-        reason: "test".into(),
+        ..run.clone()
+    };
+    let record = AttemptRecord {
         outcome: Outcome::Ok,
+        error: None,
         fuel_used: 1,
         peak_memory: 1,
         duration_ms: 1,
-        progress: None,
-        progress_message: None,
+        started: std::time::Instant::now(),
+        ended: std::time::Instant::now(),
+    };
+    Completion::succeeded(&run, record, json!({"ok": true}))
+}
+
+fn claim(runner_id: Uuid) -> RunClaimParams {
+    RunClaimParams {
+        runner_id,
+        queue: "default".into(),
+        limit: 10,
+        lease_ms: 30_000,
+        exclude_tenants: Vec::new(),
+        after_tenant: 0,
     }
 }
 
@@ -80,7 +90,7 @@ async fn the_database_rejects_illegal_transitions() {
             .contains("cannot move from enqueued to succeeded"),
         "{err}"
     );
-    // running without a lease: refused by a check constraint.
+    // running without a lease (no held run_queue row): refused by the trigger.
     let err = sqlx::query("UPDATE runs SET state = 'running', attempt = 1 WHERE id = $1")
         .bind(id)
         .execute(store.pool())
@@ -99,31 +109,15 @@ async fn the_database_rejects_illegal_transitions() {
 async fn only_the_lease_holder_completes_and_every_change_is_recorded() {
     let (store, id) = store_with_run().await;
     let runner = Uuid::now_v7();
-    let claimed = store
-        .run_claim(RunClaimParams {
-            runner_id: runner,
-            queue: "default".into(),
-            limit: 10,
-            lease_ms: 30_000,
-        })
-        .await
-        .unwrap();
+    let claimed = store.run_claim(claim(runner)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
     // A second claim finds nothing: the run is held.
-    let again = store
-        .run_claim(RunClaimParams {
-            runner_id: Uuid::now_v7(),
-            queue: "default".into(),
-            limit: 10,
-            lease_ms: 30_000,
-        })
-        .await
-        .unwrap();
+    let again = store.run_claim(claim(Uuid::now_v7())).await.unwrap();
     assert!(again.is_empty());
 
     let accepted = store
-        .run_complete_many(&[completion(id, Uuid::new_v4())], &[])
+        .run_complete_many(&[completion(&claimed[0], Uuid::new_v4())], &[])
         .await
         .unwrap();
     assert!(
@@ -131,13 +125,13 @@ async fn only_the_lease_holder_completes_and_every_change_is_recorded() {
         "a stranger's lease token completed the run"
     );
     let accepted = store
-        .run_complete_many(&[completion(id, claimed[0].lease_token)], &[])
+        .run_complete_many(&[completion(&claimed[0], claimed[0].lease_token)], &[])
         .await
         .unwrap();
     assert_eq!(accepted, [id]);
     // The same completion twice changes nothing the second time.
     let accepted = store
-        .run_complete_many(&[completion(id, claimed[0].lease_token)], &[])
+        .run_complete_many(&[completion(&claimed[0], claimed[0].lease_token)], &[])
         .await
         .unwrap();
     assert!(accepted.is_empty());

@@ -32,7 +32,6 @@ async fn start_runner(
     let store = Arc::new(connect(url, 20).await?);
     let mut settings = Settings::default();
     settings.worker.slots = slots;
-    settings.worker.claim_batch = slots;
     settings.worker.enabled = worker;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let runner = Runner::start(

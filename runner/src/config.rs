@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_component_bytes: usize,
     /// Largest accepted JSON request body, e.g. a run's input (HTTP 413 beyond).
     pub max_request_bytes: usize,
+    /// Largest body of a bulk enqueue (`POST /v1/runs`).
+    pub max_bulk_request_bytes: usize,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             sandbox: SandboxConfig::default(),
             max_component_bytes: 16 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
+            max_bulk_request_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -47,8 +50,10 @@ pub struct WorkerSettings {
     pub slots: usize,
     /// Queues this runner serves.
     pub queues: Vec<String>,
-    /// Most runs claimed in one statement.
-    pub claim_batch: usize,
+    /// Most runs held ahead of free slots (claimed, leases renewed, waiting for a slot). The
+    /// runner holds fewer when runs are long: each claim asks for about twice what was
+    /// dispatched during the previous one, at least `slots`.
+    pub prefetch: usize,
     /// Fallback poll when no NOTIFY arrives (NOTIFY is the normal wake-up).
     pub poll_interval: Duration,
     /// How long a claimed run is held without a heartbeat before it may be rescued.
@@ -57,6 +62,8 @@ pub struct WorkerSettings {
     pub heartbeat: Duration,
     /// Most completions written in one statement.
     pub complete_batch: usize,
+    /// While busy, how long the completer waits for more completions before writing.
+    pub complete_linger: Duration,
     /// How often logs and progress of long attempts are flushed while they run.
     pub journal_flush: Duration,
     /// Start executing runs at all (a runner may serve only the API).
@@ -68,11 +75,12 @@ impl Default for WorkerSettings {
         WorkerSettings {
             slots: 16,
             queues: vec!["default".to_string()],
-            claim_batch: 64,
+            prefetch: 512,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
-            complete_batch: 256,
+            complete_batch: 512,
+            complete_linger: Duration::from_millis(2),
             journal_flush: Duration::from_millis(500),
             enabled: true,
         }

@@ -95,6 +95,7 @@ impl Runner {
             sandbox: sandbox.clone(),
             settings: settings.clone(),
             promoter: promoter_wake.clone(),
+            enqueue: crate::store::GroupCommit::start(store.clone()),
         };
         let http_stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! store, so a bad request changes nothing; every tenant route is scoped by the key's tenant.
 
 mod batches;
+mod bulk;
 mod control;
 mod error;
 mod extract;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Wakes this runner's promoter when a delayed run is enqueued here.
     pub promoter: Arc<tokio::sync::Notify>,
+    /// Single-run enqueues, gathered into one statement and commit when they arrive together.
+    pub enqueue: crate::store::GroupCommit,
 }
 
 /// The whole HTTP surface of a runner.
@@ -45,6 +48,9 @@ pub fn app(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/v1/jobs/{name}", put(jobs::upload).get(jobs::get))
         .layer(DefaultBodyLimit::max(upload_limit));
+    let bulk = Router::new()
+        .route("/v1/runs", post(bulk::enqueue))
+        .layer(DefaultBodyLimit::max(state.settings.max_bulk_request_bytes));
     let rest = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
@@ -76,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .layer(DefaultBodyLimit::max(request_limit));
     uploads
+        .merge(bulk)
         .merge(rest)
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")

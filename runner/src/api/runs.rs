@@ -57,8 +57,15 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable("invalid_option", format!("{field}: {reason}"))
 }
 
+/// The timing fields of an enqueue request.
+pub(super) struct Timing {
+    pub delay: Option<String>,
+    pub delay_ms: Option<u64>,
+    pub run_at: Option<String>,
+}
+
 /// When the run becomes due, from `delay`, `delay_ms` or `run_at` (at most one).
-fn due(body: &EnqueueRequest, limits: &crate::config::RunLimits) -> ApiResult<Option<Due>> {
+pub(super) fn due(body: &Timing, limits: &crate::config::RunLimits) -> ApiResult<Option<Due>> {
     let given = [
         body.delay.is_some(),
         body.delay_ms.is_some(),
@@ -125,7 +132,12 @@ pub async fn enqueue(
     options
         .validate(limits)
         .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
-    let due = due(&body, limits)?;
+    let timing = Timing {
+        delay: body.delay.clone(),
+        delay_ms: body.delay_ms,
+        run_at: body.run_at.clone(),
+    };
+    let due = due(&timing, limits)?;
     let after = match &body.after {
         None => None,
         Some(a) => {
@@ -187,7 +199,7 @@ pub async fn enqueue(
         after,
     };
     let (status, run) = match &body.idempotency_key {
-        None => (StatusCode::CREATED, state.store.run_insert(params).await?),
+        None => (StatusCode::CREATED, state.enqueue.insert(params).await?),
         Some(key) => {
             // The same request is the same job and body, whatever the key's window.
             let canonical =

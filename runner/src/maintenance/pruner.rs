@@ -99,19 +99,28 @@ pub async fn prune(
     stop: &CancellationToken,
 ) -> StoreResult<PruneReport> {
     let limit = i64::try_from(settings.prune_batch.max(1)).unwrap_or(i64::MAX);
-    let runs = RunPruneParams {
+    let mut runs = RunPruneParams {
         succeeded_ms: millis(settings.retention_succeeded),
         failed_ms: millis(settings.retention_failed),
         limit,
+        from: uuid::Uuid::nil(),
     };
     // Fire records outlive the runs they made: kept as long as the longest run retention.
     let fires_ms = runs.succeeded_ms.max(runs.failed_ms);
     let mut report = PruneReport::default();
     // Runs first: batches become prunable once their runs are gone.
-    let Some(n) = drain(limit, stop, || store.run_prune(runs)).await? else {
-        return Ok(report.with_skip());
-    };
-    report.runs = n;
+    loop {
+        let Some(pruned) = store.run_prune(runs).await? else {
+            return Ok(report.with_skip());
+        };
+        report.runs += pruned.deleted;
+        match pruned.last {
+            Some(last) if pruned.deleted >= limit as u64 && !stop.is_cancelled() => {
+                runs.from = last;
+            }
+            _ => break,
+        }
+    }
     let Some(n) = drain(limit, stop, || store.batch_prune(limit)).await? else {
         return Ok(report.with_skip());
     };

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::backoff::backoff_delay;
+use crate::store::{Rescue, Store, StoreError, StoreResult};
 
 /// Most runs rescued in one statement.
 const BATCH: i64 = 1000;
@@ -22,12 +23,12 @@ pub async fn run(
 ) {
     loop {
         loop {
-            match store.run_rescue(BATCH, max_backoff_ms as i64).await {
-                Ok(rescued) => {
+            match rescue(store.as_ref(), max_backoff_ms).await {
+                Ok((rescued, more)) => {
                     if !rescued.is_empty() {
                         tracing::warn!(runs = rescued.len(), "rescued runs of lost runners");
                     }
-                    if (rescued.len() as i64) < BATCH {
+                    if !more {
                         break;
                     }
                 }
@@ -47,4 +48,41 @@ pub async fn run(
             _ = stop.cancelled() => return,
         }
     }
+}
+
+/// One bounded rescue: reads expired leases, times each retry with the runner's one backoff
+/// function, and ends them (a lease renewed meanwhile is left alone).
+async fn rescue(store: &dyn Store, max_backoff_ms: u64) -> StoreResult<(Vec<uuid::Uuid>, bool)> {
+    let expired = store.lease_expired(BATCH).await?;
+    let rescues: Vec<Rescue> = expired
+        .iter()
+        .map(|e| Rescue {
+            run_id: e.run_id,
+            lease_token: e.lease_token,
+            delay_ms: backoff_delay(
+                e.backoff_base_ms.max(0) as u64,
+                e.attempt.max(1) as u32,
+                max_backoff_ms,
+            ) as i64,
+        })
+        .collect();
+    let rescued = match store.run_rescue(&rescues).await {
+        Ok(rescued) => rescued,
+        Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
+        Err(e) => {
+            // One row the database refuses must not stall every rescue after it: rescue the
+            // others one by one and leave the bad one logged.
+            tracing::error!(error = %e, "rescuing a batch failed; rescuing one run at a time");
+            let mut rescued = Vec::new();
+            for r in &rescues {
+                match store.run_rescue(std::slice::from_ref(r)).await {
+                    Ok(ids) => rescued.extend(ids),
+                    Err(e) => tracing::error!(run = %r.run_id, error = %e, "rescue refused"),
+                }
+            }
+            rescued
+        }
+    };
+    // A full read means more may be waiting.
+    Ok((rescued, expired.len() as i64 == BATCH))
 }

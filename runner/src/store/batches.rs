@@ -243,7 +243,7 @@ impl BatchStore for PgStore {
         }
         let mut tx = self.pool().begin().await.map_err(classify)?;
         let row = sqlx::query(
-            "INSERT INTO batches (id, tenant_id, total) VALUES ($1, $2, $3)
+            "INSERT INTO batches (id, tenant_id, total, pending) VALUES ($1, $2, $3, $3)
              RETURNING id, total, created_at, finished_at, cancelled_at",
         )
         .bind(p.id)

@@ -64,6 +64,11 @@ impl PgStore {
         tenant_id: i64,
         id: Uuid,
     ) -> Result<Option<RunState>, sqlx::Error> {
+        // run_queue first: the order claims, completions and rescues lock them in.
+        sqlx::query("SELECT 1 FROM run_queue WHERE run_id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query_scalar("SELECT state FROM runs WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
             .bind(tenant_id)
             .bind(id)
@@ -146,13 +151,12 @@ impl RunControlStore for PgStore {
         if !state.is_terminal() {
             return Ok(RunDelete::NotEnded(state));
         }
-        let deleted = sqlx::query(include_str!("sql/control_delete.sql"))
+        let deleted: i64 = sqlx::query_scalar(include_str!("sql/control_delete.sql"))
             .bind(tenant_id)
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(classify)?
-            .rows_affected();
+            .map_err(classify)?;
         if deleted != 1 {
             return Err(super::StoreError::Conflict(format!(
                 "run {id} still has continuations waiting for it; try again"

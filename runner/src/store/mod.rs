@@ -7,6 +7,8 @@
 
 mod batches;
 mod control;
+mod group_commit;
+mod history;
 pub mod notifications;
 mod postgres;
 mod retention;
@@ -25,8 +27,9 @@ pub use batches::{
     BatchRun, BatchRunParams, BatchStore,
 };
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry};
+pub use group_commit::GroupCommit;
 pub use postgres::PgStore;
-pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams};
+pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
 pub use schedules::*;
 
@@ -287,6 +290,10 @@ pub struct RunClaimParams {
     pub queue: String,
     pub limit: i64,
     pub lease_ms: i64,
+    /// Tenants left out of this claim (the runner already holds runs of theirs).
+    pub exclude_tenants: Vec<i64>,
+    /// The round-robin cursor: tenants with a larger id are served first.
+    pub after_tenant: i64,
 }
 
 /// A run this runner now holds, with everything needed to execute its attempt.
@@ -294,11 +301,10 @@ pub struct RunClaimParams {
 pub struct ClaimedRun {
     pub id: Uuid,
     pub tenant_id: i64,
-    pub tenant: String,
-    pub job: String,
+    pub job_id: i64,
     pub version: i32,
-    pub digest: String,
-    pub input: Value,
+    /// The input as JSON text, exactly as stored (handed to the job without re-encoding).
+    pub input: String,
     pub attempt: i32,
     pub max_attempts: i32,
     pub timeout_ms: i64,
@@ -309,30 +315,190 @@ pub struct ClaimedRun {
     pub lease_token: Uuid,
     /// Snoozes so far (bounded by the runner's `max_snoozes`).
     pub snoozes: i32,
+    pub priority: i16,
 }
 
-/// The end of one attempt: the run's next state and the attempt's record. Written only if
+/// What a job version runs as: its tenant's and job's names and its component. Immutable, so
+/// runners cache it by (job id, version).
+#[derive(Debug, Clone)]
+pub struct JobVersionRef {
+    pub tenant: String,
+    pub job: String,
+    pub digest: String,
+}
+
+/// Where an attempt leads the run: the closed set of transitions a completion can make. Each
+/// maps to exactly one next state; `Completion`'s constructors are the only way to build one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// The job returned its output: `succeeded`.
+    Succeed { output: Value },
+    /// The attempt failed and attempts remain: `retrying`, due after the delay.
+    Retry { delay_ms: i64 },
+    /// No attempts left, or not retryable: `failed`.
+    Fail,
+    /// The job asked to run again later: `scheduled`, and the attempt does not count.
+    Snooze { delay_ms: i64 },
+    /// The runner, not the job, failed (e.g. the component could not be loaded): `retrying`,
+    /// and the attempt does not count.
+    RunnerFault { delay_ms: i64 },
+    /// Cancelled while it ran: `cancelled`.
+    Cancel,
+    /// An attempt that started was interrupted by the runner (shutdown, lease not renewable):
+    /// back to `enqueued`, and the attempt does not count.
+    HandBack,
+    /// A claimed run whose attempt never started (the runner stopped first): back to
+    /// `enqueued` with its attempt number given back, and no attempt recorded.
+    Release,
+}
+
+impl Transition {
+    /// The run's next state.
+    pub fn state(&self) -> RunState {
+        match self {
+            Transition::Succeed { .. } => RunState::Succeeded,
+            Transition::Retry { .. } | Transition::RunnerFault { .. } => RunState::Retrying,
+            Transition::Fail => RunState::Failed,
+            Transition::Snooze { .. } => RunState::Scheduled,
+            Transition::Cancel => RunState::Cancelled,
+            Transition::HandBack | Transition::Release => RunState::Enqueued,
+        }
+    }
+
+    /// When the run is due again, from the database's now.
+    pub fn delay_ms(&self) -> Option<i64> {
+        match self {
+            Transition::Retry { delay_ms }
+            | Transition::Snooze { delay_ms }
+            | Transition::RunnerFault { delay_ms } => Some(*delay_ms),
+            _ => None,
+        }
+    }
+
+    /// The attempt does not count against `max_attempts`.
+    pub fn refunds_attempt(&self) -> bool {
+        matches!(
+            self,
+            Transition::Snooze { .. } | Transition::RunnerFault { .. } | Transition::HandBack
+        )
+    }
+
+    /// The attempt is recorded (everything but a release).
+    pub fn records_attempt(&self) -> bool {
+        !matches!(self, Transition::Release)
+    }
+}
+
+/// The record of one ended attempt: how it ended and what it cost.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub fuel_used: i64,
+    pub peak_memory: i64,
+    pub duration_ms: i64,
+    /// When the attempt started and ended, by this runner's monotonic clock (written as the
+    /// database's now minus how long ago).
+    pub started: std::time::Instant,
+    pub ended: std::time::Instant,
+}
+
+/// The end of one attempt: the run's transition and the attempt's record. Written only if
 /// `lease_token` still holds the run (the guarded write).
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub run_id: Uuid,
     pub lease_token: Uuid,
-    pub state: RunState,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    /// For `retrying` / `scheduled`: due this long after the database's now.
-    pub delay_ms: Option<i64>,
-    /// A snooze, a shutdown or a runner fault does not use up an attempt: the run gets one more.
-    pub refund_attempt: bool,
-    /// The attempt ended with a snooze (counted against `max_snoozes`).
-    pub snoozed: bool,
+    pub transition: Transition,
+    /// Why, in words (the run's history).
     pub reason: String,
-    pub outcome: Outcome,
-    pub fuel_used: i64,
-    pub peak_memory: i64,
-    pub duration_ms: i64,
+    pub record: AttemptRecord,
     pub progress: Option<i16>,
     pub progress_message: Option<String>,
+}
+
+impl Completion {
+    fn new(
+        run: &ClaimedRun,
+        transition: Transition,
+        reason: String,
+        record: AttemptRecord,
+    ) -> Self {
+        Completion {
+            run_id: run.id,
+            lease_token: run.lease_token,
+            transition,
+            reason,
+            record,
+            progress: None,
+            progress_message: None,
+        }
+    }
+
+    pub fn succeeded(run: &ClaimedRun, record: AttemptRecord, output: Value) -> Self {
+        let reason = format!("attempt {} succeeded", run.attempt);
+        Completion::new(run, Transition::Succeed { output }, reason, record)
+    }
+
+    pub fn retry(run: &ClaimedRun, record: AttemptRecord, delay_ms: i64, reason: String) -> Self {
+        Completion::new(run, Transition::Retry { delay_ms }, reason, record)
+    }
+
+    pub fn failed(run: &ClaimedRun, record: AttemptRecord, reason: String) -> Self {
+        Completion::new(run, Transition::Fail, reason, record)
+    }
+
+    pub fn snoozed(run: &ClaimedRun, record: AttemptRecord, delay_ms: i64, reason: String) -> Self {
+        Completion::new(run, Transition::Snooze { delay_ms }, reason, record)
+    }
+
+    pub fn runner_fault(
+        run: &ClaimedRun,
+        record: AttemptRecord,
+        delay_ms: i64,
+        reason: String,
+    ) -> Self {
+        Completion::new(run, Transition::RunnerFault { delay_ms }, reason, record)
+    }
+
+    pub fn cancelled(run: &ClaimedRun, record: AttemptRecord, reason: String) -> Self {
+        Completion::new(run, Transition::Cancel, reason, record)
+    }
+
+    pub fn handed_back(run: &ClaimedRun, record: AttemptRecord, reason: String) -> Self {
+        Completion::new(run, Transition::HandBack, reason, record)
+    }
+
+    /// A claimed run given back before its attempt started.
+    pub fn released(run: &ClaimedRun, reason: String) -> Self {
+        let record = AttemptRecord {
+            outcome: Outcome::Cancelled,
+            error: None,
+            fuel_used: 0,
+            peak_memory: 0,
+            duration_ms: 0,
+            started: std::time::Instant::now(),
+            ended: std::time::Instant::now(),
+        };
+        Completion::new(run, Transition::Release, reason, record)
+    }
+
+    /// Progress as the attempt last reported it.
+    pub fn with_progress(mut self, progress: Option<(i16, String)>) -> Self {
+        if let Some((percent, message)) = progress {
+            self.progress = Some(percent);
+            self.progress_message = Some(message);
+        }
+        self
+    }
+
+    /// The error the run keeps (none once it succeeded or was given back unstarted).
+    pub fn run_error(&self) -> Option<&str> {
+        match self.transition {
+            Transition::Succeed { .. } | Transition::Release | Transition::Snooze { .. } => None,
+            _ => self.record.error.as_deref(),
+        }
+    }
 }
 
 /// A tenant's queue: settings and how many runs are in it, by state.
@@ -391,8 +557,11 @@ pub trait Store:
         params: RunInsertParams,
         key: IdempotencyParams,
     ) -> StoreResult<Idempotent>;
-    /// Inserts many runs in one statement (batches, benchmarks); returns them as inserted.
+    /// Inserts many runs in one statement; returns them as inserted.
     async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>>;
+    /// Inserts many runs (no continuations) in one transaction without reading them back: the
+    /// bulk enqueue path. Returns how many were inserted.
+    async fn run_insert_bulk(&self, params: Vec<RunInsertParams>) -> StoreResult<u64>;
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>>;
     async fn run_list(&self, params: RunListParams) -> StoreResult<Vec<Run>>;
     async fn log_list(&self, params: LogListParams) -> StoreResult<Option<Vec<LogLine>>>;
@@ -415,14 +584,20 @@ pub trait Store:
         progress: Option<(i16, String)>,
         lines: &[NewLogLine],
     ) -> StoreResult<()>;
-    /// Extends the leases of the attempts this runner is executing (by their lease tokens);
-    /// returns each extended token and whether its run was asked to cancel (a missed NOTIFY is
-    /// caught here). A token not returned no longer holds its run (or its row was busy).
+    /// Extends the leases this runner holds (run id and lease token each); returns each
+    /// extended token and whether its run was asked to cancel (a missed NOTIFY is caught here).
+    /// A token not returned no longer holds its run (or its row was busy).
     async fn lease_extend(
         &self,
-        lease_tokens: &[Uuid],
+        leases: &[(Uuid, Uuid)],
         lease_ms: i64,
     ) -> StoreResult<Vec<(Uuid, bool)>>;
+    /// The names and component of a job version (immutable: callers may cache it).
+    async fn job_version_ref(
+        &self,
+        job_id: i64,
+        version: i32,
+    ) -> StoreResult<Option<JobVersionRef>>;
     /// Moves due `scheduled` and `retrying` runs to `enqueued`; returns how many.
     async fn run_promote_due(&self, limit: i64) -> StoreResult<u64>;
     /// The earliest due time of a `scheduled` or `retrying` run, and the database's now.

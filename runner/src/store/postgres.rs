@@ -208,75 +208,88 @@ async fn insert_lines(
     Ok(())
 }
 
+/// Runs to insert as parallel arrays (the shape of `run_insert.sql` and `run_insert_bulk.sql`).
+#[derive(Default)]
+struct RunColumns {
+    ids: Vec<Uuid>,
+    tenants: Vec<i64>,
+    jobs: Vec<i64>,
+    versions: Vec<i32>,
+    queues: Vec<String>,
+    priorities: Vec<i16>,
+    inputs: Vec<Value>,
+    max_attempts: Vec<Option<i32>>,
+    timeouts: Vec<Option<i64>>,
+    fuels: Vec<Option<i64>>,
+    memories: Vec<Option<i32>>,
+    backoffs: Vec<Option<i64>>,
+    reasons: Vec<String>,
+    delays: Vec<Option<i64>>,
+    run_ats: Vec<Option<DateTime<Utc>>>,
+    after_runs: Vec<Option<Uuid>>,
+    after_ons: Vec<Option<String>>,
+    from_parent: Vec<bool>,
+}
+
+impl RunColumns {
+    fn new(params: Vec<RunInsertParams>) -> RunColumns {
+        let mut c = RunColumns::default();
+        for p in params {
+            c.ids.push(p.id);
+            c.tenants.push(p.tenant_id);
+            c.jobs.push(p.job_id);
+            c.versions.push(p.version);
+            c.delays.push(match p.due {
+                Some(Due::In(ms)) => Some(ms),
+                _ => None,
+            });
+            c.run_ats.push(match p.due {
+                Some(Due::At(at)) => Some(at),
+                _ => None,
+            });
+            c.after_runs.push(p.after.as_ref().map(|a| a.run));
+            c.after_ons.push(p.after.as_ref().map(|a| a.on.clone()));
+            c.from_parent
+                .push(p.after.as_ref().is_some_and(|a| a.input_from_parent));
+            c.queues.push(p.options.queue);
+            c.priorities.push(p.options.priority);
+            c.inputs.push(p.input);
+            c.max_attempts.push(opt_i32(Some(p.options.max_attempts)));
+            c.timeouts.push(opt_i64(Some(p.options.timeout_ms)));
+            c.fuels.push(opt_i64(Some(p.options.fuel)));
+            c.memories.push(opt_i32(Some(p.options.memory_mb)));
+            c.backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
+            c.reasons.push(p.reason);
+        }
+        c
+    }
+}
+
 /// Inserts runs in one statement on a connection or inside a transaction.
 async fn insert_runs(
     conn: &mut sqlx::PgConnection,
     params: Vec<RunInsertParams>,
 ) -> StoreResult<Vec<Run>> {
-    let n = params.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut tenants = Vec::with_capacity(n);
-    let mut jobs = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut delays = Vec::with_capacity(n);
-    let mut run_ats = Vec::with_capacity(n);
-    let mut after_runs = Vec::with_capacity(n);
-    let mut after_ons = Vec::with_capacity(n);
-    let mut from_parent = Vec::with_capacity(n);
-    let mut queues = Vec::with_capacity(n);
-    let mut priorities = Vec::with_capacity(n);
-    let mut inputs = Vec::with_capacity(n);
-    let mut max_attempts = Vec::with_capacity(n);
-    let mut timeouts = Vec::with_capacity(n);
-    let mut fuels = Vec::with_capacity(n);
-    let mut memories = Vec::with_capacity(n);
-    let mut backoffs = Vec::with_capacity(n);
-    let mut reasons = Vec::with_capacity(n);
-    for p in params {
-        ids.push(p.id);
-        tenants.push(p.tenant_id);
-        jobs.push(p.job_id);
-        versions.push(p.version);
-        delays.push(match p.due {
-            Some(Due::In(ms)) => Some(ms),
-            _ => None,
-        });
-        run_ats.push(match p.due {
-            Some(Due::At(at)) => Some(at),
-            _ => None,
-        });
-        after_runs.push(p.after.as_ref().map(|a| a.run));
-        after_ons.push(p.after.as_ref().map(|a| a.on.clone()));
-        from_parent.push(p.after.as_ref().is_some_and(|a| a.input_from_parent));
-        queues.push(p.options.queue);
-        priorities.push(p.options.priority);
-        inputs.push(p.input);
-        max_attempts.push(opt_i32(Some(p.options.max_attempts)));
-        timeouts.push(opt_i64(Some(p.options.timeout_ms)));
-        fuels.push(opt_i64(Some(p.options.fuel)));
-        memories.push(opt_i32(Some(p.options.memory_mb)));
-        backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
-        reasons.push(p.reason);
-    }
+    let c = RunColumns::new(params);
     let rows = sqlx::query(include_str!("sql/run_insert.sql"))
-        .bind(ids)
-        .bind(tenants)
-        .bind(jobs)
-        .bind(versions)
-        .bind(queues)
-        .bind(priorities)
-        .bind(inputs)
-        .bind(max_attempts)
-        .bind(timeouts)
-        .bind(fuels)
-        .bind(memories)
-        .bind(backoffs)
-        .bind(reasons)
-        .bind(delays)
-        .bind(run_ats)
-        .bind(after_runs)
-        .bind(after_ons)
-        .bind(from_parent)
+        .bind(c.ids)
+        .bind(c.tenants)
+        .bind(c.jobs)
+        .bind(c.versions)
+        .bind(c.queues)
+        .bind(c.priorities)
+        .bind(c.inputs)
+        .bind(c.max_attempts)
+        .bind(c.timeouts)
+        .bind(c.fuels)
+        .bind(c.memories)
+        .bind(c.backoffs)
+        .bind(c.reasons)
+        .bind(c.delays)
+        .bind(c.run_ats)
+        .bind(c.after_runs)
+        .bind(c.after_ons)
+        .bind(c.from_parent)
         .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
@@ -286,45 +299,59 @@ async fn insert_runs(
         .map_err(classify)
 }
 
-/// Claims with claim.sql, optionally for one tenant (the concurrency-limited path).
-async fn claim_rows<'c, E>(
-    conn: E,
+/// Most runs one bulk insert statement carries (bounds the statement's size and memory).
+const BULK_CHUNK: usize = 5_000;
+
+fn claimed_from_row(row: &PgRow) -> Result<ClaimedRun, sqlx::Error> {
+    Ok(ClaimedRun {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        job_id: row.try_get("job_id")?,
+        version: row.try_get("version")?,
+        input: row.try_get("input")?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        fuel: row.try_get("fuel")?,
+        memory_mb: row.try_get("memory_mb")?,
+        backoff_base_ms: row.try_get("backoff_base_ms")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+        lease_token: row.try_get("lease_token")?,
+        snoozes: row.try_get("snoozes")?,
+        priority: row.try_get("priority")?,
+    })
+}
+
+/// Claimed runs in the order they should start: highest priority, then earliest due, then id
+/// (an UPDATE's RETURNING order is not the order rows were picked in).
+fn in_claim_order(mut runs: Vec<ClaimedRun>) -> Vec<ClaimedRun> {
+    runs.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.scheduled_at.cmp(&b.scheduled_at))
+            .then(a.id.cmp(&b.id))
+    });
+    runs
+}
+
+/// Claims the runs of one tenant's concurrency-limited queue (claim_tenant.sql).
+async fn claim_tenant_rows(
+    conn: &mut sqlx::PgConnection,
     p: &RunClaimParams,
-    tenant_id: Option<i64>,
-) -> StoreResult<Vec<ClaimedRun>>
-where
-    E: sqlx::PgExecutor<'c>,
-{
-    let rows = sqlx::query(include_str!("sql/claim.sql"))
+    tenant_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<ClaimedRun>> {
+    let rows = sqlx::query(include_str!("sql/claim_tenant.sql"))
         .bind(&p.queue)
-        .bind(p.limit)
+        .bind(limit)
         .bind(p.runner_id)
         .bind(p.lease_ms)
         .bind(tenant_id)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
     rows.iter()
-        .map(|row| {
-            Ok(ClaimedRun {
-                id: row.try_get("id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                tenant: row.try_get("tenant")?,
-                job: row.try_get("job")?,
-                version: row.try_get("version")?,
-                digest: row.try_get("digest")?,
-                input: row.try_get("input")?,
-                attempt: row.try_get("attempt")?,
-                max_attempts: row.try_get("max_attempts")?,
-                timeout_ms: row.try_get("timeout_ms")?,
-                fuel: row.try_get("fuel")?,
-                memory_mb: row.try_get("memory_mb")?,
-                backoff_base_ms: row.try_get("backoff_base_ms")?,
-                scheduled_at: row.try_get("scheduled_at")?,
-                lease_token: row.try_get("lease_token")?,
-                snoozes: row.try_get("snoozes")?,
-            })
-        })
+        .map(claimed_from_row)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(classify)
 }
@@ -602,6 +629,37 @@ impl Store for PgStore {
         insert_runs(&mut conn, params).await
     }
 
+    async fn run_insert_bulk(&self, params: Vec<RunInsertParams>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut inserted = 0;
+        let mut params = params.into_iter().peekable();
+        while params.peek().is_some() {
+            let c = RunColumns::new(params.by_ref().take(BULK_CHUNK).collect());
+            inserted += sqlx::query(include_str!("sql/run_insert_bulk.sql"))
+                .bind(c.ids)
+                .bind(c.tenants)
+                .bind(c.jobs)
+                .bind(c.versions)
+                .bind(c.queues)
+                .bind(c.priorities)
+                .bind(c.inputs)
+                .bind(c.max_attempts)
+                .bind(c.timeouts)
+                .bind(c.fuels)
+                .bind(c.memories)
+                .bind(c.backoffs)
+                .bind(c.reasons)
+                .bind(c.delays)
+                .bind(c.run_ats)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(inserted)
+    }
+
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>> {
         // One snapshot for the run, its attempts and its history, so they always agree.
         let mut tx = self.pool.begin().await.map_err(classify)?;
@@ -619,7 +677,8 @@ impl Store for PgStore {
             return Ok(None);
         };
         let run = run_from_row(&row).map_err(classify)?;
-        let attempts = sqlx::query(
+        let origin: String = row.try_get("origin").map_err(classify)?;
+        let mut attempts = sqlx::query(
             "SELECT number, runner_id, started_at, finished_at, outcome, error, fuel_used,
                     peak_memory, duration_ms
              FROM attempts WHERE run_id = $1 ORDER BY number",
@@ -644,8 +703,33 @@ impl Store for PgStore {
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(classify)?;
-        let history = sqlx::query(
-            "SELECT at, from_state, to_state, reason FROM run_events WHERE run_id = $1 ORDER BY id",
+        if run.state == RunState::Running {
+            // The attempt in progress is recorded when it ends; until then it is the run's.
+            let runner: Option<Uuid> = sqlx::query_scalar(
+                "SELECT runner_id FROM run_queue WHERE run_id = $1 AND state = 'running'",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?
+            .flatten();
+            if let (Some(runner_id), Some(started_at)) = (runner, run.started_at) {
+                attempts.push(Attempt {
+                    number: run.attempt,
+                    runner_id,
+                    started_at,
+                    finished_at: None,
+                    outcome: None,
+                    error: None,
+                    fuel_used: None,
+                    peak_memory: None,
+                    duration_ms: None,
+                });
+            }
+        }
+        let stored = sqlx::query(
+            "SELECT at, from_state, to_state, reason FROM run_events
+             WHERE run_id = $1 ORDER BY at",
         )
         .bind(id)
         .fetch_all(&mut *tx)
@@ -663,6 +747,7 @@ impl Store for PgStore {
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
+        let history = super::history::assemble(run.created_at, &origin, stored, &attempts);
         Ok(Some(RunDetail {
             run,
             attempts,
@@ -727,7 +812,22 @@ impl Store for PgStore {
     }
 
     async fn run_claim(&self, p: RunClaimParams) -> StoreResult<Vec<ClaimedRun>> {
-        let mut claimed = claim_rows(&self.pool, &p, None).await?;
+        let rows = sqlx::query(include_str!("sql/claim.sql"))
+            .bind(&p.queue)
+            .bind(p.limit)
+            .bind(p.runner_id)
+            .bind(p.lease_ms)
+            .bind(&p.exclude_tenants)
+            .bind(p.after_tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let mut claimed = in_claim_order(
+            rows.iter()
+                .map(claimed_from_row)
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(classify)?,
+        );
         // Tenants' concurrency-limited queues of this name: claim under the queue's row lock,
         // counting what runs now (a fresh snapshot after the lock), so the limit holds across
         // every runner.
@@ -737,9 +837,11 @@ impl Store for PgStore {
         }
         let limited: Vec<i64> = sqlx::query_scalar(
             "SELECT tenant_id FROM queues
-             WHERE name = $1 AND NOT paused AND concurrency_limit IS NOT NULL",
+             WHERE name = $1 AND NOT paused AND concurrency_limit IS NOT NULL
+               AND tenant_id <> ALL ($2::int8[])",
         )
         .bind(&p.queue)
+        .bind(&p.exclude_tenants)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
@@ -762,7 +864,7 @@ impl Store for PgStore {
             .map(|limit: i32| i64::from(limit));
             let Some(limit) = free else { continue };
             let running: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM runs
+                "SELECT count(*) FROM run_queue
                  WHERE tenant_id = $1 AND queue = $2 AND state = 'running'",
             )
             .bind(tenant_id)
@@ -772,11 +874,7 @@ impl Store for PgStore {
             .map_err(classify)?;
             let n = room.min(limit - running);
             if n > 0 {
-                let params = RunClaimParams {
-                    limit: n,
-                    ..p.clone()
-                };
-                let rows = claim_rows(&mut *tx, &params, Some(tenant_id)).await?;
+                let rows = in_claim_order(claim_tenant_rows(&mut tx, &p, tenant_id, n).await?);
                 room -= rows.len() as i64;
                 claimed.extend(rows);
             }
@@ -794,10 +892,11 @@ impl Store for PgStore {
         let mut run_ids = Vec::with_capacity(n);
         let mut tokens = Vec::with_capacity(n);
         let mut states = Vec::with_capacity(n);
-        let mut outputs: Vec<Option<Value>> = Vec::with_capacity(n);
+        let mut outputs: Vec<Option<String>> = Vec::with_capacity(n);
         let mut errors = Vec::with_capacity(n);
         let mut delays = Vec::with_capacity(n);
         let mut refunds = Vec::with_capacity(n);
+        let mut snoozed = Vec::with_capacity(n);
         let mut reasons = Vec::with_capacity(n);
         let mut outcomes = Vec::with_capacity(n);
         let mut fuel = Vec::with_capacity(n);
@@ -805,23 +904,36 @@ impl Store for PgStore {
         let mut durations = Vec::with_capacity(n);
         let mut progress = Vec::with_capacity(n);
         let mut progress_messages = Vec::with_capacity(n);
-        let mut snoozed = Vec::with_capacity(n);
+        let mut records = Vec::with_capacity(n);
+        let mut started_ago = Vec::with_capacity(n);
+        let mut ended_ago = Vec::with_capacity(n);
+        let now = std::time::Instant::now();
+        let micros = |t: std::time::Instant| {
+            i64::try_from(now.saturating_duration_since(t).as_micros()).unwrap_or(i64::MAX)
+        };
         for c in completions {
-            snoozed.push(c.snoozed);
+            started_ago.push(micros(c.record.started));
+            ended_ago.push(micros(c.record.ended));
+            let t = &c.transition;
             run_ids.push(c.run_id);
             tokens.push(c.lease_token);
-            states.push(c.state.as_str());
-            outputs.push(c.output.as_ref().map(|v| clean_json(v).into_owned()));
-            errors.push(c.error.as_deref().map(|e| clean(e).into_owned()));
-            delays.push(c.delay_ms);
-            refunds.push(c.refund_attempt);
+            states.push(t.state().as_str());
+            outputs.push(match t {
+                Transition::Succeed { output } => Some(clean_json(output).to_string()),
+                _ => None,
+            });
+            errors.push(c.run_error().map(|e| clean(e).into_owned()));
+            delays.push(t.delay_ms());
+            refunds.push(t.refunds_attempt());
+            snoozed.push(matches!(t, Transition::Snooze { .. }));
             reasons.push(clean(&c.reason).into_owned());
-            outcomes.push(c.outcome.as_str());
-            fuel.push(c.fuel_used);
-            memory.push(c.peak_memory);
-            durations.push(c.duration_ms);
+            outcomes.push(c.record.outcome.as_str());
+            fuel.push(c.record.fuel_used);
+            memory.push(c.record.peak_memory);
+            durations.push(c.record.duration_ms);
             progress.push(c.progress);
             progress_messages.push(c.progress_message.as_deref().map(|m| clean(m).into_owned()));
+            records.push(t.records_attempt());
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         insert_lines(&mut tx, lines).await.map_err(classify)?;
@@ -833,6 +945,7 @@ impl Store for PgStore {
             .bind(errors)
             .bind(delays)
             .bind(refunds)
+            .bind(snoozed)
             .bind(reasons)
             .bind(outcomes)
             .bind(fuel)
@@ -840,7 +953,9 @@ impl Store for PgStore {
             .bind(durations)
             .bind(progress)
             .bind(progress_messages)
-            .bind(snoozed)
+            .bind(records)
+            .bind(started_ago)
+            .bind(ended_ago)
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;
@@ -860,7 +975,9 @@ impl Store for PgStore {
         if let Some((percent, message)) = progress {
             sqlx::query(
                 "UPDATE runs SET progress = $3, progress_message = $4
-                 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                 WHERE id = $1 AND state = 'running'
+                   AND EXISTS (SELECT 1 FROM run_queue
+                               WHERE run_id = $1 AND lease_token = $2)",
             )
             .bind(run_id)
             .bind(lease_token)
@@ -875,30 +992,44 @@ impl Store for PgStore {
 
     async fn lease_extend(
         &self,
-        lease_tokens: &[Uuid],
+        leases: &[(Uuid, Uuid)],
         lease_ms: i64,
     ) -> StoreResult<Vec<(Uuid, bool)>> {
-        if lease_tokens.is_empty() {
+        if leases.is_empty() {
             return Ok(Vec::new());
         }
-        // Lock in a stable order, skipping rows a completion holds: never deadlocks with it.
-        sqlx::query_as(
-            "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $2::float8 / 1000)
-             WHERE id IN (SELECT id FROM runs
-                          WHERE lease_token = ANY($1) AND state = 'running'
-                          ORDER BY id FOR UPDATE SKIP LOCKED)
-             RETURNING lease_token, cancel_requested_at IS NOT NULL",
+        let (runs, tokens): (Vec<Uuid>, Vec<Uuid>) = leases.iter().copied().unzip();
+        sqlx::query_as(include_str!("sql/lease_extend.sql"))
+            .bind(runs)
+            .bind(tokens)
+            .bind(lease_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn job_version_ref(
+        &self,
+        job_id: i64,
+        version: i32,
+    ) -> StoreResult<Option<JobVersionRef>> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT t.name, j.name, v.digest
+             FROM job_versions v
+             JOIN jobs j ON j.id = v.job_id
+             JOIN tenants t ON t.id = j.tenant_id
+             WHERE v.job_id = $1 AND v.version = $2",
         )
-        .bind(lease_tokens)
-        .bind(lease_ms)
-        .fetch_all(&self.pool)
+        .bind(job_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
         .await
-        .map(|rows: Vec<(Option<Uuid>, bool)>| {
-            rows.into_iter()
-                .filter_map(|(t, c)| Some((t?, c)))
-                .collect()
-        })
-        .map_err(classify)
+        .map_err(classify)?;
+        Ok(row.map(|(tenant, job, digest)| JobVersionRef {
+            tenant,
+            job,
+            digest,
+        }))
     }
 
     async fn run_insert_idempotent(
@@ -1032,7 +1163,7 @@ impl Store for PgStore {
 
     async fn run_next_due(&self) -> StoreResult<(Option<DateTime<Utc>>, DateTime<Utc>)> {
         let row = sqlx::query(
-            "SELECT (SELECT min(scheduled_at) FROM runs
+            "SELECT (SELECT min(due_at) FROM run_queue
                      WHERE state IN ('scheduled', 'retrying')) AS next, now() AS now",
         )
         .fetch_one(&self.pool)

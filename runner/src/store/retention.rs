@@ -22,6 +22,17 @@ pub struct RunPruneParams {
     pub failed_ms: i64,
     /// Most runs deleted by one call.
     pub limit: i64,
+    /// Only runs with an id at least this (the last id the previous call of the same pass
+    /// deleted; nil to start a pass): each pass reads the kept runs once, not once per call.
+    pub from: uuid::Uuid,
+}
+
+/// What one call of [`RetentionStore::run_prune`] deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct RunsPruned {
+    pub deleted: u64,
+    /// The largest id deleted (the next call's `from`).
+    pub last: Option<uuid::Uuid>,
 }
 
 /// Pruning. Each method returns how many rows it deleted, or `None` when another runner holds
@@ -30,7 +41,7 @@ pub struct RunPruneParams {
 pub trait RetentionStore {
     /// Deletes expired terminal runs (with attempts, history, logs), oldest first. Keeps members
     /// of batches still in progress and any run a continuation still waits for.
-    async fn run_prune(&self, params: RunPruneParams) -> StoreResult<Option<u64>>;
+    async fn run_prune(&self, params: RunPruneParams) -> StoreResult<Option<RunsPruned>>;
     /// Deletes batches none of whose runs (members or continuations) exist any more.
     async fn batch_prune(&self, limit: i64) -> StoreResult<Option<u64>>;
     /// Deletes expired idempotency keys.
@@ -72,11 +83,30 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl RetentionStore for PgStore {
-    async fn run_prune(&self, p: RunPruneParams) -> StoreResult<Option<u64>> {
-        self.prune_locked(include_str!("sql/prune_runs.sql"), |q| {
-            q.bind(p.succeeded_ms).bind(p.failed_ms).bind(p.limit)
-        })
-        .await
+    async fn run_prune(&self, p: RunPruneParams) -> StoreResult<Option<RunsPruned>> {
+        let mut tx = self.pool().begin().await.map_err(classify)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PRUNE_LOCK)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if !locked {
+            return Ok(None);
+        }
+        let (deleted, last): (i64, Option<uuid::Uuid>) =
+            sqlx::query_as(include_str!("sql/prune_runs.sql"))
+                .bind(p.succeeded_ms)
+                .bind(p.failed_ms)
+                .bind(p.limit)
+                .bind(p.from)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(RunsPruned {
+            deleted: deleted as u64,
+            last,
+        }))
     }
 
     async fn batch_prune(&self, limit: i64) -> StoreResult<Option<u64>> {

@@ -45,6 +45,23 @@ pub struct InFlightAttempt {
 /// The role the maintenance services are elected for.
 pub const MAINTENANCE_ROLE: &str = "maintenance";
 
+/// A held run whose lease expired, with what the backoff needs.
+#[derive(Debug, Clone)]
+pub struct ExpiredLease {
+    pub run_id: Uuid,
+    pub lease_token: Uuid,
+    pub attempt: i32,
+    pub backoff_base_ms: i64,
+}
+
+/// One rescue: the expired lease and, if the run is retried, its delay.
+#[derive(Debug, Clone)]
+pub struct Rescue {
+    pub run_id: Uuid,
+    pub lease_token: Uuid,
+    pub delay_ms: i64,
+}
+
 #[async_trait::async_trait]
 pub trait RunnerStore {
     /// Registers (or re-registers) a runner and marks it alive now.
@@ -59,9 +76,12 @@ pub trait RunnerStore {
     /// Takes or keeps `role` for `ttl_ms`; true when this runner holds it.
     async fn leader_elect(&self, role: &str, runner_id: Uuid, ttl_ms: i64) -> StoreResult<bool>;
     async fn leader_resign(&self, role: &str, runner_id: Uuid) -> StoreResult<()>;
-    /// Ends attempts whose lease expired as `runner_lost` and retries (or fails) their runs per
-    /// policy; returns the rescued run ids.
-    async fn run_rescue(&self, limit: i64, max_backoff_ms: i64) -> StoreResult<Vec<Uuid>>;
+    /// Up to `limit` held runs whose lease expired, oldest expiry first.
+    async fn lease_expired(&self, limit: i64) -> StoreResult<Vec<ExpiredLease>>;
+    /// Ends the attempts of these expired leases as `runner_lost` and retries their runs after
+    /// the given delay while attempts remain (failed otherwise, cancelled when a cancel was
+    /// asked for); a lease renewed meanwhile is left alone. Returns the rescued run ids.
+    async fn run_rescue(&self, rescues: &[Rescue]) -> StoreResult<Vec<Uuid>>;
 }
 
 #[async_trait::async_trait]
@@ -183,10 +203,37 @@ impl RunnerStore for PgStore {
         Ok(())
     }
 
-    async fn run_rescue(&self, limit: i64, max_backoff_ms: i64) -> StoreResult<Vec<Uuid>> {
+    async fn lease_expired(&self, limit: i64) -> StoreResult<Vec<ExpiredLease>> {
+        let rows: Vec<(Uuid, Uuid, i32, i64)> =
+            sqlx::query_as(include_str!("sql/rescue_candidates.sql"))
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await
+                .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(run_id, lease_token, attempt, backoff_base_ms)| ExpiredLease {
+                    run_id,
+                    lease_token,
+                    attempt,
+                    backoff_base_ms,
+                },
+            )
+            .collect())
+    }
+
+    async fn run_rescue(&self, rescues: &[Rescue]) -> StoreResult<Vec<Uuid>> {
+        if rescues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let runs: Vec<Uuid> = rescues.iter().map(|r| r.run_id).collect();
+        let tokens: Vec<Uuid> = rescues.iter().map(|r| r.lease_token).collect();
+        let delays: Vec<i64> = rescues.iter().map(|r| r.delay_ms).collect();
         sqlx::query_scalar(include_str!("sql/rescue.sql"))
-            .bind(limit)
-            .bind(max_backoff_ms)
+            .bind(runs)
+            .bind(tokens)
+            .bind(delays)
             .fetch_all(self.pool())
             .await
             .map_err(classify)

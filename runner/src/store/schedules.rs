@@ -315,15 +315,11 @@ async fn active_run(
     tx: &mut PgConnection,
     schedule_id: i64,
 ) -> Result<Option<(Uuid, RunState)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, state FROM runs
-         WHERE schedule_id = $1
-           AND state IN ('scheduled', 'awaiting', 'enqueued', 'running', 'retrying')
-         LIMIT 1",
-    )
-    .bind(schedule_id)
-    .fetch_optional(tx)
-    .await?;
+    let row =
+        sqlx::query("SELECT run_id AS id, state FROM run_queue WHERE schedule_id = $1 LIMIT 1")
+            .bind(schedule_id)
+            .fetch_optional(tx)
+            .await?;
     row.map(|r| Ok((r.try_get("id")?, r.try_get("state")?)))
         .transpose()
 }

@@ -22,22 +22,35 @@ pub(crate) struct Done {
 /// Most log lines written in one transaction (bounds the statement size).
 const MAX_BATCH_LINES: usize = 20_000;
 
+/// A write of more completions than this means the runner is busy: the next write lingers
+/// (`complete_linger`) to gather a larger batch. A quiet runner writes each one at once.
+const BUSY_BATCH: usize = 8;
+
 pub(super) async fn run(ctx: Arc<WorkerContext>, mut rx: mpsc::Receiver<Done>) {
     let max = ctx.settings.complete_batch.max(1);
     let mut completions = Vec::with_capacity(max);
     let mut lines = Vec::new();
+    let mut busy = false;
     while let Some(first) = rx.recv().await {
         completions.push(first.completion);
         lines.extend(first.lines);
+        let deadline = tokio::time::Instant::now() + ctx.settings.complete_linger;
         while completions.len() < max && lines.len() < MAX_BATCH_LINES {
-            match rx.try_recv() {
-                Ok(done) => {
-                    completions.push(done.completion);
-                    lines.extend(done.lines);
+            let next = match rx.try_recv() {
+                Ok(done) => Some(done),
+                Err(mpsc::error::TryRecvError::Empty) if busy => {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                Err(_) => break,
-            }
+                Err(_) => None,
+            };
+            let Some(done) = next else { break };
+            completions.push(done.completion);
+            lines.extend(done.lines);
         }
+        busy = completions.len() > BUSY_BATCH;
         write(&ctx, &completions, &lines).await;
         completions.clear();
         lines.clear();
@@ -79,10 +92,12 @@ async fn write_retrying(
     loop {
         match ctx.store.run_complete_many(completions, lines).await {
             Ok(accepted) => {
-                if completions
-                    .iter()
-                    .any(|c| matches!(c.state, RunState::Retrying | RunState::Scheduled))
-                {
+                if completions.iter().any(|c| {
+                    matches!(
+                        c.transition.state(),
+                        RunState::Retrying | RunState::Scheduled
+                    )
+                }) {
                     ctx.promoter.notify_one();
                 }
                 if accepted.len() < completions.len() {

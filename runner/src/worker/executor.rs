@@ -5,29 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::completer::Done;
 use super::{Interrupt, WorkerContext};
-use crate::model::{Outcome, RunState};
+use crate::backoff::backoff_delay;
+use crate::config::RunLimits;
+use crate::model::Outcome;
 use crate::sandbox::{
     AttemptReport, AttemptSpec, CancelFlag, JobContext, Journal, Limits, LogLine, PrepareError,
 };
-use crate::store::{ClaimedRun, Completion, NewLogLine, StoreError};
-
-/// Exponential backoff with jitter: `base * 2^(attempt-1)`, plus up to 25% random extra, capped
-/// at `cap_ms`. `attempt` is the number of the attempt that just failed (1-based).
-pub fn backoff_delay(base_ms: u64, attempt: u32, cap_ms: u64) -> u64 {
-    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
-    let jitter = if exp >= 4 {
-        rand::rng().random_range(0..=exp / 4)
-    } else {
-        0
-    };
-    exp.saturating_add(jitter).min(cap_ms)
-}
+use crate::store::{AttemptRecord, ClaimedRun, Completion, NewLogLine, StoreError};
 
 fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> {
     lines
@@ -48,14 +37,20 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
         .collect()
 }
 
-pub(super) async fn execute(ctx: &WorkerContext, run: ClaimedRun) -> Done {
-    let flag = CancelFlag::default();
-    ctx.in_flight.insert(run.lease_token, run.id, flag.clone());
+/// Executes one claimed run (already registered in `in_flight` by the claim loop, so its
+/// lease was kept alive while it waited for a slot) and decides its completion.
+pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: CancelFlag) -> Done {
     let journal = Arc::new(Journal::new());
-    let (report, unflushed) = attempt(ctx, &run, flag, journal.clone()).await;
+    let input = std::mem::take(&mut run.input).into_bytes();
+    let started = std::time::Instant::now();
+    let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
+    let ended = std::time::Instant::now();
     let interrupted = ctx.in_flight.remove(run.lease_token);
-    let progress = journal.progress();
-    let completion = decide(ctx, &run, report, interrupted, progress.as_ref());
+    let progress = journal
+        .progress()
+        .map(|p| (p.percent as i16, p.message.clone()));
+    let completion =
+        decide(&ctx.limits, &run, report, interrupted, started, ended).with_progress(progress);
     // Lines a failed mid-attempt flush could not write come first: they are older.
     let mut lines = unflushed;
     lines.extend(log_rows(run.id, run.attempt, journal.drain_lines()));
@@ -67,14 +62,28 @@ pub(super) async fn execute(ctx: &WorkerContext, run: ClaimedRun) -> Done {
 async fn attempt(
     ctx: &WorkerContext,
     run: &ClaimedRun,
+    input: Vec<u8>,
     cancel: CancelFlag,
     journal: Arc<Journal>,
 ) -> (AttemptReport, Vec<NewLogLine>) {
+    let job = match ctx.job_version(run.job_id, run.version).await {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::error!(run = %run.id, error = %e, "could not read the run's job version");
+            return (
+                AttemptReport::runner_error(
+                    format!("the runner could not read the run's job version: {e}"),
+                    false,
+                ),
+                Vec::new(),
+            );
+        }
+    };
     let store = ctx.store.clone();
-    let (tenant_id, digest) = (run.tenant_id, run.digest.clone());
+    let (tenant_id, digest) = (run.tenant_id, job.digest.clone());
     let prepared = ctx
         .sandbox
-        .prepare(&run.digest, || async move {
+        .prepare(&job.digest, || async move {
             match store.component_bytes(tenant_id, &digest).await {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(anyhow::anyhow!("component {digest} is not in the database")),
@@ -99,15 +108,15 @@ async fn attempt(
     };
     let spec = AttemptSpec {
         context: JobContext {
-            tenant: run.tenant.clone(),
-            job: run.job.clone(),
+            tenant: job.tenant.clone(),
+            job: job.job.clone(),
             version: run.version as u32,
             run_id: run.id.to_string(),
             attempt: run.attempt as u32,
             max_attempts: run.max_attempts as u32,
             scheduled_at_ms: run.scheduled_at.timestamp_millis(),
         },
-        input: serde_json::to_vec(&run.input).unwrap_or_default(),
+        input,
         limits: Limits {
             fuel: run.fuel as u64,
             memory_bytes: (run.memory_mb as u64) * 1024 * 1024,
@@ -163,32 +172,27 @@ fn log_flush_failure(run: Uuid, e: &StoreError, lines: usize) {
     tracing::warn!(%run, error = %e, lines, "could not write log lines of a running attempt");
 }
 
-/// The run's next state after an attempt, per its policy.
+/// The run's next state after an attempt, per its policy: one transition, built by the
+/// constructor for it.
 fn decide(
-    ctx: &WorkerContext,
+    limits: &RunLimits,
     run: &ClaimedRun,
     report: AttemptReport,
     interrupted: Option<Interrupt>,
-    progress: Option<&crate::sandbox::Progress>,
+    started: std::time::Instant,
+    ended: std::time::Instant,
 ) -> Completion {
-    let mut c = Completion {
-        run_id: run.id,
-        lease_token: run.lease_token,
-        state: RunState::Failed,
-        output: None,
-        error: report.error.clone(),
-        delay_ms: None,
-        refund_attempt: false,
-        snoozed: false,
-        reason: String::new(),
+    let record = AttemptRecord {
         outcome: report.outcome,
+        error: report.error.clone(),
         fuel_used: report.fuel_used.min(i64::MAX as u64) as i64,
         peak_memory: report.peak_memory_bytes.min(i64::MAX as u64) as i64,
         duration_ms: report.duration.as_millis().min(i64::MAX as u128) as i64,
-        progress: progress.map(|p| p.percent as i16),
-        progress_message: progress.map(|p| p.message.clone()),
+        started,
+        ended,
     };
     let attempt = run.attempt as u32;
+    let cap = limits.max_backoff_ms;
     // Shutdown, or a lease this runner could not renew: hand the run back without using up an
     // attempt. (After a lost lease the guarded write normally rejects this; if the lease was in
     // fact still held, handing back is right.)
@@ -197,114 +201,208 @@ fn decide(
         Some(Interrupt::Shutdown | Interrupt::LeaseLost)
     ) && report.outcome == Outcome::Cancelled
     {
-        c.state = RunState::Enqueued;
-        c.refund_attempt = true;
-        c.reason = if interrupted == Some(Interrupt::Shutdown) {
-            format!("attempt {attempt} interrupted: runner shutting down")
+        let why = if interrupted == Some(Interrupt::Shutdown) {
+            "runner shutting down"
         } else {
-            format!("attempt {attempt} interrupted: its lease could not be renewed")
+            "its lease could not be renewed"
         };
-        return c;
+        return Completion::handed_back(
+            run,
+            record,
+            format!("attempt {attempt} interrupted: {why}"),
+        );
     }
     if report.runner_fault {
-        let delay = backoff_delay(
-            run.backoff_base_ms.max(100) as u64,
-            attempt,
-            ctx.limits.max_backoff_ms,
-        );
-        c.state = RunState::Retrying;
-        c.delay_ms = Some(delay as i64);
-        c.refund_attempt = true;
-        c.reason =
+        let delay = backoff_delay(run.backoff_base_ms.max(100) as u64, attempt, cap) as i64;
+        let reason =
             format!("the runner could not start attempt {attempt}; trying again in {delay} ms");
-        return c;
+        return Completion::runner_fault(run, record, delay, reason);
     }
     // Interrupted by a cancel, or the job saw `cancelled()` and returned early: either way the
     // run was cancelled, unless it managed to succeed first.
     if report.outcome == Outcome::Cancelled
         || (interrupted == Some(Interrupt::Cancel) && report.outcome != Outcome::Ok)
     {
-        c.state = RunState::Cancelled;
-        c.reason = format!("cancelled during attempt {attempt}");
-        c.error = Some("cancelled while running".to_string());
-        return c;
+        let record = AttemptRecord {
+            error: Some("cancelled while running".to_string()),
+            ..record
+        };
+        return Completion::cancelled(run, record, format!("cancelled during attempt {attempt}"));
     }
-    match report.outcome {
-        Outcome::Ok => {
-            c.state = RunState::Succeeded;
-            c.output = report.output;
-            c.error = None;
-            c.reason = format!("attempt {attempt} succeeded");
-        }
-        _ if report.snooze.is_some() && run.snoozes as u32 >= ctx.limits.max_snoozes => {
-            c.state = RunState::Failed;
-            c.error = Some(format!(
-                "the job snoozed {} times, the most this runner allows",
-                run.snoozes
-            ));
-            c.reason = format!("attempt {attempt} snoozed once too often");
-        }
-        _ if report.snooze.is_some() => {
-            let (delay, why) = report.snooze.unwrap_or_default();
-            c.snoozed = true;
-            c.state = RunState::Scheduled;
-            c.delay_ms = Some(delay.as_millis().min(ctx.limits.max_backoff_ms as u128) as i64);
-            c.refund_attempt = true;
-            c.error = None;
-            c.reason = format!("snoozed for {} ms: {why}", delay.as_millis());
-        }
-        outcome if report.retryable && run.attempt < run.max_attempts => {
-            let delay = match report.retry_delay {
-                Some(d) => (d.as_millis() as u64).min(ctx.limits.max_backoff_ms),
-                None => backoff_delay(
-                    run.backoff_base_ms as u64,
-                    attempt,
-                    ctx.limits.max_backoff_ms,
-                ),
+    if report.outcome == Outcome::Ok {
+        return Completion::succeeded(run, record, report.output.unwrap_or(Value::Null));
+    }
+    if let Some((delay, why)) = report.snooze {
+        if run.snoozes as u32 >= limits.max_snoozes {
+            let record = AttemptRecord {
+                error: Some(format!(
+                    "the job snoozed {} times, the most this runner allows",
+                    run.snoozes
+                )),
+                ..record
             };
-            c.state = RunState::Retrying;
-            c.delay_ms = Some(delay as i64);
-            c.reason = format!(
-                "attempt {attempt} of {} ended with {}; retrying in {delay} ms",
-                run.max_attempts,
-                outcome.as_str()
+            return Completion::failed(
+                run,
+                record,
+                format!("attempt {attempt} snoozed once too often"),
             );
         }
-        outcome => {
-            c.state = RunState::Failed;
-            c.reason = if report.retryable {
-                format!(
-                    "attempt {attempt} ended with {}; no attempts left ({} allowed)",
-                    outcome.as_str(),
-                    run.max_attempts
-                )
-            } else {
-                format!(
-                    "attempt {attempt} ended with {} (not retryable)",
-                    outcome.as_str()
-                )
-            };
-        }
+        let delay_ms = delay.as_millis().min(u128::from(cap)) as i64;
+        let reason = format!("snoozed for {} ms: {why}", delay.as_millis());
+        return Completion::snoozed(run, record, delay_ms, reason);
     }
-    c
+    let outcome = report.outcome.as_str();
+    if report.retryable && run.attempt < run.max_attempts {
+        let delay = match report.retry_delay {
+            Some(d) => (d.as_millis() as u64).min(cap),
+            None => backoff_delay(run.backoff_base_ms as u64, attempt, cap),
+        } as i64;
+        let reason = format!(
+            "attempt {attempt} of {} ended with {outcome}; retrying in {delay} ms",
+            run.max_attempts
+        );
+        return Completion::retry(run, record, delay, reason);
+    }
+    let reason = if report.retryable {
+        format!(
+            "attempt {attempt} ended with {outcome}; no attempts left ({} allowed)",
+            run.max_attempts
+        )
+    } else {
+        format!("attempt {attempt} ended with {outcome} (not retryable)")
+    };
+    Completion::failed(run, record, reason)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RunState;
+    use crate::store::Transition;
+
+    fn run(attempt: i32, max_attempts: i32) -> ClaimedRun {
+        ClaimedRun {
+            id: Uuid::now_v7(),
+            tenant_id: 1,
+            job_id: 1,
+            version: 1,
+            input: String::new(),
+            attempt,
+            max_attempts,
+            timeout_ms: 1000,
+            fuel: 1000,
+            memory_mb: 64,
+            backoff_base_ms: 100,
+            scheduled_at: chrono::Utc::now(),
+            lease_token: Uuid::new_v4(),
+            snoozes: 0,
+            priority: 0,
+        }
+    }
+
+    fn report(outcome: Outcome, retryable: bool) -> AttemptReport {
+        AttemptReport {
+            outcome,
+            output: (outcome == Outcome::Ok).then(|| serde_json::json!({"n": 1})),
+            error: (outcome != Outcome::Ok).then(|| "boom".to_string()),
+            retryable,
+            retry_delay: None,
+            snooze: None,
+            fuel_used: 10,
+            peak_memory_bytes: 20,
+            duration: Duration::from_millis(3),
+            runner_fault: false,
+        }
+    }
 
     #[test]
-    fn backoff_grows_exponentially_with_bounded_jitter_and_cap() {
-        for attempt in 1..=5u32 {
-            let exp = 100u64 << (attempt - 1);
-            for _ in 0..50 {
-                let d = backoff_delay(100, attempt, u64::MAX);
-                assert!(d >= exp && d <= exp + exp / 4, "attempt {attempt}: {d}");
-            }
-        }
-        assert_eq!(backoff_delay(1000, 30, 5000), 5000);
-        assert_eq!(backoff_delay(0, 3, 5000), 0);
-        // Huge attempt numbers saturate instead of overflowing.
-        assert_eq!(backoff_delay(u64::MAX, 99, 7), 7);
+    fn each_report_maps_to_one_transition() {
+        let limits = RunLimits::default();
+        let now = std::time::Instant::now();
+        let ok = decide(
+            &limits,
+            &run(1, 3),
+            report(Outcome::Ok, false),
+            None,
+            now,
+            now,
+        );
+        assert_eq!(ok.transition.state(), RunState::Succeeded);
+        assert_eq!(ok.run_error(), None);
+        assert_eq!(ok.record.fuel_used, 10);
+
+        let retry = decide(
+            &limits,
+            &run(1, 3),
+            report(Outcome::Panic, true),
+            None,
+            now,
+            now,
+        );
+        assert!(matches!(retry.transition, Transition::Retry { delay_ms } if delay_ms >= 100));
+        assert!(!retry.transition.refunds_attempt());
+
+        let last = decide(
+            &limits,
+            &run(3, 3),
+            report(Outcome::Panic, true),
+            None,
+            now,
+            now,
+        );
+        assert_eq!(last.transition, Transition::Fail);
+        assert!(last.reason.contains("no attempts left"), "{}", last.reason);
+
+        let fatal = decide(
+            &limits,
+            &run(1, 3),
+            report(Outcome::Error, false),
+            None,
+            now,
+            now,
+        );
+        assert_eq!(fatal.transition, Transition::Fail);
+
+        let mut snooze = report(Outcome::Error, false);
+        snooze.snooze = Some((Duration::from_millis(250), "later".into()));
+        let snoozed = decide(&limits, &run(1, 3), snooze, None, now, now);
+        assert_eq!(snoozed.transition, Transition::Snooze { delay_ms: 250 });
+        assert!(snoozed.transition.refunds_attempt());
+
+        let mut fault = report(Outcome::Error, false);
+        fault.runner_fault = true;
+        let fault = decide(&limits, &run(1, 1), fault, None, now, now);
+        assert!(matches!(fault.transition, Transition::RunnerFault { .. }));
+        assert!(fault.transition.refunds_attempt());
+
+        let cancelled = decide(
+            &limits,
+            &run(1, 3),
+            report(Outcome::Panic, true),
+            Some(Interrupt::Cancel),
+            now,
+            now,
+        );
+        assert_eq!(cancelled.transition, Transition::Cancel);
+
+        let shutdown = decide(
+            &limits,
+            &run(1, 3),
+            report(Outcome::Cancelled, false),
+            Some(Interrupt::Shutdown),
+            now,
+            now,
+        );
+        assert_eq!(shutdown.transition, Transition::HandBack);
+        assert!(shutdown.transition.records_attempt());
+    }
+
+    #[test]
+    fn a_released_run_records_no_attempt_and_keeps_no_error() {
+        let released = Completion::released(&run(2, 3), "runner stopping".into());
+        assert_eq!(released.transition.state(), RunState::Enqueued);
+        assert!(!released.transition.records_attempt());
+        assert!(!released.transition.refunds_attempt());
+        assert_eq!(released.run_error(), None);
     }
 }

@@ -1,14 +1,22 @@
-//! The worker pool: claims enqueued runs in batches, executes each attempt in the sandbox up to
-//! the runner's slot count, extends leases by heartbeat, and hands outcomes to the completer.
+//! The worker pool: claims enqueued runs ahead of free slots (a prefetch buffer sized by how
+//! fast runs finish), executes each attempt in the sandbox up to the runner's slot count,
+//! extends leases by heartbeat, and hands outcomes to the completer.
+//!
+//! Fair across tenants: claims share among tenants with ready work (the claim statement), the
+//! buffer hands runs to slots round-robin by tenant, and a tenant with nothing buffered is
+//! claimed for as soon as a notification says it has work, even when the buffer is full — so
+//! a new run of a quiet tenant waits at most for the next freed slot.
 //!
 //! It is woken by LISTEN/NOTIFY (`listener`), with a slow poll as a fallback, and never waits on
 //! the database while holding a sandbox. It must never lose a claimed run: an outcome that
-//! cannot be written is retried until it is (`completer`), and a run whose runner dies is
-//! rescued after its lease expires.
+//! cannot be written is retried until it is (`completer`), buffered runs keep their leases by
+//! heartbeat and are released at shutdown, and a run whose runner dies is rescued after its
+//! lease expires.
 
 mod completer;
 mod executor;
 mod listener;
+mod prefetch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,9 +29,10 @@ use uuid::Uuid;
 
 use crate::config::{RunLimits, WorkerSettings};
 use crate::sandbox::{CancelFlag, Sandbox};
-use crate::store::{RunClaimParams, Store};
+use crate::store::{ClaimedRun, Completion, JobVersionRef, RunClaimParams, Store, StoreResult};
 
-pub use executor::backoff_delay;
+pub use crate::backoff::backoff_delay;
+use prefetch::Prefetch;
 
 /// Why a running attempt is being interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +78,9 @@ impl InFlight {
         self.lock().remove(&lease_token).and_then(|r| r.why)
     }
 
-    fn lease_tokens(&self) -> Vec<Uuid> {
-        self.lock().keys().copied().collect()
+    /// The leases held: (run id, lease token) each.
+    fn leases(&self) -> Vec<(Uuid, Uuid)> {
+        self.lock().iter().map(|(t, r)| (r.run_id, *t)).collect()
     }
 
     fn interrupt(running: &mut Running, why: Interrupt) {
@@ -137,6 +147,32 @@ pub(crate) struct WorkerContext {
     pub in_flight: InFlight,
     /// Wakes the promoter when this runner schedules a retry or a snooze.
     pub promoter: Arc<Notify>,
+    /// Job versions are immutable: their names and component, cached by (job id, version).
+    jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
+}
+
+impl WorkerContext {
+    /// The names and component of a job version, from the cache or the store.
+    async fn job_version(&self, job_id: i64, version: i32) -> StoreResult<Arc<JobVersionRef>> {
+        let key = (job_id, version);
+        if let Some(job) = self.jobs_lock().get(&key) {
+            return Ok(job.clone());
+        }
+        let job = self
+            .store
+            .job_version_ref(job_id, version)
+            .await?
+            .ok_or_else(|| {
+                crate::store::StoreError::Invalid(format!("job {job_id} has no version {version}"))
+            })?;
+        let job = Arc::new(job);
+        self.jobs_lock().insert(key, job.clone());
+        Ok(job)
+    }
+
+    fn jobs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i32), Arc<JobVersionRef>>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a worker pool is made of.
@@ -163,6 +199,7 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         runner_id: parts.runner_id,
         in_flight: InFlight::default(),
         promoter: parts.promoter,
+        jobs: Mutex::new(HashMap::new()),
     });
     let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
     // If this future is dropped (the runner is aborted), its helpers die with it, as in a crash.
@@ -208,6 +245,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Claims, buffers and dispatches runs until `shutdown`; returns the attempts still running.
+/// One claim is in flight at a time, overlapping execution; its size follows how many runs
+/// were dispatched while the previous one was on its way (at least the slot count, at most
+/// `prefetch`), so short runs get large claims and long runs are not hoarded.
 async fn claim_loop(
     ctx: Arc<WorkerContext>,
     wake: Arc<Notify>,
@@ -216,88 +257,148 @@ async fn claim_loop(
 ) -> JoinSet<()> {
     let slots = Arc::new(Semaphore::new(ctx.settings.slots));
     let mut attempts = JoinSet::new();
-    let mut busy = false;
+    let mut buffer = Prefetch::default();
+    let mut claiming: Option<tokio::task::JoinHandle<ClaimResult>> = None;
+    // The queue looked empty at the last claim: wait for a notification or the poll.
+    let mut exhausted = false;
+    // A notification arrived while the buffer was full: claim for the tenants not in it.
+    let mut top_up = false;
     let mut failures = 0u32;
     let mut next_queue = 0usize;
+    let mut dispatched_since_claim = 0usize;
+    let mut want = ctx.settings.slots.max(1);
+    let mut after_tenant = 0i64;
     loop {
-        // Reap finished attempt tasks so the set does not grow without bound.
-        while attempts.try_join_next().is_some() {}
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        if busy {
-            // The queue had more than we could take: let a few more slots free up so the next
-            // claim is a batch, not one run per round trip.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let mut permits = vec![first];
-        while permits.len() < ctx.settings.claim_batch {
-            match slots.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            }
-        }
-        busy = false;
-        let queues = &ctx.settings.queues;
-        for i in 0..queues.len() {
-            if permits.is_empty() {
-                busy = true;
+        // Hand buffered runs to free slots, round-robin by tenant.
+        while !buffer.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
-            }
-            let queue = &queues[(next_queue + i) % queues.len()];
-            let wanted = permits.len();
-            match ctx
-                .store
-                .run_claim(RunClaimParams {
+            };
+            let Some((run, flag)) = buffer.pop() else {
+                break;
+            };
+            dispatched_since_claim += 1;
+            let (ctx, done) = (ctx.clone(), done.clone());
+            attempts.spawn(async move {
+                let finished = executor::execute(&ctx, run, flag).await;
+                drop(permit);
+                if done.send(finished).await.is_err() {
+                    tracing::error!("completer stopped before an outcome was written");
+                }
+            });
+        }
+        while attempts.try_join_next().is_some() {}
+
+        // Claim when the buffer runs low (or for quiet tenants), one claim at a time.
+        if claiming.is_none() && !shutdown.is_cancelled() {
+            let low = buffer.len() < want.div_ceil(2).max(1) && !exhausted;
+            if low || top_up {
+                let (limit, exclude) = if low {
+                    (want.saturating_sub(buffer.len()).max(1), Vec::new())
+                } else {
+                    (ctx.settings.slots.max(1), buffer.tenants())
+                };
+                top_up = false;
+                let queue = ctx.settings.queues[next_queue % ctx.settings.queues.len()].clone();
+                next_queue = next_queue.wrapping_add(1);
+                let params = RunClaimParams {
                     runner_id: ctx.runner_id,
-                    queue: queue.clone(),
-                    limit: wanted as i64,
+                    queue,
+                    limit: limit as i64,
                     lease_ms: ctx.settings.lease.as_millis() as i64,
-                })
-                .await
-            {
-                Ok(runs) => {
-                    failures = 0;
-                    busy |= runs.len() == wanted;
-                    for run in runs {
-                        let Some(permit) = permits.pop() else { break };
-                        let ctx = ctx.clone();
-                        let done = done.clone();
-                        attempts.spawn(async move {
-                            let finished = executor::execute(&ctx, run).await;
-                            drop(permit);
-                            if done.send(finished).await.is_err() {
-                                tracing::error!("completer stopped before an outcome was written");
-                            }
-                        });
+                    exclude_tenants: exclude,
+                    after_tenant,
+                };
+                let store = ctx.store.clone();
+                claiming = Some(tokio::spawn(async move {
+                    let limit = params.limit as usize;
+                    ClaimResult {
+                        runs: store.run_claim(params).await,
+                        limit,
                     }
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, queue, "claiming runs failed; backing off");
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(4)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {},
-                        _ = shutdown.cancelled() => {},
-                    }
-                }
+                }));
             }
         }
-        next_queue = next_queue.wrapping_add(1);
-        drop(permits);
-        if !busy {
-            tokio::select! {
-                _ = wake.notified() => {},
-                _ = tokio::time::sleep(ctx.settings.poll_interval) => {},
-                _ = shutdown.cancelled() => break,
+
+        let busy = !buffer.is_empty();
+        tokio::select! {
+            result = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                claiming = None;
+                match result {
+                    Ok(ClaimResult { runs: Ok(runs), limit }) => {
+                        failures = 0;
+                        // Several queues: the queue is exhausted only when every one came back
+                        // short; one at a time is good enough (a short claim on one queue lets
+                        // the next loop try the next queue).
+                        exhausted = runs.len() < limit && ctx.settings.queues.len() == 1;
+                        // Size the next claim for the runs dispatched during this one.
+                        want = (dispatched_since_claim * 2)
+                            .clamp(ctx.settings.slots.max(1), ctx.settings.prefetch.max(1));
+                        dispatched_since_claim = 0;
+                        if let Some(last) = runs.iter().map(|r| r.tenant_id).max() {
+                            after_tenant = last;
+                        }
+                        for run in runs {
+                            let flag = CancelFlag::default();
+                            ctx.in_flight.insert(run.lease_token, run.id, flag.clone());
+                            buffer.push(run, flag);
+                        }
+                    }
+                    Ok(ClaimResult { runs: Err(e), .. }) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "claiming runs failed; backing off");
+                        let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(4)));
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {},
+                            _ = shutdown.cancelled() => {},
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claim task failed"),
+                }
             }
+            permit = slots.clone().acquire_owned(), if busy => {
+                // A slot is free: loop round to dispatch into it.
+                drop(permit);
+            }
+            _ = wake.notified() => {
+                if !exhausted && buffer.len() >= want.div_ceil(2).max(1) {
+                    top_up = true;
+                }
+                exhausted = false;
+            }
+            _ = tokio::time::sleep(ctx.settings.poll_interval), if !busy && claiming.is_none() => {
+                exhausted = false;
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Stopping: the claim in flight and the buffer go back to the queue, unstarted.
+    if let Some(claim) = claiming.take()
+        && let Ok(ClaimResult { runs: Ok(runs), .. }) = claim.await
+    {
+        for run in runs {
+            buffer.push(run, CancelFlag::default());
+        }
+    }
+    while let Some((run, _)) = buffer.pop() {
+        ctx.in_flight.remove(run.lease_token);
+        let completion =
+            Completion::released(&run, "runner stopping before the attempt started".into());
+        let finished = completer::Done {
+            completion,
+            lines: Vec::new(),
+        };
+        if done.send(finished).await.is_err() {
+            tracing::error!("completer stopped before a release was written");
         }
     }
     attempts
+}
+
+/// What one claim task brought back.
+struct ClaimResult {
+    runs: StoreResult<Vec<ClaimedRun>>,
+    limit: usize,
 }
 
 /// Keeps the leases of this runner's attempts alive while it lives.
@@ -308,8 +409,8 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
             _ = tokio::time::sleep(ctx.settings.heartbeat) => {},
             _ = stop.cancelled() => return,
         }
-        let tokens = ctx.in_flight.lease_tokens();
-        match ctx.store.lease_extend(&tokens, lease_ms).await {
+        let leases = ctx.in_flight.leases();
+        match ctx.store.lease_extend(&leases, lease_ms).await {
             Ok(extended) => ctx.in_flight.heartbeat_result(&extended),
             Err(e) => tracing::warn!(error = %e, "extending leases failed"),
         }

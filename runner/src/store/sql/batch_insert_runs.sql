@@ -3,14 +3,13 @@
 -- 'awaiting', after_batch set; the runs_resolve_dependents trigger starts or cancels it when
 -- the last member ends.
 INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
-                  timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, batch_id,
+                  timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, origin, batch_id,
                   after_batch, after_on)
 SELECT i.id, $2, i.job_id, i.version,
        CASE WHEN i.after_on IS NULL THEN 'enqueued'::run_state ELSE 'awaiting'::run_state END,
        i.queue, i.priority, i.input, i.max_attempts, i.timeout_ms, i.fuel, i.memory_mb,
        i.backoff_base_ms,
-       CASE WHEN i.after_on IS NULL THEN format('enqueued via API in batch %s', $1::uuid)
-            ELSE format('awaiting batch %s (on %s)', $1::uuid, i.after_on) END,
+       r.reason, r.reason,
        CASE WHEN i.after_on IS NULL THEN $1::uuid END,
        CASE WHEN i.after_on IS NOT NULL THEN $1::uuid END,
        i.after_on
@@ -18,3 +17,7 @@ FROM unnest($3::uuid[], $4::int8[], $5::int4[], $6::text[], $7::int2[], $8::json
             $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::int8[], $14::text[])
     AS i(id, job_id, version, queue, priority, input, max_attempts, timeout_ms, fuel,
          memory_mb, backoff_base_ms, after_on)
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN i.after_on IS NULL THEN format('enqueued via API in batch %s', $1::uuid)
+                ELSE format('awaiting batch %s (on %s)', $1::uuid, i.after_on) END AS reason
+) r

@@ -1,41 +1,63 @@
--- Claim up to $2 enqueued runs of queue $1 for runner $3 with a lease of $4 ms: highest priority
--- first, then the oldest due. SKIP LOCKED lets many runners claim concurrently without waiting.
--- Runs of a tenant's paused or concurrency-limited queue are left to claim_limited.sql. With
--- $5 set, only that tenant's runs are claimed (the limited path, under the queue's row lock).
-WITH picked AS (
-    SELECT id
-    FROM runs
-    WHERE state = 'enqueued' AND queue = $1
-      AND ($5::int8 IS NULL OR tenant_id = $5)
-      AND ($5::int8 IS NOT NULL OR NOT EXISTS (
-              SELECT 1 FROM queues q
-              WHERE q.tenant_id = runs.tenant_id AND q.name = runs.queue
-                AND (q.paused OR q.concurrency_limit IS NOT NULL)))
-    ORDER BY priority DESC, scheduled_at, id
+-- Claim up to $2 ready runs of queue $1 for runner $3 with a lease of $4 ms, shared fairly
+-- among the tenants with ready work: each gets a share of $2 in proportion to its weight, and
+-- within a tenant the highest priority goes first, then the earliest due. Tenants in $5 are
+-- left out (the runner already holds runs of theirs); tenant ids after $6 come first (the
+-- round-robin cursor). Runs of a tenant's paused or concurrency-limited queue are left to
+-- claim_tenant.sql, so they cost this statement nothing. SKIP LOCKED lets many runners claim
+-- at once without waiting for each other.
+WITH RECURSIVE ready (tenant_id) AS (
+    (SELECT q.tenant_id FROM run_queue q
+     WHERE q.state = 'enqueued' AND q.queue = $1
+     ORDER BY q.tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.tenant_id FROM run_queue q
+            WHERE q.state = 'enqueued' AND q.queue = $1 AND q.tenant_id > r.tenant_id
+            ORDER BY q.tenant_id LIMIT 1)
+    FROM ready r
+    WHERE r.tenant_id IS NOT NULL
+), open AS (
+    SELECT r.tenant_id, t.weight
+    FROM ready r
+    JOIN tenants t ON t.id = r.tenant_id
+    WHERE r.tenant_id <> ALL ($5::int8[])
+      AND NOT EXISTS (SELECT 1 FROM queues s
+                      WHERE s.tenant_id = r.tenant_id AND s.name = $1
+                        AND (s.paused OR s.concurrency_limit IS NOT NULL))
+    ORDER BY r.tenant_id <= $6::int8, r.tenant_id
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE runs r
+), share AS (
+    SELECT tenant_id,
+           greatest(1, ceil($2::float8 * weight / sum(weight) OVER ()))::int8 AS n
+    FROM open
+), picked AS (
+    SELECT p.run_id
+    FROM share s
+    CROSS JOIN LATERAL (
+        SELECT q.run_id
+        FROM run_queue q
+        WHERE q.state = 'enqueued' AND q.queue = $1 AND q.tenant_id = s.tenant_id
+        ORDER BY q.priority DESC, q.due_at, q.run_id
+        LIMIT s.n
+        FOR UPDATE SKIP LOCKED
+    ) p
+), leased AS (
+    UPDATE run_queue q
     SET state = 'running',
-        attempt = r.attempt + 1,
         runner_id = $3,
         lease_token = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => $4::float8 / 1000),
-        started_at = now(),
-        progress = NULL,
-        progress_message = NULL,
-        state_reason = 'claimed by runner ' || $3::text
-    FROM picked
-    WHERE r.id = picked.id
-    RETURNING r.*
-), started AS (
-    INSERT INTO attempts (run_id, number, runner_id, lease_token, started_at)
-    SELECT id, attempt, runner_id, lease_token, started_at FROM claimed
+        lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+    FROM picked p
+    WHERE q.run_id = p.run_id
+    RETURNING q.run_id, q.lease_token
 )
-SELECT c.id, c.tenant_id, t.name AS tenant, j.name AS job, c.version, v.digest, c.input,
-       c.attempt, c.max_attempts, c.timeout_ms, c.fuel, c.memory_mb, c.backoff_base_ms,
-       c.scheduled_at, c.lease_token, c.snoozes
-FROM claimed c
-JOIN tenants t ON t.id = c.tenant_id
-JOIN jobs j ON j.id = c.job_id
-JOIN job_versions v ON v.job_id = c.job_id AND v.version = c.version
+UPDATE runs r
+SET state = 'running',
+    attempt = r.attempt + 1,
+    started_at = now(),
+    progress = NULL,
+    progress_message = NULL
+FROM leased l
+WHERE r.id = l.run_id
+RETURNING r.id, r.tenant_id, r.job_id, r.version, r.input::text AS input, r.attempt,
+          r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb, r.backoff_base_ms, r.scheduled_at,
+          r.snoozes, r.priority, l.lease_token

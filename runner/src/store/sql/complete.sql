@@ -1,41 +1,55 @@
--- The guarded write: end attempts whose lease token still holds their run. A completion whose
--- run was rescued, cancelled or re-claimed in the meantime changes nothing on the run (its
--- attempt record is still closed if nothing closed it yet).
+-- The guarded write: end the attempts whose lease token still holds their run. The run's
+-- run_queue row is deleted only where the token matches (primary key + token, nothing else
+-- scanned); a completion whose run was rescued, cancelled or re-claimed meanwhile changes
+-- nothing. The attempt is recorded here, once, with the run's new state in the same
+-- statement; `record` is false for a run handed back before its attempt started, which also
+-- gives the attempt number back. A run going back to a waiting state gets its run_queue row
+-- again from the runs_updated trigger. The attempt's start and end are the database's now minus
+-- how long ago the runner saw them happen (a completion may wait in the completer's batch;
+-- a claimed run may wait in the runner's buffer before its attempt starts).
 WITH input AS (
     SELECT *
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::int8[],
-                $7::bool[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-                $13::int2[], $14::text[], $15::bool[])
-        AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, reason,
-             outcome, fuel_used, peak_memory, duration_ms, progress, progress_message, snoozed)
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                $7::bool[], $8::bool[], $9::text[], $10::text[], $11::int8[], $12::int8[],
+                $13::int8[], $14::int2[], $15::text[], $16::bool[], $17::int8[], $18::int8[])
+        AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, snoozed,
+             reason, outcome, fuel_used, peak_memory, duration_ms, progress, progress_message,
+             record, started_ago_us, ended_ago_us)
+), released AS (
+    DELETE FROM run_queue q
+    USING input i
+    WHERE q.run_id = i.run_id AND q.lease_token = i.lease_token
+    RETURNING q.run_id, q.runner_id
 ), done AS (
     UPDATE runs r
     SET state = i.state::run_state,
-        output = i.output,
+        output = i.output::jsonb,
         error = i.error,
         scheduled_at = CASE WHEN i.delay_ms IS NULL THEN r.scheduled_at
                             ELSE now() + make_interval(secs => i.delay_ms::float8 / 1000) END,
-        finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+        started_at = CASE WHEN i.record
+                          THEN now() - make_interval(secs => i.started_ago_us::float8 / 1e6)
+                          ELSE r.started_at END,
+        finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled')
+                           THEN now() - make_interval(secs => i.ended_ago_us::float8 / 1e6) END,
+        attempt = r.attempt - CASE WHEN i.record THEN 0 ELSE 1 END,
         max_attempts = r.max_attempts + CASE WHEN i.refund_attempt THEN 1 ELSE 0 END,
         snoozes = r.snoozes + CASE WHEN i.snoozed THEN 1 ELSE 0 END,
-        runner_id = NULL,
-        lease_token = NULL,
-        lease_expires_at = NULL,
         progress = coalesce(i.progress, r.progress),
         progress_message = coalesce(i.progress_message, r.progress_message),
         state_reason = i.reason
     FROM input i
-    WHERE r.id = i.run_id AND r.state = 'running' AND r.lease_token = i.lease_token
-    RETURNING r.id
-), closed AS (
-    UPDATE attempts a
-    SET finished_at = now(),
-        outcome = i.outcome::attempt_outcome,
-        error = i.error,
-        fuel_used = i.fuel_used,
-        peak_memory = i.peak_memory,
-        duration_ms = i.duration_ms
-    FROM input i
-    WHERE a.lease_token = i.lease_token AND a.finished_at IS NULL
+    JOIN released x ON x.run_id = i.run_id
+    WHERE r.id = i.run_id
+    RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record,
+              now() - make_interval(secs => i.ended_ago_us::float8 / 1e6) AS ended_at
+), recorded AS (
+    INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error,
+                          fuel_used, peak_memory, duration_ms)
+    SELECT d.id, d.attempt, d.runner_id, d.started_at, d.ended_at, i.outcome::attempt_outcome,
+           i.error, i.fuel_used, i.peak_memory, i.duration_ms
+    FROM done d
+    JOIN input i ON i.run_id = d.id
+    WHERE d.record
 )
 SELECT id FROM done

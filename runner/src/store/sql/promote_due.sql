@@ -1,9 +1,10 @@
--- Due delayed, snoozed and retrying runs become ready. SKIP LOCKED: safe with many runners.
+-- Due delayed, snoozed and retrying runs become ready (the runs_updated trigger moves their
+-- run_queue rows along). SKIP LOCKED: safe with many runners.
 WITH due AS (
-    SELECT id
-    FROM runs
-    WHERE state IN ('scheduled', 'retrying') AND scheduled_at <= now()
-    ORDER BY scheduled_at
+    SELECT run_id
+    FROM run_queue
+    WHERE state IN ('scheduled', 'retrying') AND due_at <= now()
+    ORDER BY due_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
@@ -11,4 +12,4 @@ UPDATE runs r
 SET state = 'enqueued',
     state_reason = CASE WHEN r.state = 'retrying' THEN 'retry due' ELSE 'due' END
 FROM due
-WHERE r.id = due.id
+WHERE r.id = due.run_id AND r.state IN ('scheduled', 'retrying')

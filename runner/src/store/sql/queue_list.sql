@@ -1,4 +1,5 @@
--- A tenant's queues: those with settings and those that hold runs, with counts per state.
+-- A tenant's queues: those with settings and those that hold runs, with counts per state
+-- (a scan of the tenant's runs: a read for people, never on the hot path).
 WITH counts AS (
     SELECT queue, state::text AS state, count(*) AS n
     FROM runs WHERE tenant_id = $1

@@ -1,42 +1,40 @@
 -- Rescue: attempts whose lease expired (their runner died, hung or lost the database) end as
--- 'runner_lost'; the attempt counts, and the run is retried with backoff while attempts remain,
--- failed otherwise, or cancelled when a cancel was requested. The lost runner's late
--- completion is then rejected by the guarded write (its lease token is gone).
-WITH lost AS (
-    SELECT id, lease_token, runner_id
-    FROM runs
-    WHERE state = 'running' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-), closed AS (
-    UPDATE attempts a
-    SET finished_at = now(),
-        outcome = 'runner_lost',
-        error = 'the runner executing this attempt stopped renewing its lease'
-    FROM lost
-    WHERE a.lease_token = lost.lease_token AND a.finished_at IS NULL
+-- 'runner_lost'; the attempt counts, and the run is retried after $3 ms (the runner's one
+-- backoff function decided it) while attempts remain, failed otherwise, or cancelled when a
+-- cancel was requested. Re-checks the expiry under the row lock, so a lease renewed since it
+-- was read is left alone. The lost runner's late completion is then rejected by the guarded
+-- write (its run_queue row is gone).
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS i(run_id, lease_token, delay_ms)
+), lost AS (
+    DELETE FROM run_queue q
+    USING input i
+    WHERE q.run_id = i.run_id AND q.lease_token = i.lease_token AND q.state = 'running'
+      AND q.lease_expires_at < now()
+    RETURNING q.run_id, q.runner_id
 ), rescued AS (
     UPDATE runs r
     SET state = CASE WHEN r.cancel_requested_at IS NOT NULL THEN 'cancelled'::run_state
                      WHEN r.attempt < r.max_attempts THEN 'retrying'::run_state
                      ELSE 'failed'::run_state END,
         scheduled_at = CASE WHEN r.cancel_requested_at IS NULL AND r.attempt < r.max_attempts
-                            THEN now() + make_interval(secs =>
-                                 least($2::float8, r.backoff_base_ms * power(2, r.attempt - 1))
-                                 * (1 + random() * 0.25) / 1000)
+                            THEN now() + make_interval(secs => i.delay_ms::float8 / 1000)
                             ELSE r.scheduled_at END,
         finished_at = CASE WHEN r.cancel_requested_at IS NOT NULL OR r.attempt >= r.max_attempts
                            THEN now() END,
         error = 'runner lost: the runner executing attempt ' || r.attempt
                 || ' stopped renewing its lease',
-        runner_id = NULL,
-        lease_token = NULL,
-        lease_expires_at = NULL,
         state_reason = format('attempt %s rescued: runner %s lost its lease', r.attempt,
-                              lost.runner_id)
-    FROM lost
-    WHERE r.id = lost.id
-    RETURNING r.id
+                              l.runner_id)
+    FROM lost l
+    JOIN input i ON i.run_id = l.run_id
+    WHERE r.id = l.run_id
+    RETURNING r.id, r.attempt, r.started_at, l.runner_id
+), recorded AS (
+    INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error)
+    SELECT id, attempt, runner_id, started_at, now(), 'runner_lost',
+           'the runner executing this attempt stopped renewing its lease'
+    FROM rescued
+    ON CONFLICT (run_id, number) DO NOTHING
 )
 SELECT id FROM rescued

@@ -17,14 +17,14 @@ WITH input AS (
     FROM input i
 ), inserted AS (
     INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
-                      timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, scheduled_at,
-                      after_run, after_on, input_from_parent)
+                      timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, origin,
+                      scheduled_at, after_run, after_on, input_from_parent)
     SELECT id, tenant_id, job_id, version,
            CASE WHEN after_run IS NOT NULL THEN 'awaiting'::run_state
                 WHEN due > now() THEN 'scheduled'::run_state
                 ELSE 'enqueued'::run_state END,
            queue, priority, input, max_attempts, timeout_ms, fuel, memory_mb, backoff_base_ms,
-           reason, greatest(due, now()), after_run, after_on, input_from_parent
+           reason, reason, greatest(due, now()), after_run, after_on, input_from_parent
     FROM timed
     RETURNING *
 )

@@ -10,8 +10,8 @@ WITH fire AS (
 )
 INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
                   timeout_ms, fuel, memory_mb, backoff_base_ms, scheduled_at, state_reason,
-                  schedule_id, fire_at)
+                  origin, schedule_id, fire_at)
 SELECT $3, $4, $5, $6, 'enqueued', $7, $8, $9, $10, $11, $12, $13, $14, coalesce($2, now()), $15,
-       $1, $2
+       $15, $1, $2
 WHERE $2::timestamptz IS NULL OR EXISTS (SELECT 1 FROM fire)
 RETURNING id

@@ -1,0 +1,432 @@
+-- The hot path, rebuilt (see docs/performance.md for the measurements behind each choice).
+--
+-- 1. A narrow hot table, `run_queue`: one row per run that waits to be executed or is being
+--    executed (states scheduled, retrying, enqueued, running), with the columns claims,
+--    leases, promotion and rescue need. Claims lock and update it; completions delete from it
+--    where the lease token still matches (the guarded write).
+-- 2. `runs` keeps the durable record, and no index on it names a column the hot path changes
+--    (state, attempt, times, output): its updates are HOT (no index writes).
+-- 3. No row triggers on the hot path. One statement-level trigger per statement enforces the
+--    state machine, records history, keeps `run_queue` in step for every state change the hot
+--    statements do not handle themselves, wakes runners, counts batch progress and resolves
+--    continuations iteratively (no recursion, whatever the chain length).
+-- 4. Routine transitions are derived, not stored: a run created `enqueued`, each attempt's
+--    enqueued -> running (from the attempt), and running -> succeeded (from an `ok` attempt).
+--    Every other transition is a row in `run_events`, written by the same statement.
+-- 5. The attempt row is written once, when the attempt ends (or is rescued).
+
+-- Old triggers and functions: row-level, called on every claim and completion.
+DROP TRIGGER runs_transition_check ON runs;
+DROP TRIGGER runs_transition_insert ON runs;
+DROP TRIGGER runs_transition_update ON runs;
+DROP TRIGGER runs_resolve_dependents ON runs;
+DROP TRIGGER runs_await_parent ON runs;
+DROP FUNCTION sandfire_run_transition_check();
+DROP FUNCTION sandfire_run_transition_record();
+DROP FUNCTION sandfire_run_resolve_dependents();
+
+-- Indexes that named hot columns (and so made every update of a run write every index).
+DROP INDEX runs_claim;
+DROP INDEX runs_due;
+DROP INDEX runs_lease;
+DROP INDEX runs_tenant_state;
+DROP INDEX runs_finished;
+DROP INDEX runs_after_run;
+DROP INDEX runs_schedule_active;
+CREATE INDEX runs_after_run ON runs (after_run) WHERE after_run IS NOT NULL;
+
+-- Leases live in run_queue now.
+ALTER TABLE runs
+    DROP CONSTRAINT lease_iff_running,
+    DROP COLUMN runner_id,
+    DROP COLUMN lease_token,
+    DROP COLUMN lease_expires_at,
+    -- Why the run was created (the first entry of its history, derived for runs created
+    -- `enqueued`).
+    ADD COLUMN origin text NOT NULL DEFAULT '',
+    -- Set when a continuation starts waiting for this run, so ending a run without any looks
+    -- for none.
+    ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+ALTER TABLE runs SET (fillfactor = 80);
+
+-- Foreign keys from runs to the shared tenant, job and batch rows cost a lookup and a KEY SHARE
+-- lock on the shared row per inserted run (concurrent enqueues then contend on it). The runner
+-- validates the tenant, job, version and batch before it inserts; runs are deleted by
+-- retention and by the API, never by cascade from a tenant or job.
+ALTER TABLE runs
+    DROP CONSTRAINT runs_tenant_id_fkey,
+    DROP CONSTRAINT runs_job_id_fkey,
+    DROP CONSTRAINT runs_job_id_version_fkey,
+    DROP CONSTRAINT runs_batch_id_fkey,
+    DROP CONSTRAINT runs_after_batch_fkey;
+
+-- Foreign keys from the child tables cost one lookup per inserted row; their rows are deleted
+-- together with their run by the statements that delete runs (control_delete, prune_runs).
+ALTER TABLE attempts DROP CONSTRAINT attempts_run_id_fkey;
+ALTER TABLE attempts DROP COLUMN lease_token;
+ALTER TABLE run_events DROP CONSTRAINT run_events_run_id_fkey;
+ALTER TABLE logs DROP CONSTRAINT logs_run_id_fkey;
+
+-- History rows are read per run in time order; the identity key only cost an index write.
+DROP INDEX run_events_run;
+ALTER TABLE run_events DROP CONSTRAINT run_events_pkey;
+ALTER TABLE run_events DROP COLUMN id;
+CREATE INDEX run_events_run ON run_events (run_id, at);
+
+-- Batch progress as counters, updated once per statement and batch (never a rescan).
+ALTER TABLE batches
+    -- Members not yet ended.
+    ADD COLUMN pending integer NOT NULL DEFAULT 0 CHECK (pending >= 0),
+    -- Members that ended other than succeeded.
+    ADD COLUMN unsuccessful integer NOT NULL DEFAULT 0 CHECK (unsuccessful >= 0);
+UPDATE batches b
+SET pending = (SELECT count(*) FROM runs r
+               WHERE r.batch_id = b.id AND r.state NOT IN ('succeeded', 'failed', 'cancelled')),
+    unsuccessful = (SELECT count(*) FROM runs r
+                    WHERE r.batch_id = b.id AND r.state IN ('failed', 'cancelled'));
+
+-- Tenants share claims round-robin, in proportion to their weight (admin-set).
+ALTER TABLE tenants ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 100);
+
+-- The hot table. `state` mirrors runs.state for the four states a row exists in.
+CREATE TABLE run_queue (
+    run_id           uuid PRIMARY KEY,
+    tenant_id        bigint NOT NULL,
+    queue            text NOT NULL,
+    priority         smallint NOT NULL,
+    -- When the run is (or was) due.
+    due_at           timestamptz NOT NULL,
+    state            run_state NOT NULL,
+    schedule_id      bigint,
+    -- Who holds the run while it is running, and until when (extended by heartbeats).
+    runner_id        uuid,
+    lease_token      uuid,
+    lease_expires_at timestamptz,
+    CONSTRAINT queued_state CHECK (state IN ('scheduled', 'retrying', 'enqueued', 'running')),
+    CONSTRAINT lease_iff_running
+        CHECK ((state = 'running') = (lease_token IS NOT NULL AND runner_id IS NOT NULL
+                                      AND lease_expires_at IS NOT NULL))
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01,
+        autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);
+-- Ready runs, by queue, then tenant (claims serve tenants round-robin), then priority.
+CREATE INDEX run_queue_ready ON run_queue (queue, tenant_id, priority DESC, due_at, run_id)
+    WHERE state = 'enqueued';
+CREATE INDEX run_queue_due ON run_queue (due_at) WHERE state IN ('scheduled', 'retrying');
+-- Held runs: per tenant and queue (concurrency limits), with the lease (rescue).
+CREATE INDEX run_queue_leased ON run_queue (tenant_id, queue) INCLUDE (lease_expires_at)
+    WHERE state = 'running';
+CREATE INDEX run_queue_schedule ON run_queue (schedule_id) WHERE schedule_id IS NOT NULL;
+
+INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
+SELECT id, tenant_id, queue, priority, scheduled_at, state, schedule_id
+FROM runs WHERE state IN ('scheduled', 'retrying', 'enqueued');
+-- A run that was running when this migration ran is handed back (its lease is gone).
+INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
+SELECT id, tenant_id, queue, priority, now(), 'enqueued', schedule_id
+FROM runs WHERE state = 'running';
+UPDATE runs SET state = 'enqueued', attempt = attempt - 1,
+                state_reason = 'handed back by the 0005 migration'
+WHERE state = 'running';
+UPDATE attempts SET finished_at = now(), outcome = 'runner_lost',
+                    error = 'the runner was upgraded while this attempt ran'
+WHERE finished_at IS NULL;
+UPDATE runs SET origin = coalesce(state_reason, '');
+
+-- The state machine: which transitions are allowed.
+CREATE FUNCTION sandfire_transition_allowed(from_state run_state, to_state run_state)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE from_state
+        WHEN 'scheduled' THEN to_state IN ('enqueued', 'cancelled')
+        WHEN 'awaiting'  THEN to_state IN ('enqueued', 'cancelled')
+        WHEN 'enqueued'  THEN to_state IN ('running', 'scheduled', 'cancelled')
+        WHEN 'running'   THEN to_state IN ('succeeded', 'failed', 'retrying', 'scheduled',
+                                           'enqueued', 'cancelled')
+        WHEN 'retrying'  THEN to_state IN ('enqueued', 'cancelled')
+        WHEN 'succeeded' THEN false
+        WHEN 'failed'    THEN to_state IN ('enqueued')
+        WHEN 'cancelled' THEN to_state IN ('enqueued')
+    END
+$$;
+
+-- Transitions derived instead of stored (see the header).
+CREATE FUNCTION sandfire_transition_routine(from_state run_state, to_state run_state)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (from_state = 'enqueued' AND to_state = 'running')
+        OR (from_state = 'running' AND to_state = 'succeeded')
+$$;
+
+-- Raises `message` with SQLSTATE `code` (usable inside a query).
+CREATE FUNCTION sandfire_raise(code text, message text) RETURNS run_state
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = code;
+END
+$$;
+
+-- Starts or cancels the continuations waiting for the runs in `ended` (run ids with their
+-- final state and output), then those of any continuation this cancelled, and so on: a loop,
+-- not recursion, so a chain of any length resolves in one statement.
+CREATE FUNCTION sandfire_resolve_dependents(ended uuid[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    frontier uuid[] := ended;
+BEGIN
+    WHILE frontier IS NOT NULL AND cardinality(frontier) > 0 LOOP
+        WITH parent AS (
+            SELECT p.id, p.state, p.output
+            FROM runs p
+            WHERE p.id = ANY(frontier)
+        ), resolved AS (
+            UPDATE runs c
+            SET state = CASE WHEN c.after_on = 'finished' OR c.after_on = p.state::text
+                             THEN 'enqueued'::run_state ELSE 'cancelled'::run_state END,
+                input = CASE WHEN c.input_from_parent AND (c.after_on = 'finished'
+                                                           OR c.after_on = p.state::text)
+                             THEN coalesce(p.output, 'null'::jsonb) ELSE c.input END,
+                finished_at = CASE WHEN c.after_on = 'finished' OR c.after_on = p.state::text
+                                   THEN NULL ELSE now() END,
+                error = CASE WHEN c.after_on = 'finished' OR c.after_on = p.state::text THEN NULL
+                             ELSE format('parent run %s ended %s; this continuation waited for %s',
+                                         p.id, p.state, c.after_on) END,
+                scheduled_at = now(),
+                state_reason = format('parent run %s %s', p.id, p.state)
+            FROM parent p
+            WHERE c.after_run = p.id AND c.state = 'awaiting'
+            RETURNING c.id, c.state, c.has_dependents
+        )
+        SELECT array_agg(id) FILTER (WHERE state = 'cancelled' AND has_dependents)
+        INTO frontier
+        FROM resolved;
+    END LOOP;
+END
+$$;
+
+-- After every INSERT on runs (once per statement).
+CREATE FUNCTION sandfire_runs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT id, state INTO bad FROM new_runs
+    WHERE state NOT IN ('scheduled', 'awaiting', 'enqueued') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a run cannot be created in state %', bad.state
+            USING ERRCODE = 'check_violation';
+    END IF;
+    INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
+    SELECT id, tenant_id, queue, priority, scheduled_at, state, schedule_id
+    FROM new_runs WHERE state IN ('scheduled', 'enqueued');
+    -- Only runs not created `enqueued` get a stored first entry (the rest is derived).
+    INSERT INTO run_events (run_id, at, from_state, to_state, reason)
+    SELECT id, created_at, NULL, state, origin FROM new_runs WHERE state <> 'enqueued';
+    -- A continuation marks its parent, so the parent's end looks for continuations.
+    UPDATE runs p SET has_dependents = true
+    WHERE p.id IN (SELECT after_run FROM new_runs WHERE after_run IS NOT NULL)
+      AND NOT p.has_dependents;
+    PERFORM pg_notify('sandfire_enqueued', q)
+    FROM (SELECT DISTINCT queue AS q FROM new_runs WHERE state = 'enqueued') x;
+    IF EXISTS (SELECT 1 FROM new_runs WHERE state = 'scheduled') THEN
+        PERFORM pg_notify('sandfire_scheduled', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- After every UPDATE on runs (once per statement): see the header, points 3 and 4.
+CREATE FUNCTION sandfire_runs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    seen record;
+    bad record;
+    ended uuid[];
+    finished uuid[];
+BEGIN
+    -- One pass decides what there is to do; a statement that made only routine transitions
+    -- (a claim, a batch of plain successes) or none (progress, cancel requests) stops here.
+    SELECT count(*) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state)) AS illegal,
+           count(*) FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state)) AS other,
+           count(*) FILTER (WHERE n.batch_id IS NOT NULL
+                              AND (n.state IN ('succeeded', 'failed', 'cancelled'))
+                                  <> (o.state IN ('succeeded', 'failed', 'cancelled'))) AS batch,
+           count(*) FILTER (WHERE n.has_dependents
+                              AND n.state IN ('succeeded', 'failed', 'cancelled')) AS dependents,
+           count(*) FILTER (WHERE n.state = 'running') AS started
+    INTO seen
+    FROM old_runs o JOIN new_runs n ON n.id = o.id
+    WHERE o.state <> n.state;
+
+    IF seen.illegal > 0 THEN
+        SELECT o.id, o.state AS from_state, n.state AS to_state INTO bad
+        FROM old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE o.state <> n.state AND NOT sandfire_transition_allowed(o.state, n.state)
+        LIMIT 1;
+        RAISE EXCEPTION 'run % cannot move from % to %', bad.id, bad.from_state, bad.to_state
+            USING ERRCODE = 'check_violation';
+    END IF;
+
+    -- `running` means held: the statement that starts an attempt leases the run_queue row.
+    IF seen.started > 0 THEN
+        SELECT n.id INTO bad
+        FROM old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE o.state <> 'running' AND n.state = 'running'
+          AND NOT EXISTS (SELECT 1 FROM run_queue q
+                          WHERE q.run_id = n.id AND q.state = 'running')
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'run % cannot be running without a lease (lease_iff_running)', bad.id
+                USING ERRCODE = 'check_violation';
+        END IF;
+    END IF;
+
+    IF seen.other > 0 THEN
+        INSERT INTO run_events (run_id, at, from_state, to_state, reason)
+        SELECT n.id, clock_timestamp(), o.state, n.state, n.state_reason
+        FROM old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE o.state <> n.state AND NOT sandfire_transition_routine(o.state, n.state);
+
+        -- run_queue follows every change into a waiting state (the claim, completion and
+        -- rescue statements handle moves into and out of `running` themselves).
+        INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
+        SELECT n.id, n.tenant_id, n.queue, n.priority, n.scheduled_at, n.state, n.schedule_id
+        FROM old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE o.state <> n.state AND n.state IN ('scheduled', 'retrying', 'enqueued')
+        ON CONFLICT (run_id) DO UPDATE
+        SET state = EXCLUDED.state, due_at = EXCLUDED.due_at, queue = EXCLUDED.queue,
+            priority = EXCLUDED.priority, runner_id = NULL, lease_token = NULL,
+            lease_expires_at = NULL;
+        DELETE FROM run_queue q
+        USING old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE q.run_id = n.id AND o.state <> n.state AND o.state <> 'running'
+          AND n.state IN ('awaiting', 'succeeded', 'failed', 'cancelled');
+
+        PERFORM pg_notify('sandfire_enqueued', x.q)
+        FROM (SELECT DISTINCT n.queue AS q FROM old_runs o JOIN new_runs n ON n.id = o.id
+              WHERE o.state <> n.state AND n.state = 'enqueued') x;
+        IF EXISTS (SELECT 1 FROM old_runs o JOIN new_runs n ON n.id = o.id
+                   WHERE o.state <> n.state AND n.state IN ('scheduled', 'retrying')) THEN
+            PERFORM pg_notify('sandfire_scheduled', '');
+        END IF;
+    END IF;
+
+    IF seen.batch > 0 THEN
+        -- Batch progress: one update per batch touched by this statement, locked in a stable
+        -- order (two statements touching the same batches never deadlock). The statement
+        -- that ends the last member starts or cancels the batch's continuations: exactly once.
+        WITH delta AS (
+            SELECT n.batch_id,
+                   sum(CASE WHEN n.state IN ('succeeded', 'failed', 'cancelled') THEN 1
+                            ELSE -1 END) AS ended,
+                   sum(CASE WHEN n.state IN ('failed', 'cancelled')
+                                 AND o.state NOT IN ('failed', 'cancelled') THEN 1
+                            WHEN o.state IN ('failed', 'cancelled')
+                                 AND n.state NOT IN ('failed', 'cancelled') THEN -1
+                            ELSE 0 END) AS unsuccessful
+            FROM old_runs o JOIN new_runs n ON n.id = o.id
+            WHERE n.batch_id IS NOT NULL
+              AND (n.state IN ('succeeded', 'failed', 'cancelled'))
+                  <> (o.state IN ('succeeded', 'failed', 'cancelled'))
+            GROUP BY n.batch_id
+        ), locked AS (
+            SELECT b.id FROM batches b
+            WHERE b.id IN (SELECT batch_id FROM delta)
+            ORDER BY b.id
+            FOR NO KEY UPDATE
+        ), counted AS (
+            UPDATE batches b
+            SET pending = b.pending - d.ended,
+                unsuccessful = b.unsuccessful + d.unsuccessful,
+                finished_at = CASE WHEN b.pending - d.ended = 0
+                                   THEN coalesce(b.finished_at, now()) END
+            FROM delta d, locked l
+            WHERE b.id = d.batch_id AND l.id = b.id
+            RETURNING b.id, b.unsuccessful, b.cancelled_at,
+                      (b.pending = 0 AND d.ended > 0) AS just_finished
+        ), resolved AS (
+            UPDATE runs c
+            SET state = CASE WHEN b.cancelled_at IS NULL
+                              AND (c.after_on = 'finished'
+                                   OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
+                                   OR (c.after_on = 'failed' AND b.unsuccessful > 0))
+                             THEN 'enqueued'::run_state ELSE 'cancelled'::run_state END,
+                finished_at = CASE WHEN b.cancelled_at IS NULL
+                                    AND (c.after_on = 'finished'
+                                         OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
+                                         OR (c.after_on = 'failed' AND b.unsuccessful > 0))
+                                   THEN NULL ELSE now() END,
+                error = CASE WHEN b.cancelled_at IS NOT NULL
+                             THEN format('batch %s was cancelled', b.id)
+                             WHEN c.after_on = 'succeeded' AND b.unsuccessful > 0
+                             THEN format('not every run of batch %s succeeded', b.id)
+                             WHEN c.after_on = 'failed' AND b.unsuccessful = 0
+                             THEN format('every run of batch %s succeeded', b.id)
+                             ELSE NULL END,
+                scheduled_at = now(),
+                state_reason = format('batch %s finished', b.id)
+            FROM counted b
+            WHERE b.just_finished AND c.after_batch = b.id AND c.state = 'awaiting'
+            RETURNING c.id, c.state, c.has_dependents
+        )
+        SELECT array_agg(id) FILTER (WHERE state = 'cancelled' AND has_dependents)
+        INTO finished
+        FROM resolved;
+    END IF;
+
+    -- Continuations of runs that ended here. Only the outermost statement resolves them (in a
+    -- loop), so a chain of any length never nests triggers.
+    IF pg_trigger_depth() = 1 AND (seen.dependents > 0 OR finished IS NOT NULL) THEN
+        SELECT array_agg(n.id) INTO ended
+        FROM old_runs o JOIN new_runs n ON n.id = o.id
+        WHERE o.state <> n.state AND n.has_dependents
+          AND n.state IN ('succeeded', 'failed', 'cancelled');
+        ended := coalesce(ended, '{}') || coalesce(finished, '{}');
+        PERFORM sandfire_resolve_dependents(ended);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER runs_inserted AFTER INSERT ON runs
+    REFERENCING NEW TABLE AS new_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION sandfire_runs_inserted();
+CREATE TRIGGER runs_updated AFTER UPDATE ON runs
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION sandfire_runs_updated();
+
+-- A continuation of a run: waits while the parent runs, starts at once when the parent already
+-- met the condition, is refused (SF001) when it never can. Only rows with a parent pay for it.
+CREATE OR REPLACE FUNCTION sandfire_run_await_parent() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    parent record;
+BEGIN
+    SELECT id, state, output INTO parent
+    FROM runs WHERE id = NEW.after_run AND tenant_id = NEW.tenant_id
+    FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no run with id % to wait for', NEW.after_run USING ERRCODE = 'SF002';
+    END IF;
+    IF parent.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
+        NEW.state := 'awaiting';
+        RETURN NEW;
+    END IF;
+    IF NEW.after_on = 'finished' OR NEW.after_on = parent.state::text THEN
+        NEW.state := 'enqueued';
+        IF NEW.input_from_parent THEN
+            NEW.input := coalesce(parent.output, 'null'::jsonb);
+        END IF;
+        NEW.state_reason := format('parent run %s already %s', parent.id, parent.state);
+        NEW.origin := NEW.state_reason;
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'parent run % already ended %, so a continuation on % could never start',
+        parent.id, parent.state, NEW.after_on USING ERRCODE = 'SF001';
+END
+$$;
+CREATE TRIGGER runs_await_parent BEFORE INSERT ON runs
+    FOR EACH ROW WHEN (NEW.after_run IS NOT NULL)
+    EXECUTE FUNCTION sandfire_run_await_parent();
+
+-- The smallest UUIDv7 of the millisecond `ts` falls in: run ids older than it were created
+-- before `ts` (retention reads ended runs in primary-key order with it).
+CREATE FUNCTION sandfire_uuid_v7_floor(ts timestamptz) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (lpad(to_hex(floor(extract(epoch FROM ts) * 1000)::bigint), 12, '0')
+            || '00000000000000000000')::uuid
+$$;

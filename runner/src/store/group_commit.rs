@@ -1,0 +1,107 @@
+//! Group commit for single-run enqueues: concurrent requests are gathered into one insert
+//! statement and one durable commit, so eight clients enqueueing at once cost about one fsync,
+//! not eight. A request alone is written at once (no waiting for company).
+//!
+//! If the database refuses the gathered statement (one request's value it cannot store, a
+//! continuation whose parent can never satisfy it), each request is written on its own, so one
+//! bad request never fails the others.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Run, RunInsertParams, Store, StoreError, StoreResult};
+
+/// Most runs gathered into one statement.
+const MAX_GROUP: usize = 512;
+
+type Request = (RunInsertParams, oneshot::Sender<StoreResult<Run>>);
+
+/// A handle to the group-commit task (cheap to clone).
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the task; it ends when every handle is dropped.
+    pub fn start(store: Arc<dyn Store>) -> GroupCommit {
+        let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
+        tokio::spawn(run(store, rx));
+        GroupCommit { tx }
+    }
+
+    /// Inserts one run, committed durably before this returns.
+    pub async fn insert(&self, params: RunInsertParams) -> StoreResult<Run> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((params, reply))
+            .await
+            .map_err(|_| StoreError::Invalid("the runner is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Invalid("the runner is shutting down".into()))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>) {
+    let mut group: Vec<Request> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.recv().await {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        write(store.as_ref(), std::mem::take(&mut group)).await;
+    }
+}
+
+async fn write(store: &dyn Store, group: Vec<Request>) {
+    let params: Vec<RunInsertParams> = group.iter().map(|(p, _)| p.clone()).collect();
+    match store.run_insert_many(params).await {
+        Ok(runs) => {
+            let mut runs: std::collections::HashMap<_, _> =
+                runs.into_iter().map(|r| (r.id, r)).collect();
+            for (p, reply) in group {
+                let answer = runs
+                    .remove(&p.id)
+                    .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound));
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) if group.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+            // Alone, or the database is down: every request gets the same answer.
+            let e = std::sync::Arc::new(e);
+            for (_, reply) in group {
+                let _ = reply.send(Err(copy_error(&e)));
+            }
+        }
+        Err(_) => {
+            for (p, reply) in group {
+                let answer = store.run_insert_many(vec![p]).await.and_then(|mut runs| {
+                    runs.pop()
+                        .ok_or(StoreError::Other(sqlx::Error::RowNotFound))
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// The store's errors are not `Clone` (they carry sqlx errors); give each waiter its own.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::Unavailable(e) => StoreError::Unavailable(sqlx::Error::Protocol(e.to_string())),
+        StoreError::Other(e) => StoreError::Other(sqlx::Error::Protocol(e.to_string())),
+    }
+}

@@ -1,0 +1,31 @@
+-- Claim up to $2 ready runs of tenant $5's queue $1 for runner $3 with a lease of $4 ms: the
+-- concurrency-limited path, run under the lock of the tenant's queue row after counting what
+-- runs now, so the limit holds across every runner.
+WITH picked AS (
+    SELECT q.run_id
+    FROM run_queue q
+    WHERE q.state = 'enqueued' AND q.queue = $1 AND q.tenant_id = $5
+    ORDER BY q.priority DESC, q.due_at, q.run_id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE run_queue q
+    SET state = 'running',
+        runner_id = $3,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+    FROM picked p
+    WHERE q.run_id = p.run_id
+    RETURNING q.run_id, q.lease_token
+)
+UPDATE runs r
+SET state = 'running',
+    attempt = r.attempt + 1,
+    started_at = now(),
+    progress = NULL,
+    progress_message = NULL
+FROM leased l
+WHERE r.id = l.run_id
+RETURNING r.id, r.tenant_id, r.job_id, r.version, r.input::text AS input, r.attempt,
+          r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb, r.backoff_base_ms, r.scheduled_at,
+          r.snoozes, r.priority, l.lease_token
