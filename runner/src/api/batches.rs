@@ -22,7 +22,7 @@ use crate::store::{
 };
 
 /// Most members in one batch (guards one request against tying up the database).
-pub const MAX_BATCH_RUNS: usize = 10_000;
+pub const MAX_BATCH_RUNS: usize = 100_000;
 /// Most continuations of one batch.
 pub const MAX_BATCH_CONTINUATIONS: usize = 100;
 

@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     let bulk = Router::new()
         .route("/v1/runs", post(bulk::enqueue))
+        .route("/v1/batches", post(batches::create))
         .layer(DefaultBodyLimit::max(state.settings.max_bulk_request_bytes));
     let rest = Router::new()
         .route("/healthz", get(health::healthz))
@@ -66,7 +67,6 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/runs/{id}", get(runs::get).delete(control::delete))
         .route("/v1/runs/{id}/cancel", post(control::cancel))
         .route("/v1/runs/{id}/retry", post(control::retry))
-        .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/runs/{id}/logs", get(runs::logs))

@@ -158,6 +158,9 @@ type BatchEnds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// Most attempts at a transaction that lost a deadlock against concurrent completions.
 const CONFLICT_RETRIES: u32 = 3;
 
+/// Most runs one insert statement of a batch carries.
+const INSERT_CHUNK: usize = 5_000;
+
 impl PgStore {
     async fn batch_cancel_once(
         &self,
@@ -253,24 +256,28 @@ impl BatchStore for PgStore {
         .await
         .map_err(classify)?;
         let batch = batch_from_row(&row).map_err(classify)?;
-        sqlx::query(include_str!("sql/batch_insert_runs.sql"))
-            .bind(p.id)
-            .bind(p.tenant_id)
-            .bind(&ids)
-            .bind(jobs)
-            .bind(versions)
-            .bind(queues)
-            .bind(priorities)
-            .bind(inputs)
-            .bind(max_attempts)
-            .bind(timeouts)
-            .bind(fuels)
-            .bind(memories)
-            .bind(backoffs)
-            .bind(ons)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+        // In chunks, so one statement never carries a whole 100k-run batch.
+        for start in (0..n).step_by(INSERT_CHUNK) {
+            let end = (start + INSERT_CHUNK).min(n);
+            sqlx::query(include_str!("sql/batch_insert_runs.sql"))
+                .bind(p.id)
+                .bind(p.tenant_id)
+                .bind(&ids[start..end])
+                .bind(&jobs[start..end])
+                .bind(&versions[start..end])
+                .bind(&queues[start..end])
+                .bind(&priorities[start..end])
+                .bind(&inputs[start..end])
+                .bind(&max_attempts[start..end])
+                .bind(&timeouts[start..end])
+                .bind(&fuels[start..end])
+                .bind(&memories[start..end])
+                .bind(&backoffs[start..end])
+                .bind(&ons[start..end])
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
         tx.commit().await.map_err(classify)?;
         let then = ids.split_off(p.runs.len());
         Ok(BatchCreated {

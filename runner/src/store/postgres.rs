@@ -905,15 +905,7 @@ impl Store for PgStore {
         let mut progress = Vec::with_capacity(n);
         let mut progress_messages = Vec::with_capacity(n);
         let mut records = Vec::with_capacity(n);
-        let mut started_ago = Vec::with_capacity(n);
-        let mut ended_ago = Vec::with_capacity(n);
-        let now = std::time::Instant::now();
-        let micros = |t: std::time::Instant| {
-            i64::try_from(now.saturating_duration_since(t).as_micros()).unwrap_or(i64::MAX)
-        };
         for c in completions {
-            started_ago.push(micros(c.record.started));
-            ended_ago.push(micros(c.record.ended));
             let t = &c.transition;
             run_ids.push(c.run_id);
             tokens.push(c.lease_token);
@@ -937,6 +929,17 @@ impl Store for PgStore {
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         insert_lines(&mut tx, lines).await.map_err(classify)?;
+        // How long ago each attempt started and ended, taken just before the statement is sent
+        // (the statement turns them into times on the database clock).
+        let now = std::time::Instant::now();
+        let micros = |t: std::time::Instant| {
+            i64::try_from(now.saturating_duration_since(t).as_micros()).unwrap_or(i64::MAX)
+        };
+        let started_ago: Vec<i64> = completions
+            .iter()
+            .map(|c| micros(c.record.started))
+            .collect();
+        let ended_ago: Vec<i64> = completions.iter().map(|c| micros(c.record.ended)).collect();
         let accepted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/complete.sql"))
             .bind(run_ids)
             .bind(tokens)

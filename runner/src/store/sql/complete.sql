@@ -28,10 +28,12 @@ WITH input AS (
         scheduled_at = CASE WHEN i.delay_ms IS NULL THEN r.scheduled_at
                             ELSE now() + make_interval(secs => i.delay_ms::float8 / 1000) END,
         started_at = CASE WHEN i.record
-                          THEN now() - make_interval(secs => i.started_ago_us::float8 / 1e6)
+                          THEN statement_timestamp()
+                               - make_interval(secs => i.started_ago_us::float8 / 1e6)
                           ELSE r.started_at END,
         finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled')
-                           THEN now() - make_interval(secs => i.ended_ago_us::float8 / 1e6) END,
+                           THEN statement_timestamp()
+                                - make_interval(secs => i.ended_ago_us::float8 / 1e6) END,
         attempt = r.attempt - CASE WHEN i.record THEN 0 ELSE 1 END,
         max_attempts = r.max_attempts + CASE WHEN i.refund_attempt THEN 1 ELSE 0 END,
         snoozes = r.snoozes + CASE WHEN i.snoozed THEN 1 ELSE 0 END,
@@ -42,7 +44,7 @@ WITH input AS (
     JOIN released x ON x.run_id = i.run_id
     WHERE r.id = i.run_id
     RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record,
-              now() - make_interval(secs => i.ended_ago_us::float8 / 1e6) AS ended_at
+              statement_timestamp() - make_interval(secs => i.ended_ago_us::float8 / 1e6) AS ended_at
 ), recorded AS (
     INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error,
                           fuel_used, peak_memory, duration_ms)

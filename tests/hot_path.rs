@@ -1,0 +1,350 @@
+//! The hot path at the sizes users reach: continuation chains of 10,000 links (no trigger
+//! recursion), batches of tens of thousands of members (linear, continuations exactly once),
+//! bulk enqueue (all or nothing), fair claims across tenants, and the history of a run whose
+//! routine transitions are derived rather than stored.
+//!
+//! Sizes have knobs (`SANDFIRE_TEST_CHAIN`, `SANDFIRE_TEST_BATCH`) so a slow machine can shrink
+//! them; the defaults are the sizes the issue names or close to them.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use sandfire::config::RunLimits;
+use sandfire::store::{After, RunInsertParams, Store};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{Body, TestRunner, TestTenant, wait_until};
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_string()
+}
+
+async fn job_id(r: &TestRunner, t: &TestTenant, job: &str) -> (i64, i64, i32) {
+    let tenant_id: i64 = sqlx::query_scalar(
+        "SELECT tenant_id FROM api_keys WHERE hash = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(&t.key)
+    .fetch_one(r.store.pool())
+    .await
+    .unwrap();
+    let (job_id, version): (i64, i32) =
+        sqlx::query_as("SELECT id, current_version FROM jobs WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(job)
+            .fetch_one(r.store.pool())
+            .await
+            .unwrap();
+    (tenant_id, job_id, version)
+}
+
+/// Appends `links` continuations (each on its predecessor's success) after `head`; returns the
+/// last link's id. Inserted through the store (one statement each, as the API would).
+async fn chain(r: &TestRunner, t: &TestTenant, head: Uuid, links: usize) -> Uuid {
+    let (tenant_id, job_id, version) = job_id(r, t, "noop").await;
+    let mut parent = head;
+    for _ in 0..links {
+        let run = RunInsertParams {
+            id: Uuid::now_v7(),
+            tenant_id,
+            job_id,
+            version,
+            options: RunLimits::default().default,
+            input: json!({}),
+            reason: "test chain".into(),
+            due: None,
+            after: Some(After {
+                run: parent,
+                on: "succeeded".into(),
+                input_from_parent: false,
+            }),
+        };
+        parent = r.store.run_insert(run).await.unwrap().id;
+    }
+    parent
+}
+
+#[tokio::test]
+async fn cancelling_the_head_of_a_10000_link_chain_cancels_every_link_in_one_call() {
+    let links = knob("SANDFIRE_TEST_CHAIN", 10_000);
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    // The head waits in a queue no runner serves.
+    let head = r.enqueue(&t, "noop", json!({"queue": "nobody"})).await;
+    let head_id: Uuid = id(&head).parse().unwrap();
+    let last = chain(&r, &t, head_id, links).await;
+    assert_eq!(r.run(&t, &last.to_string()).await["state"], "awaiting");
+
+    let (status, body) = r
+        .call(
+            Method::POST,
+            &format!("/v1/runs/{head_id}/cancel"),
+            Some(&t.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let awaiting = r
+        .count("SELECT count(*) FROM runs WHERE state = 'awaiting'")
+        .await;
+    assert_eq!(
+        awaiting, 0,
+        "every link decided in the cancel's transaction"
+    );
+    let cancelled = r
+        .count("SELECT count(*) FROM runs WHERE state = 'cancelled'")
+        .await;
+    assert_eq!(cancelled as usize, links + 1);
+    let last = r.run(&t, &last.to_string()).await;
+    assert_eq!(last["state"], "cancelled");
+    assert!(
+        last["error"].as_str().unwrap().contains("ended cancelled"),
+        "{last:#}"
+    );
+    // The maintenance services keep working for everyone afterwards.
+    let other = r.enqueue(&t, "noop", json!({})).await;
+    assert_eq!(r.wait_terminal(&t, &id(&other)).await["state"], "succeeded");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_chain_runs_link_by_link_to_the_end() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    r.call(Method::POST, "/v1/queues/default/pause", Some(&t.key), None)
+        .await;
+    let head = r.enqueue(&t, "noop", json!({})).await;
+    let last = chain(&r, &t, id(&head).parse().unwrap(), 300).await;
+    r.call(
+        Method::POST,
+        "/v1/queues/default/resume",
+        Some(&t.key),
+        None,
+    )
+    .await;
+    let last = r.wait_terminal(&t, &last.to_string()).await;
+    assert_eq!(last["state"], "succeeded", "{last:#}");
+    let succeeded = r
+        .count("SELECT count(*) FROM runs WHERE state = 'succeeded'")
+        .await;
+    assert_eq!(succeeded, 301);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_big_batch_finishes_once_and_starts_its_continuations_once() {
+    let members = knob("SANDFIRE_TEST_BATCH", 20_000);
+    let r = TestRunner::start_with(|s| s.worker.slots = 8).await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    let runs: Vec<Value> = (0..members).map(|_| json!({"job": "noop"})).collect();
+    let (status, batch) = r
+        .call(
+            Method::POST,
+            "/v1/batches",
+            Some(&t.key),
+            Some(Body::Json(json!({
+                "runs": runs,
+                "then": [{"job": "noop", "on": "succeeded"},
+                         {"job": "noop", "on": "failed"}],
+            }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{batch}");
+    let then: Vec<String> = batch["then"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let on_succeeded = r.wait_terminal(&t, &then[0]).await;
+    assert_eq!(on_succeeded["state"], "succeeded");
+    assert_eq!(on_succeeded["attempts"].as_array().unwrap().len(), 1);
+    let on_failed = r.run(&t, &then[1]).await;
+    assert_eq!(on_failed["state"], "cancelled");
+    let (status, b) = r
+        .call(
+            Method::GET,
+            &format!("/v1/batches/{}", batch["id"].as_str().unwrap()),
+            Some(&t.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(b["counts"]["succeeded"], members, "{b:#}");
+    assert_eq!(b["progress"], 100);
+    assert!(b["finished_at"].is_string(), "{b:#}");
+    let (pending, unsuccessful): (i32, i32) =
+        sqlx::query_as("SELECT pending, unsuccessful FROM batches")
+            .fetch_one(r.store.pool())
+            .await
+            .unwrap();
+    assert_eq!((pending, unsuccessful), (0, 0));
+    // Exactly one history entry says the continuation was started by the batch.
+    let starts = r
+        .count(
+            "SELECT count(*) FROM run_events
+             WHERE reason LIKE 'batch % finished' AND to_state = 'enqueued'",
+        )
+        .await;
+    assert_eq!(starts, 1);
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_enqueue_is_all_or_nothing_and_every_run_executes() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    let bulk = |body: Value| {
+        let r = &r;
+        let key = t.key.clone();
+        async move {
+            r.call(Method::POST, "/v1/runs", Some(&key), Some(Body::Json(body)))
+                .await
+        }
+    };
+    let bad_cases = [
+        (json!([]), "at least one run"),
+        (json!([{"job": "noop"}, {"job": "nope"}]), "runs[1].job"),
+        (
+            json!([{"job": "noop"}, {"job": "noop", "max_attempts": 0}]),
+            "runs[1].max_attempts",
+        ),
+        (
+            json!([{"job": "noop", "after": {"run": Uuid::nil(), "on": "succeeded"}}]),
+            "runs[0].after",
+        ),
+        (json!([{"job": "noop", "delay": "soon"}]), "runs[0].delay"),
+        (json!({"job": "noop"}), "invalid type"),
+    ];
+    for (body, expected) in bad_cases {
+        let (status, err) = bulk(body.clone()).await;
+        assert!(status.is_client_error(), "{body}: {status} {err}");
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert_eq!(r.count("SELECT count(*) FROM runs").await, 0);
+
+    let runs: Vec<Value> = (0..2_000)
+        .map(|i| json!({"job": "noop", "input": {"i": i}, "priority": (i % 3) as i16}))
+        .collect();
+    let (status, created) = bulk(Value::Array(runs)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["count"], 2_000);
+    assert_eq!(created["ids"].as_array().unwrap().len(), 2_000);
+    wait_until(
+        "every bulk run succeeded",
+        Duration::from_secs(60),
+        || async {
+            let left = r.count("SELECT count(*) FROM run_queue").await;
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        r.count("SELECT count(*) FROM runs WHERE state = 'succeeded'")
+            .await,
+        2_000
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quiet_tenant_runs_at_the_next_freed_slot_despite_a_busy_tenants_backlog() {
+    let r = TestRunner::start_with(|s| s.worker.slots = 2).await;
+    let busy = r.tenant("busy").await;
+    let quiet = r.tenant("quiet").await;
+    r.upload(&busy, "sleep", "sleep").await;
+    r.upload(&quiet, "noop", "noop").await;
+    // The busy tenant fills both slots with long runs at the highest priority, 50 more queued.
+    // The first slot frees after 1 s, the second after 3 s: the quiet tenant's run must take
+    // the first one.
+    let long =
+        |ms: u64| json!({"job": "sleep", "timeout_ms": ms, "max_attempts": 1, "priority": 100});
+    let mut runs = vec![long(1000)];
+    runs.extend((0..51).map(|_| long(3000)));
+    let (status, _) = r
+        .call(
+            Method::POST,
+            "/v1/runs",
+            Some(&busy.key),
+            Some(Body::Json(Value::Array(runs))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mine = r.enqueue(&quiet, "noop", json!({})).await;
+    let mine = r.wait_terminal(&quiet, &id(&mine)).await;
+    assert_eq!(mine["state"], "succeeded");
+    let started_mine = mine["attempts"][0]["started_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Attempts are recorded when they end: wait for the busy runs that came after it.
+    wait_until(
+        "four busy attempts ended",
+        Duration::from_secs(20),
+        || async {
+            let ended = r.count("SELECT count(*) FROM attempts").await;
+            (ended >= 5).then_some(())
+        },
+    )
+    .await;
+    // Only the two runs that held the slots started before it.
+    let busy_before: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attempts a JOIN runs r ON r.id = a.run_id
+         JOIN tenants t ON t.id = r.tenant_id
+         WHERE t.name = 'busy' AND a.started_at < $1::timestamptz",
+    )
+    .bind(&started_mine)
+    .fetch_one(r.store.pool())
+    .await
+    .unwrap();
+    let held_slots = 2;
+    assert!(
+        busy_before <= held_slots,
+        "{busy_before} busy runs ended before the quiet tenant's run started"
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn derived_and_stored_history_read_as_one() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "flaky", "flaky").await;
+    r.upload(&t, "noop", "noop").await;
+    let plain = r.enqueue(&t, "noop", json!({})).await;
+    let plain = r.wait_terminal(&t, &id(&plain)).await;
+    let path: Vec<(Value, Value)> = plain["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["from"].clone(), e["to"].clone()))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            (Value::Null, json!("enqueued")),
+            (json!("enqueued"), json!("running")),
+            (json!("running"), json!("succeeded")),
+        ]
+    );
+    assert_eq!(plain["history"][0]["reason"], "enqueued via API");
+    // Nothing of that plain success was stored: all three entries are derived.
+    let stored = r.count("SELECT count(*) FROM run_events").await;
+    assert_eq!(stored, 0);
+    // Every attempt of a run shows up, and starts before it ends.
+    let a = &plain["attempts"][0];
+    assert!(a["started_at"].as_str() <= a["finished_at"].as_str(), "{a}");
+    r.shutdown().await;
+}
