@@ -35,12 +35,13 @@ DROP INDEX runs_after_run;
 DROP INDEX runs_schedule_active;
 CREATE INDEX runs_after_run ON runs (after_run) WHERE after_run IS NOT NULL;
 
--- Leases live in run_queue now.
+-- Leases live in run_queue now; runs keeps the token (not indexed, so setting it is HOT) so
+-- that `running` without a lease stays impossible by a plain CHECK.
 ALTER TABLE runs
     DROP CONSTRAINT lease_iff_running,
     DROP COLUMN runner_id,
-    DROP COLUMN lease_token,
     DROP COLUMN lease_expires_at,
+    ADD CONSTRAINT lease_iff_running CHECK ((state = 'running') = (lease_token IS NOT NULL)),
     -- Why the run was created (the first entry of its history, derived for runs created
     -- `enqueued`).
     ADD COLUMN origin text NOT NULL DEFAULT '',
@@ -124,7 +125,7 @@ FROM runs WHERE state IN ('scheduled', 'retrying', 'enqueued');
 INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
 SELECT id, tenant_id, queue, priority, now(), 'enqueued', schedule_id
 FROM runs WHERE state = 'running';
-UPDATE runs SET state = 'enqueued', attempt = attempt - 1,
+UPDATE runs SET state = 'enqueued', attempt = attempt - 1, lease_token = NULL,
                 state_reason = 'handed back by the 0005 migration'
 WHERE state = 'running';
 UPDATE attempts SET finished_at = now(), outcome = 'runner_lost',
@@ -231,153 +232,208 @@ BEGIN
 END
 $$;
 
+-- Batch progress from one statement's member transitions: per batch, how many members ended
+-- (negative: re-opened by a retry) and how many more ended other than succeeded. One update
+-- per batch, locked in a stable order (two statements touching the same batches never
+-- deadlock); the statement that ends the last member starts or cancels the batch's
+-- continuations, so they start exactly once. Returns the continuations it cancelled that have
+-- continuations of their own.
+CREATE FUNCTION sandfire_batch_progress(batch_ids uuid[], ended int[], unsuccessful int[])
+RETURNS uuid[] LANGUAGE plpgsql AS $$
+DECLARE
+    cancelled uuid[];
+BEGIN
+    WITH delta AS (
+        SELECT d.batch_id, sum(d.ended) AS ended, sum(d.unsuccessful) AS unsuccessful
+        FROM unnest(batch_ids, ended, unsuccessful) AS d(batch_id, ended, unsuccessful)
+        GROUP BY d.batch_id
+    ), locked AS (
+        SELECT b.id FROM batches b
+        WHERE b.id IN (SELECT batch_id FROM delta)
+        ORDER BY b.id
+        FOR NO KEY UPDATE
+    ), counted AS (
+        UPDATE batches b
+        SET pending = b.pending - d.ended,
+            unsuccessful = b.unsuccessful + d.unsuccessful,
+            finished_at = CASE WHEN b.pending - d.ended = 0
+                               THEN coalesce(b.finished_at, now()) END
+        FROM delta d, locked l
+        WHERE b.id = d.batch_id AND l.id = b.id
+        RETURNING b.id, b.unsuccessful, b.cancelled_at,
+                  (b.pending = 0 AND d.ended > 0) AS just_finished
+    ), resolved AS (
+        UPDATE runs c
+        SET state = CASE WHEN b.cancelled_at IS NULL
+                          AND (c.after_on = 'finished'
+                               OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
+                               OR (c.after_on = 'failed' AND b.unsuccessful > 0))
+                         THEN 'enqueued'::run_state ELSE 'cancelled'::run_state END,
+            finished_at = CASE WHEN b.cancelled_at IS NULL
+                                AND (c.after_on = 'finished'
+                                     OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
+                                     OR (c.after_on = 'failed' AND b.unsuccessful > 0))
+                               THEN NULL ELSE now() END,
+            error = CASE WHEN b.cancelled_at IS NOT NULL
+                         THEN format('batch %s was cancelled', b.id)
+                         WHEN c.after_on = 'succeeded' AND b.unsuccessful > 0
+                         THEN format('not every run of batch %s succeeded', b.id)
+                         WHEN c.after_on = 'failed' AND b.unsuccessful = 0
+                         THEN format('every run of batch %s succeeded', b.id)
+                         ELSE NULL END,
+            scheduled_at = now(),
+            state_reason = format('batch %s finished', b.id)
+        FROM counted b
+        WHERE b.just_finished AND c.after_batch = b.id AND c.state = 'awaiting'
+        RETURNING c.id, c.state, c.has_dependents
+    )
+    SELECT array_agg(id) FILTER (WHERE state = 'cancelled' AND has_dependents)
+    INTO cancelled
+    FROM resolved;
+    RETURN cancelled;
+END
+$$;
+
 -- After every UPDATE on runs (once per statement): see the header, points 3 and 4.
+--
+-- The hot statements are recognised from each transition table alone (no join): a claim
+-- (every row enqueued -> running) has nothing to do; plain successes (every row running ->
+-- succeeded) only count batch progress and resolve continuations when their runs have any.
+-- Everything else pairs old and new rows in one dynamically planned query (planned for the
+-- statement's real row count: a plan cached for one row would compare every pair).
 CREATE FUNCTION sandfire_runs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    seen record;
-    bad record;
+    n_rows bigint;
+    to_running bigint;
+    to_succeeded bigint;
+    from_enqueued bigint;
+    from_running bigint;
+    in_batch boolean;
+    with_dependents boolean;
+    c record;
+    b_ids uuid[];
+    b_ended int[];
+    b_unsuccessful int[];
     ended uuid[];
     finished uuid[];
 BEGIN
-    -- One pass decides what there is to do; a statement that made only routine transitions
-    -- (a claim, a batch of plain successes) or none (progress, cancel requests) stops here.
-    SELECT count(*) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state)) AS illegal,
-           count(*) FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state)) AS other,
-           count(*) FILTER (WHERE n.batch_id IS NOT NULL
-                              AND (n.state IN ('succeeded', 'failed', 'cancelled'))
-                                  <> (o.state IN ('succeeded', 'failed', 'cancelled'))) AS batch,
-           count(*) FILTER (WHERE n.has_dependents
-                              AND n.state IN ('succeeded', 'failed', 'cancelled')) AS dependents,
-           count(*) FILTER (WHERE n.state = 'running') AS started
-    INTO seen
-    FROM old_runs o JOIN new_runs n ON n.id = o.id
-    WHERE o.state <> n.state;
+    SELECT count(*), count(*) FILTER (WHERE state = 'running'),
+           count(*) FILTER (WHERE state = 'succeeded'),
+           coalesce(bool_or(batch_id IS NOT NULL), false),
+           coalesce(bool_or(has_dependents), false)
+    INTO n_rows, to_running, to_succeeded, in_batch, with_dependents
+    FROM new_runs;
+    SELECT count(*) FILTER (WHERE state = 'enqueued'), count(*) FILTER (WHERE state = 'running')
+    INTO from_enqueued, from_running
+    FROM old_runs;
 
-    IF seen.illegal > 0 THEN
-        SELECT o.id, o.state AS from_state, n.state AS to_state INTO bad
+    IF to_running = n_rows AND from_enqueued = n_rows THEN
+        RETURN NULL;
+    END IF;
+
+    IF to_succeeded = n_rows AND from_running = n_rows THEN
+        IF in_batch THEN
+            SELECT array_agg(batch_id), array_agg(1), array_agg(0)
+            INTO b_ids, b_ended, b_unsuccessful
+            FROM new_runs WHERE batch_id IS NOT NULL;
+            finished := sandfire_batch_progress(b_ids, b_ended, b_unsuccessful);
+        END IF;
+        IF pg_trigger_depth() = 1 AND (with_dependents OR finished IS NOT NULL) THEN
+            SELECT array_agg(id) INTO ended FROM new_runs WHERE has_dependents;
+            PERFORM sandfire_resolve_dependents(coalesce(ended, '{}') || coalesce(finished, '{}'));
+        END IF;
+        RETURN NULL;
+    END IF;
+
+    EXECUTE $q$
+        SELECT count(*) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state))
+                   AS illegal,
+               (array_agg(n.id) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state)))[1]
+                   AS bad_id,
+               (array_agg(o.state) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state)))[1]
+                   AS bad_from,
+               (array_agg(n.state) FILTER (WHERE NOT sandfire_transition_allowed(o.state, n.state)))[1]
+                   AS bad_to,
+               array_agg(n.id) FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state))
+                   AS h_ids,
+               array_agg(o.state) FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state))
+                   AS h_from,
+               array_agg(n.state) FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state))
+                   AS h_to,
+               array_agg(n.state_reason)
+                   FILTER (WHERE NOT sandfire_transition_routine(o.state, n.state)) AS h_reason,
+               array_agg(n.id) FILTER (WHERE n.state IN ('scheduled', 'retrying', 'enqueued'))
+                   AS waiting,
+               array_agg(n.id) FILTER (WHERE o.state <> 'running'
+                                         AND n.state IN ('awaiting', 'succeeded', 'failed',
+                                                         'cancelled')) AS gone,
+               array_agg(DISTINCT n.queue) FILTER (WHERE n.state = 'enqueued') AS queues,
+               bool_or(n.state IN ('scheduled', 'retrying')) AS delayed,
+               array_agg(n.batch_id) FILTER (WHERE n.batch_id IS NOT NULL
+                   AND (n.state IN ('succeeded', 'failed', 'cancelled'))
+                       <> (o.state IN ('succeeded', 'failed', 'cancelled'))) AS b_ids,
+               array_agg(CASE WHEN n.state IN ('succeeded', 'failed', 'cancelled') THEN 1 ELSE -1 END)
+                   FILTER (WHERE n.batch_id IS NOT NULL
+                       AND (n.state IN ('succeeded', 'failed', 'cancelled'))
+                           <> (o.state IN ('succeeded', 'failed', 'cancelled'))) AS b_ended,
+               array_agg(CASE WHEN n.state IN ('failed', 'cancelled')
+                                   AND o.state NOT IN ('failed', 'cancelled') THEN 1
+                              WHEN o.state IN ('failed', 'cancelled')
+                                   AND n.state NOT IN ('failed', 'cancelled') THEN -1
+                              ELSE 0 END)
+                   FILTER (WHERE n.batch_id IS NOT NULL
+                       AND (n.state IN ('succeeded', 'failed', 'cancelled'))
+                           <> (o.state IN ('succeeded', 'failed', 'cancelled'))) AS b_unsuccessful,
+               array_agg(n.id) FILTER (WHERE n.has_dependents
+                                         AND n.state IN ('succeeded', 'failed', 'cancelled'))
+                   AS dependents
         FROM old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE o.state <> n.state AND NOT sandfire_transition_allowed(o.state, n.state)
-        LIMIT 1;
-        RAISE EXCEPTION 'run % cannot move from % to %', bad.id, bad.from_state, bad.to_state
+        WHERE o.state <> n.state
+    $q$ INTO c;
+
+    IF c.illegal > 0 THEN
+        RAISE EXCEPTION 'run % cannot move from % to %', c.bad_id, c.bad_from, c.bad_to
             USING ERRCODE = 'check_violation';
     END IF;
 
-    -- `running` means held: the statement that starts an attempt leases the run_queue row.
-    IF seen.started > 0 THEN
-        SELECT n.id INTO bad
-        FROM old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE o.state <> 'running' AND n.state = 'running'
-          AND NOT EXISTS (SELECT 1 FROM run_queue q
-                          WHERE q.run_id = n.id AND q.state = 'running')
-        LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'run % cannot be running without a lease (lease_iff_running)', bad.id
-                USING ERRCODE = 'check_violation';
-        END IF;
+    IF c.h_ids IS NOT NULL THEN
+        INSERT INTO run_events (run_id, at, from_state, to_state, reason)
+        SELECT h.id, clock_timestamp(), h.f, h.t, h.reason
+        FROM unnest(c.h_ids, c.h_from, c.h_to, c.h_reason) AS h(id, f, t, reason);
     END IF;
 
-    IF seen.other > 0 THEN
-        INSERT INTO run_events (run_id, at, from_state, to_state, reason)
-        SELECT n.id, clock_timestamp(), o.state, n.state, n.state_reason
-        FROM old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE o.state <> n.state AND NOT sandfire_transition_routine(o.state, n.state);
-
-        -- run_queue follows every change into a waiting state (the claim, completion and
-        -- rescue statements handle moves into and out of `running` themselves).
+    -- run_queue follows every change into a waiting state (the claim, completion and rescue
+    -- statements handle moves into and out of `running` themselves).
+    IF c.waiting IS NOT NULL THEN
         INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
-        SELECT n.id, n.tenant_id, n.queue, n.priority, n.scheduled_at, n.state, n.schedule_id
-        FROM old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE o.state <> n.state AND n.state IN ('scheduled', 'retrying', 'enqueued')
+        SELECT r.id, r.tenant_id, r.queue, r.priority, r.scheduled_at, r.state, r.schedule_id
+        FROM runs r WHERE r.id = ANY (c.waiting)
         ON CONFLICT (run_id) DO UPDATE
         SET state = EXCLUDED.state, due_at = EXCLUDED.due_at, queue = EXCLUDED.queue,
             priority = EXCLUDED.priority, runner_id = NULL, lease_token = NULL,
             lease_expires_at = NULL;
-        DELETE FROM run_queue q
-        USING old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE q.run_id = n.id AND o.state <> n.state AND o.state <> 'running'
-          AND n.state IN ('awaiting', 'succeeded', 'failed', 'cancelled');
-
-        PERFORM pg_notify('sandfire_enqueued', x.q)
-        FROM (SELECT DISTINCT n.queue AS q FROM old_runs o JOIN new_runs n ON n.id = o.id
-              WHERE o.state <> n.state AND n.state = 'enqueued') x;
-        IF EXISTS (SELECT 1 FROM old_runs o JOIN new_runs n ON n.id = o.id
-                   WHERE o.state <> n.state AND n.state IN ('scheduled', 'retrying')) THEN
-            PERFORM pg_notify('sandfire_scheduled', '');
-        END IF;
+    END IF;
+    IF c.gone IS NOT NULL THEN
+        DELETE FROM run_queue WHERE run_id = ANY (c.gone);
     END IF;
 
-    IF seen.batch > 0 THEN
-        -- Batch progress: one update per batch touched by this statement, locked in a stable
-        -- order (two statements touching the same batches never deadlock). The statement
-        -- that ends the last member starts or cancels the batch's continuations: exactly once.
-        WITH delta AS (
-            SELECT n.batch_id,
-                   sum(CASE WHEN n.state IN ('succeeded', 'failed', 'cancelled') THEN 1
-                            ELSE -1 END) AS ended,
-                   sum(CASE WHEN n.state IN ('failed', 'cancelled')
-                                 AND o.state NOT IN ('failed', 'cancelled') THEN 1
-                            WHEN o.state IN ('failed', 'cancelled')
-                                 AND n.state NOT IN ('failed', 'cancelled') THEN -1
-                            ELSE 0 END) AS unsuccessful
-            FROM old_runs o JOIN new_runs n ON n.id = o.id
-            WHERE n.batch_id IS NOT NULL
-              AND (n.state IN ('succeeded', 'failed', 'cancelled'))
-                  <> (o.state IN ('succeeded', 'failed', 'cancelled'))
-            GROUP BY n.batch_id
-        ), locked AS (
-            SELECT b.id FROM batches b
-            WHERE b.id IN (SELECT batch_id FROM delta)
-            ORDER BY b.id
-            FOR NO KEY UPDATE
-        ), counted AS (
-            UPDATE batches b
-            SET pending = b.pending - d.ended,
-                unsuccessful = b.unsuccessful + d.unsuccessful,
-                finished_at = CASE WHEN b.pending - d.ended = 0
-                                   THEN coalesce(b.finished_at, now()) END
-            FROM delta d, locked l
-            WHERE b.id = d.batch_id AND l.id = b.id
-            RETURNING b.id, b.unsuccessful, b.cancelled_at,
-                      (b.pending = 0 AND d.ended > 0) AS just_finished
-        ), resolved AS (
-            UPDATE runs c
-            SET state = CASE WHEN b.cancelled_at IS NULL
-                              AND (c.after_on = 'finished'
-                                   OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
-                                   OR (c.after_on = 'failed' AND b.unsuccessful > 0))
-                             THEN 'enqueued'::run_state ELSE 'cancelled'::run_state END,
-                finished_at = CASE WHEN b.cancelled_at IS NULL
-                                    AND (c.after_on = 'finished'
-                                         OR (c.after_on = 'succeeded' AND b.unsuccessful = 0)
-                                         OR (c.after_on = 'failed' AND b.unsuccessful > 0))
-                                   THEN NULL ELSE now() END,
-                error = CASE WHEN b.cancelled_at IS NOT NULL
-                             THEN format('batch %s was cancelled', b.id)
-                             WHEN c.after_on = 'succeeded' AND b.unsuccessful > 0
-                             THEN format('not every run of batch %s succeeded', b.id)
-                             WHEN c.after_on = 'failed' AND b.unsuccessful = 0
-                             THEN format('every run of batch %s succeeded', b.id)
-                             ELSE NULL END,
-                scheduled_at = now(),
-                state_reason = format('batch %s finished', b.id)
-            FROM counted b
-            WHERE b.just_finished AND c.after_batch = b.id AND c.state = 'awaiting'
-            RETURNING c.id, c.state, c.has_dependents
-        )
-        SELECT array_agg(id) FILTER (WHERE state = 'cancelled' AND has_dependents)
-        INTO finished
-        FROM resolved;
+    IF c.queues IS NOT NULL THEN
+        PERFORM pg_notify('sandfire_enqueued', q) FROM unnest(c.queues) AS q;
+    END IF;
+    IF c.delayed THEN
+        PERFORM pg_notify('sandfire_scheduled', '');
+    END IF;
+
+    -- Members whose ended-ness changed (+1 ended, -1 re-opened by a retry).
+    IF c.b_ids IS NOT NULL THEN
+        finished := sandfire_batch_progress(c.b_ids, c.b_ended, c.b_unsuccessful);
     END IF;
 
     -- Continuations of runs that ended here. Only the outermost statement resolves them (in a
     -- loop), so a chain of any length never nests triggers.
-    IF pg_trigger_depth() = 1 AND (seen.dependents > 0 OR finished IS NOT NULL) THEN
-        SELECT array_agg(n.id) INTO ended
-        FROM old_runs o JOIN new_runs n ON n.id = o.id
-        WHERE o.state <> n.state AND n.has_dependents
-          AND n.state IN ('succeeded', 'failed', 'cancelled');
-        ended := coalesce(ended, '{}') || coalesce(finished, '{}');
-        PERFORM sandfire_resolve_dependents(ended);
+    IF pg_trigger_depth() = 1 AND (c.dependents IS NOT NULL OR finished IS NOT NULL) THEN
+        PERFORM sandfire_resolve_dependents(coalesce(c.dependents, '{}')
+                                            || coalesce(finished, '{}'));
     END IF;
     RETURN NULL;
 END

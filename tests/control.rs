@@ -58,15 +58,17 @@ async fn cancel_works_in_every_state_that_has_not_ended() {
         "WITH leased AS (
              UPDATE run_queue SET state = 'running', runner_id = gen_random_uuid(),
                     lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 hour'
-             WHERE run_id = $1::uuid RETURNING run_id)
-         UPDATE runs SET state = 'running', attempt = 1 FROM leased WHERE id = leased.run_id",
+             WHERE run_id = $1::uuid RETURNING run_id, lease_token)
+         UPDATE runs SET state = 'running', attempt = 1, lease_token = leased.lease_token
+         FROM leased WHERE id = leased.run_id",
     )
     .bind(id(&retrying))
     .execute(r.store.pool())
     .await
     .unwrap();
     sqlx::query(
-        "UPDATE runs SET state = 'retrying', scheduled_at = now() + interval '1 hour'
+        "UPDATE runs SET state = 'retrying', lease_token = NULL,
+                scheduled_at = now() + interval '1 hour'
          WHERE id = $1::uuid",
     )
     .bind(id(&retrying))

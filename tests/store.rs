@@ -59,8 +59,8 @@ fn completion(run: &ClaimedRun, lease_token: Uuid) -> Completion {
         fuel_used: 1,
         peak_memory: 1,
         duration_ms: 1,
-        started: std::time::Instant::now(),
-        ended: std::time::Instant::now(),
+        started_at: chrono::Utc::now(),
+        ended_at: chrono::Utc::now(),
     };
     Completion::succeeded(&run, record, json!({"ok": true}))
 }
@@ -90,7 +90,7 @@ async fn the_database_rejects_illegal_transitions() {
             .contains("cannot move from enqueued to succeeded"),
         "{err}"
     );
-    // running without a lease (no held run_queue row): refused by the trigger.
+    // running without a lease: refused by a check constraint.
     let err = sqlx::query("UPDATE runs SET state = 'running', attempt = 1 WHERE id = $1")
         .bind(id)
         .execute(store.pool())

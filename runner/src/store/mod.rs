@@ -397,10 +397,10 @@ pub struct AttemptRecord {
     pub fuel_used: i64,
     pub peak_memory: i64,
     pub duration_ms: i64,
-    /// When the attempt started and ended, by this runner's monotonic clock (written as the
-    /// database's now minus how long ago).
-    pub started: std::time::Instant,
-    pub ended: std::time::Instant,
+    /// When the attempt started and ended, on the database clock (the runner's clock plus its
+    /// measured offset to the database's).
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
 }
 
 /// The end of one attempt: the run's transition and the attempt's record. Written only if
@@ -477,8 +477,8 @@ impl Completion {
             fuel_used: 0,
             peak_memory: 0,
             duration_ms: 0,
-            started: std::time::Instant::now(),
-            ended: std::time::Instant::now(),
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
         };
         Completion::new(run, Transition::Release, reason, record)
     }
@@ -534,6 +534,8 @@ pub trait Store:
     }
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
+    /// The database's clock, now.
+    async fn clock(&self) -> StoreResult<DateTime<Utc>>;
     /// Cheap liveness check of the database.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -372,6 +372,13 @@ impl Store for PgStore {
             })
     }
 
+    async fn clock(&self) -> StoreResult<DateTime<Utc>> {
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -929,17 +936,9 @@ impl Store for PgStore {
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         insert_lines(&mut tx, lines).await.map_err(classify)?;
-        // How long ago each attempt started and ended, taken just before the statement is sent
-        // (the statement turns them into times on the database clock).
-        let now = std::time::Instant::now();
-        let micros = |t: std::time::Instant| {
-            i64::try_from(now.saturating_duration_since(t).as_micros()).unwrap_or(i64::MAX)
-        };
-        let started_ago: Vec<i64> = completions
-            .iter()
-            .map(|c| micros(c.record.started))
-            .collect();
-        let ended_ago: Vec<i64> = completions.iter().map(|c| micros(c.record.ended)).collect();
+        let started_at: Vec<DateTime<Utc>> =
+            completions.iter().map(|c| c.record.started_at).collect();
+        let ended_at: Vec<DateTime<Utc>> = completions.iter().map(|c| c.record.ended_at).collect();
         let accepted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/complete.sql"))
             .bind(run_ids)
             .bind(tokens)
@@ -957,8 +956,8 @@ impl Store for PgStore {
             .bind(progress)
             .bind(progress_messages)
             .bind(records)
-            .bind(started_ago)
-            .bind(ended_ago)
+            .bind(started_at)
+            .bind(ended_at)
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;

@@ -42,9 +42,9 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
 pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: CancelFlag) -> Done {
     let journal = Arc::new(Journal::new());
     let input = std::mem::take(&mut run.input).into_bytes();
-    let started = std::time::Instant::now();
+    let started = ctx.clock.now();
     let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
-    let ended = std::time::Instant::now();
+    let ended = ctx.clock.now();
     let interrupted = ctx.in_flight.remove(run.lease_token);
     let progress = journal
         .progress()
@@ -179,8 +179,8 @@ fn decide(
     run: &ClaimedRun,
     report: AttemptReport,
     interrupted: Option<Interrupt>,
-    started: std::time::Instant,
-    ended: std::time::Instant,
+    started: chrono::DateTime<chrono::Utc>,
+    ended: chrono::DateTime<chrono::Utc>,
 ) -> Completion {
     let record = AttemptRecord {
         outcome: report.outcome,
@@ -188,8 +188,8 @@ fn decide(
         fuel_used: report.fuel_used.min(i64::MAX as u64) as i64,
         peak_memory: report.peak_memory_bytes.min(i64::MAX as u64) as i64,
         duration_ms: report.duration.as_millis().min(i64::MAX as u128) as i64,
-        started,
-        ended,
+        started_at: started,
+        ended_at: ended,
     };
     let attempt = run.attempt as u32;
     let cap = limits.max_backoff_ms;
@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn each_report_maps_to_one_transition() {
         let limits = RunLimits::default();
-        let now = std::time::Instant::now();
+        let now = chrono::Utc::now();
         let ok = decide(
             &limits,
             &run(1, 3),

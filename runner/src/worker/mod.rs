@@ -13,6 +13,7 @@
 //! heartbeat and are released at shutdown, and a run whose runner dies is rescued after its
 //! lease expires.
 
+mod clock;
 mod completer;
 mod executor;
 mod listener;
@@ -149,6 +150,8 @@ pub(crate) struct WorkerContext {
     pub promoter: Arc<Notify>,
     /// Job versions are immutable: their names and component, cached by (job id, version).
     jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
+    /// The database clock, for attempt times.
+    clock: clock::DbClock,
 }
 
 impl WorkerContext {
@@ -200,7 +203,9 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         in_flight: InFlight::default(),
         promoter: parts.promoter,
         jobs: Mutex::new(HashMap::new()),
+        clock: clock::DbClock::default(),
     });
+    ctx.clock.sync(ctx.store.as_ref()).await;
     let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
     // If this future is dropped (the runner is aborted), its helpers die with it, as in a crash.
     let mut completer = AbortOnDrop(tokio::spawn(completer::run(ctx.clone(), done_rx)));
@@ -409,6 +414,7 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
             _ = tokio::time::sleep(ctx.settings.heartbeat) => {},
             _ = stop.cancelled() => return,
         }
+        ctx.clock.sync(ctx.store.as_ref()).await;
         let leases = ctx.in_flight.leases();
         match ctx.store.lease_extend(&leases, lease_ms).await {
             Ok(extended) => ctx.in_flight.heartbeat_result(&extended),

@@ -52,6 +52,7 @@ WITH RECURSIVE ready (tenant_id) AS (
 )
 UPDATE runs r
 SET state = 'running',
+    lease_token = l.lease_token,
     attempt = r.attempt + 1,
     started_at = now(),
     progress = NULL,

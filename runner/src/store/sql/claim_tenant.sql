@@ -20,6 +20,7 @@ WITH picked AS (
 )
 UPDATE runs r
 SET state = 'running',
+    lease_token = l.lease_token,
     attempt = r.attempt + 1,
     started_at = now(),
     progress = NULL,

@@ -11,10 +11,11 @@ WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
                 $7::bool[], $8::bool[], $9::text[], $10::text[], $11::int8[], $12::int8[],
-                $13::int8[], $14::int2[], $15::text[], $16::bool[], $17::int8[], $18::int8[])
+                $13::int8[], $14::int2[], $15::text[], $16::bool[], $17::timestamptz[],
+                $18::timestamptz[])
         AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, snoozed,
              reason, outcome, fuel_used, peak_memory, duration_ms, progress, progress_message,
-             record, started_ago_us, ended_ago_us)
+             record, started_at, ended_at)
 ), released AS (
     DELETE FROM run_queue q
     USING input i
@@ -27,24 +28,20 @@ WITH input AS (
         error = i.error,
         scheduled_at = CASE WHEN i.delay_ms IS NULL THEN r.scheduled_at
                             ELSE now() + make_interval(secs => i.delay_ms::float8 / 1000) END,
-        started_at = CASE WHEN i.record
-                          THEN statement_timestamp()
-                               - make_interval(secs => i.started_ago_us::float8 / 1e6)
-                          ELSE r.started_at END,
+        started_at = CASE WHEN i.record THEN i.started_at ELSE r.started_at END,
         finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled')
-                           THEN statement_timestamp()
-                                - make_interval(secs => i.ended_ago_us::float8 / 1e6) END,
+                           THEN i.ended_at END,
         attempt = r.attempt - CASE WHEN i.record THEN 0 ELSE 1 END,
         max_attempts = r.max_attempts + CASE WHEN i.refund_attempt THEN 1 ELSE 0 END,
         snoozes = r.snoozes + CASE WHEN i.snoozed THEN 1 ELSE 0 END,
         progress = coalesce(i.progress, r.progress),
         progress_message = coalesce(i.progress_message, r.progress_message),
-        state_reason = i.reason
+        state_reason = i.reason,
+        lease_token = NULL
     FROM input i
     JOIN released x ON x.run_id = i.run_id
     WHERE r.id = i.run_id
-    RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record,
-              statement_timestamp() - make_interval(secs => i.ended_ago_us::float8 / 1e6) AS ended_at
+    RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record, i.ended_at
 ), recorded AS (
     INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error,
                           fuel_used, peak_memory, duration_ms)

@@ -25,7 +25,8 @@ WITH input AS (
         error = 'runner lost: the runner executing attempt ' || r.attempt
                 || ' stopped renewing its lease',
         state_reason = format('attempt %s rescued: runner %s lost its lease', r.attempt,
-                              l.runner_id)
+                              l.runner_id),
+        lease_token = NULL
     FROM lost l
     JOIN input i ON i.run_id = l.run_id
     WHERE r.id = l.run_id
