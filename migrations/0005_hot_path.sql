@@ -48,7 +48,10 @@ ALTER TABLE runs
     -- Set when a continuation starts waiting for this run, so ending a run without any looks
     -- for none.
     ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
-ALTER TABLE runs SET (fillfactor = 80);
+-- Room on every page for one more version of each of its rows: a claim or a completion
+-- updates whole pages of runs in one statement, and an update is HOT only if the new version
+-- fits on the same page (the previous statement's old versions are pruned by then).
+ALTER TABLE runs SET (fillfactor = 50);
 
 -- Foreign keys from runs to the shared tenant, job and batch rows cost a lookup and a KEY SHARE
 -- lock on the shared row per inserted run (concurrent enqueues then contend on it). The runner

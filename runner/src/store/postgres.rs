@@ -935,6 +935,12 @@ impl Store for PgStore {
             records.push(t.records_attempt());
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Planned for this batch's real size: a generic plan assumes 10 rows per array and
+        // joins the batch with itself row by row (quadratic in the batch size).
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         insert_lines(&mut tx, lines).await.map_err(classify)?;
         let started_at: Vec<DateTime<Utc>> =
             completions.iter().map(|c| c.record.started_at).collect();

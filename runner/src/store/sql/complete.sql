@@ -17,10 +17,11 @@ WITH input AS (
              reason, outcome, fuel_used, peak_memory, duration_ms, progress, progress_message,
              record, started_at, ended_at)
 ), released AS (
+    -- By primary key (ANY keeps the plan on the index whatever the statistics say). A token
+    -- is only ever set on its own run's row, so the pair is matched exactly.
     DELETE FROM run_queue q
-    USING input i
-    WHERE q.run_id = i.run_id AND q.lease_token = i.lease_token
-    RETURNING q.run_id, q.runner_id
+    WHERE q.run_id = ANY ($1::uuid[]) AND q.lease_token = ANY ($2::uuid[])
+    RETURNING q.run_id, q.runner_id, q.lease_token
 ), done AS (
     UPDATE runs r
     SET state = i.state::run_state,
@@ -39,8 +40,8 @@ WITH input AS (
         state_reason = i.reason,
         lease_token = NULL
     FROM input i
-    JOIN released x ON x.run_id = i.run_id
-    WHERE r.id = i.run_id
+    JOIN released x ON x.run_id = i.run_id AND x.lease_token = i.lease_token
+    WHERE r.id = x.run_id
     RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record, i.ended_at
 ), recorded AS (
     INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error,

@@ -8,10 +8,9 @@ WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS i(run_id, lease_token, delay_ms)
 ), lost AS (
     DELETE FROM run_queue q
-    USING input i
-    WHERE q.run_id = i.run_id AND q.lease_token = i.lease_token AND q.state = 'running'
-      AND q.lease_expires_at < now()
-    RETURNING q.run_id, q.runner_id
+    WHERE q.run_id = ANY ($1::uuid[]) AND q.lease_token = ANY ($2::uuid[])
+      AND q.state = 'running' AND q.lease_expires_at < now()
+    RETURNING q.run_id, q.runner_id, q.lease_token
 ), rescued AS (
     UPDATE runs r
     SET state = CASE WHEN r.cancel_requested_at IS NOT NULL THEN 'cancelled'::run_state
@@ -28,7 +27,7 @@ WITH input AS (
                               l.runner_id),
         lease_token = NULL
     FROM lost l
-    JOIN input i ON i.run_id = l.run_id
+    JOIN input i ON i.run_id = l.run_id AND i.lease_token = l.lease_token
     WHERE r.id = l.run_id
     RETURNING r.id, r.attempt, r.started_at, l.runner_id
 ), recorded AS (
