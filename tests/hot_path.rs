@@ -348,3 +348,79 @@ async fn derived_and_stored_history_read_as_one() {
     assert!(a["started_at"].as_str() <= a["finished_at"].as_str(), "{a}");
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn claims_share_among_tenants_by_weight() {
+    let r = TestRunner::start().await;
+    let a = r.tenant("heavy").await;
+    let b = r.tenant("light").await;
+    for t in [&a, &b] {
+        r.upload(t, "noop", "noop").await;
+        let runs: Vec<Value> = (0..50)
+            .map(|_| json!({"job": "noop", "queue": "nobody"}))
+            .collect();
+        let (status, _) = r
+            .call(
+                Method::POST,
+                "/v1/runs",
+                Some(&t.key),
+                Some(Body::Json(Value::Array(runs))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let admin = crate::support::ADMIN_TOKEN;
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            "/v1/tenants/heavy/weight",
+            Some(admin),
+            Some(Body::Json(json!({"weight": 3}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = r
+        .call(
+            Method::PUT,
+            "/v1/tenants/heavy/weight",
+            Some(admin),
+            Some(Body::Json(json!({"weight": 0}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let claimed = r
+        .store
+        .run_claim(sandfire::store::RunClaimParams {
+            runner_id: Uuid::now_v7(),
+            queue: "nobody".into(),
+            limit: 8,
+            lease_ms: 30_000,
+            exclude_tenants: Vec::new(),
+            after_tenant: 0,
+        })
+        .await
+        .unwrap();
+    let heavy_id: i64 = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'heavy'")
+        .fetch_one(r.store.pool())
+        .await
+        .unwrap();
+    let heavy = claimed.iter().filter(|c| c.tenant_id == heavy_id).count();
+    assert_eq!((heavy, claimed.len() - heavy), (6, 2), "3:1 of 8");
+    // A tenant the runner already holds runs of can be left out (the top-up claim).
+    let only_light = r
+        .store
+        .run_claim(sandfire::store::RunClaimParams {
+            runner_id: Uuid::now_v7(),
+            queue: "nobody".into(),
+            limit: 8,
+            lease_ms: 30_000,
+            exclude_tenants: vec![heavy_id],
+            after_tenant: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_light.len(), 8);
+    assert!(only_light.iter().all(|c| c.tenant_id != heavy_id));
+    r.shutdown().await;
+}

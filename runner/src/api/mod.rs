@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{name}/keys", post(tenants::create_key))
+        .route("/v1/tenants/{name}/weight", put(tenants::set_weight))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/runners", get(runners::list))
         .route("/v1/queues", get(queues::list))

@@ -72,3 +72,33 @@ pub async fn create_key(
         axum::Json(json!({"api_key": key.secret, "key": created})),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetWeight {
+    weight: i32,
+}
+
+/// `PUT /v1/tenants/{name}/weight`: the tenant's share of claims relative to other tenants with
+/// ready work (1-100, default 1).
+pub async fn set_weight(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+    Json(body): Json<SetWeight>,
+) -> ApiResult<axum::Json<Value>> {
+    if !(1..=100).contains(&body.weight) {
+        return Err(ApiError::unprocessable(
+            "invalid_option",
+            format!("weight: {} is outside 1..=100", body.weight),
+        ));
+    }
+    let tenant = state
+        .store
+        .tenant_weight_set(&name, body.weight)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant named {name:?}")))?;
+    Ok(axum::Json(
+        json!({ "tenant": tenant, "weight": body.weight }),
+    ))
+}

@@ -541,6 +541,8 @@ pub trait Store:
 
     async fn tenant_create(&self, name: &str) -> StoreResult<Tenant>;
     async fn tenant_list(&self) -> StoreResult<Vec<Tenant>>;
+    /// Sets a tenant's claim weight; `None` when the tenant does not exist.
+    async fn tenant_weight_set(&self, name: &str, weight: i32) -> StoreResult<Option<Tenant>>;
     /// The enabled tenant owning an enabled key with this hash.
     async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>>;
     /// Returns `None` when the tenant does not exist.

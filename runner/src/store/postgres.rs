@@ -413,6 +413,22 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
+    async fn tenant_weight_set(&self, name: &str, weight: i32) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query(
+            "UPDATE tenants SET weight = $2 WHERE name = $1
+             RETURNING id, name, created_at, disabled_at",
+        )
+        .bind(name)
+        .bind(weight)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.as_ref()
+            .map(tenant_from_row)
+            .transpose()
+            .map_err(classify)
+    }
+
     async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>> {
         let row = sqlx::query(
             "SELECT t.id, t.name, t.created_at, t.disabled_at
