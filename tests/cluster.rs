@@ -41,10 +41,15 @@ async fn runners_register_elect_one_leader_and_fail_over() {
     let a = TestRunner::start_with(fast_leases).await;
     let b = a.second_runner(fast_leases).await;
     let (a_id, b_id) = (a.runner_id().to_string(), b.runner_id().to_string());
+    // Both registered, and one of them won the election (on a loaded machine the first
+    // election round may still be under way when both have registered).
     wait_until(
-        "both runners registered",
+        "both runners registered and one leading",
         Duration::from_secs(5),
-        || async { runners(&a, ADMIN_TOKEN).await.len() == 2 },
+        || async {
+            let listed = runners(&a, ADMIN_TOKEN).await;
+            listed.len() == 2 && listed.iter().any(|r| r["leader"] == true)
+        },
     )
     .await;
     let listed = runners(&a, ADMIN_TOKEN).await;

@@ -264,8 +264,10 @@ async fn claim_loop(
     let mut attempts = JoinSet::new();
     let mut buffer = Prefetch::default();
     let mut claiming: Option<tokio::task::JoinHandle<ClaimResult>> = None;
-    // The queue looked empty at the last claim: wait for a notification or the poll.
-    let mut exhausted = false;
+    // Queues that looked empty at their last claim: not claimed from again until a
+    // notification or the poll says there may be work.
+    let queues = &ctx.settings.queues;
+    let mut exhausted = vec![false; queues.len()];
     // A notification arrived while the buffer was full: claim for the tenants not in it.
     let mut top_up = false;
     let mut failures = 0u32;
@@ -296,7 +298,10 @@ async fn claim_loop(
 
         // Claim when the buffer runs low (or for quiet tenants), one claim at a time.
         if claiming.is_none() && !shutdown.is_cancelled() {
-            let low = buffer.len() < want.div_ceil(2).max(1) && !exhausted;
+            let open = (0..queues.len())
+                .map(|i| (next_queue + i) % queues.len())
+                .find(|&q| !exhausted[q]);
+            let low = buffer.len() < want.div_ceil(2).max(1) && open.is_some();
             if low || top_up {
                 let (limit, exclude) = if low {
                     (want.saturating_sub(buffer.len()).max(1), Vec::new())
@@ -304,8 +309,9 @@ async fn claim_loop(
                     (ctx.settings.slots.max(1), buffer.tenants())
                 };
                 top_up = false;
-                let queue = ctx.settings.queues[next_queue % ctx.settings.queues.len()].clone();
-                next_queue = next_queue.wrapping_add(1);
+                let index = open.unwrap_or(next_queue % queues.len());
+                next_queue = index + 1;
+                let queue = queues[index].clone();
                 let params = RunClaimParams {
                     runner_id: ctx.runner_id,
                     queue,
@@ -320,6 +326,7 @@ async fn claim_loop(
                     ClaimResult {
                         runs: store.run_claim(params).await,
                         limit,
+                        index,
                     }
                 }));
             }
@@ -330,12 +337,9 @@ async fn claim_loop(
             result = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                 claiming = None;
                 match result {
-                    Ok(ClaimResult { runs: Ok(runs), limit }) => {
+                    Ok(ClaimResult { runs: Ok(runs), limit, index }) => {
                         failures = 0;
-                        // Several queues: the queue is exhausted only when every one came back
-                        // short; one at a time is good enough (a short claim on one queue lets
-                        // the next loop try the next queue).
-                        exhausted = runs.len() < limit && ctx.settings.queues.len() == 1;
+                        exhausted[index] = runs.len() < limit;
                         // Size the next claim for the runs dispatched during this one.
                         want = (dispatched_since_claim * 2)
                             .clamp(ctx.settings.slots.max(1), ctx.settings.prefetch.max(1));
@@ -366,13 +370,13 @@ async fn claim_loop(
                 drop(permit);
             }
             _ = wake.notified() => {
-                if !exhausted && buffer.len() >= want.div_ceil(2).max(1) {
+                if buffer.len() >= want.div_ceil(2).max(1) {
                     top_up = true;
                 }
-                exhausted = false;
+                exhausted.fill(false);
             }
             _ = tokio::time::sleep(ctx.settings.poll_interval), if !busy && claiming.is_none() => {
-                exhausted = false;
+                exhausted.fill(false);
             }
             _ = shutdown.cancelled() => break,
         }
@@ -404,6 +408,8 @@ async fn claim_loop(
 struct ClaimResult {
     runs: StoreResult<Vec<ClaimedRun>>,
     limit: usize,
+    /// The queue it claimed from (index into the runner's queues).
+    index: usize,
 }
 
 /// Keeps the leases of this runner's attempts alive while it lives.
