@@ -128,13 +128,26 @@ FROM runs WHERE state IN ('scheduled', 'retrying', 'enqueued');
 INSERT INTO run_queue (run_id, tenant_id, queue, priority, due_at, state, schedule_id)
 SELECT id, tenant_id, queue, priority, now(), 'enqueued', schedule_id
 FROM runs WHERE state = 'running';
-UPDATE runs SET state = 'enqueued', attempt = attempt - 1, lease_token = NULL,
+-- Its attempt stays recorded (as lost) and does not count: the run gets one more.
+INSERT INTO run_events (run_id, at, from_state, to_state, reason)
+SELECT id, now(), 'running', 'enqueued', 'handed back by the 0005 migration'
+FROM runs WHERE state = 'running';
+UPDATE runs SET state = 'enqueued', max_attempts = max_attempts + 1, lease_token = NULL,
                 state_reason = 'handed back by the 0005 migration'
 WHERE state = 'running';
 UPDATE attempts SET finished_at = now(), outcome = 'runner_lost',
                     error = 'the runner was upgraded while this attempt ran'
 WHERE finished_at IS NULL;
-UPDATE runs SET origin = coalesce(state_reason, '');
+-- Why each run was created (the first entry of its history), then the history entries that
+-- are derived from now on (see point 4 of the header): stored once, they would show twice.
+UPDATE runs r
+SET origin = coalesce((SELECT e.reason FROM run_events e
+                       WHERE e.run_id = r.id AND e.from_state IS NULL
+                       ORDER BY e.at LIMIT 1), r.state_reason, '');
+DELETE FROM run_events
+WHERE (from_state IS NULL AND to_state = 'enqueued')
+   OR (from_state = 'enqueued' AND to_state = 'running')
+   OR (from_state = 'running' AND to_state = 'succeeded');
 
 -- The state machine: which transitions are allowed.
 CREATE FUNCTION sandfire_transition_allowed(from_state run_state, to_state run_state)

@@ -57,6 +57,8 @@ pub struct Tenant {
     #[serde(skip)]
     pub id: i64,
     pub name: String,
+    /// Its share of claims relative to other tenants with ready work (1-100).
+    pub weight: i32,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
 }

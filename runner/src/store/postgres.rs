@@ -161,6 +161,7 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        weight: row.try_get("weight")?,
         created_at: row.try_get("created_at")?,
         disabled_at: row.try_get("disabled_at")?,
     })
@@ -389,7 +390,8 @@ impl Store for PgStore {
 
     async fn tenant_create(&self, name: &str) -> StoreResult<Tenant> {
         let row = sqlx::query(
-            "INSERT INTO tenants (name) VALUES ($1) RETURNING id, name, created_at, disabled_at",
+            "INSERT INTO tenants (name) VALUES ($1)
+             RETURNING id, name, weight, created_at, disabled_at",
         )
         .bind(name)
         .fetch_one(&self.pool)
@@ -402,11 +404,12 @@ impl Store for PgStore {
     }
 
     async fn tenant_list(&self) -> StoreResult<Vec<Tenant>> {
-        let rows =
-            sqlx::query("SELECT id, name, created_at, disabled_at FROM tenants ORDER BY name")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(classify)?;
+        let rows = sqlx::query(
+            "SELECT id, name, weight, created_at, disabled_at FROM tenants ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
         rows.iter()
             .map(tenant_from_row)
             .collect::<Result<_, _>>()
@@ -416,7 +419,7 @@ impl Store for PgStore {
     async fn tenant_weight_set(&self, name: &str, weight: i32) -> StoreResult<Option<Tenant>> {
         let row = sqlx::query(
             "UPDATE tenants SET weight = $2 WHERE name = $1
-             RETURNING id, name, created_at, disabled_at",
+             RETURNING id, name, weight, created_at, disabled_at",
         )
         .bind(name)
         .bind(weight)
@@ -431,7 +434,7 @@ impl Store for PgStore {
 
     async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>> {
         let row = sqlx::query(
-            "SELECT t.id, t.name, t.created_at, t.disabled_at
+            "SELECT t.id, t.name, t.weight, t.created_at, t.disabled_at
              FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
              WHERE k.hash = $1 AND k.disabled_at IS NULL AND t.disabled_at IS NULL",
         )

@@ -390,9 +390,23 @@ async fn claim_loop(
         }
     }
     while let Some((run, _)) = buffer.pop() {
-        ctx.in_flight.remove(run.lease_token);
-        let completion =
-            Completion::released(&run, "runner stopping before the attempt started".into());
+        // A run cancelled while it waited ends cancelled; the others go back to the queue.
+        let completion = match ctx.in_flight.remove(run.lease_token) {
+            Some(Interrupt::Cancel) => {
+                let now = ctx.clock.now();
+                let record = crate::store::AttemptRecord {
+                    outcome: crate::model::Outcome::Cancelled,
+                    error: Some("cancelled before the attempt started".into()),
+                    fuel_used: 0,
+                    peak_memory: 0,
+                    duration_ms: 0,
+                    started_at: now,
+                    ended_at: now,
+                };
+                Completion::cancelled(&run, record, "cancelled while waiting for a slot".into())
+            }
+            _ => Completion::released(&run, "runner stopping before the attempt started".into()),
+        };
         let finished = completer::Done {
             completion,
             lines: Vec::new(),

@@ -1,6 +1,6 @@
 -- Insert the runs of batch $1 (tenant $2) from parallel arrays. A row without a condition ($14
 -- NULL) is a member: 'enqueued', batch_id set. A row with one is a continuation of the batch:
--- 'awaiting', after_batch set; the runs_resolve_dependents trigger starts or cancels it when
+-- 'awaiting', after_batch set; the runs_updated trigger starts or cancels it when
 -- the last member ends.
 INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
                   timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, origin, batch_id,

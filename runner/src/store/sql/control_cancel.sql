@@ -1,4 +1,4 @@
--- Cancel run $2 of tenant $1 that is not running and has not ended. The resolve trigger then
+-- Cancel run $2 of tenant $1 that is not running and has not ended. The runs_updated trigger then
 -- starts or cancels its continuations (and finishes its batch if it was the last member).
 UPDATE runs
 SET state = 'cancelled',
