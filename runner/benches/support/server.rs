@@ -178,6 +178,19 @@ impl Server {
         Ok(())
     }
 
+    /// The message of the last ERROR line in the runner's log (escape codes removed), e.g.
+    /// the database error behind an HTTP 500.
+    pub fn last_error(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        let line = text
+            .lines()
+            .rev()
+            .map(strip_escapes)
+            .find(|l| l.contains("ERROR") && l.contains("error="))?;
+        let message = line.split_once("error=").map_or(line.as_str(), |(_, m)| m);
+        Some(message.trim().to_string())
+    }
+
     /// CPU time (user + system) the process has used so far, in seconds.
     pub fn cpu_seconds(&self) -> Option<f64> {
         super::procfs::process_cpu_seconds(self.pid()?)
@@ -233,6 +246,24 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A log line without its terminal colour codes (ESC [ ... letter).
+fn strip_escapes(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// An HTTP error answer of the runner.
