@@ -33,7 +33,7 @@ use uuid::Uuid;
 mod support;
 use support::drain::{Database, DrainReport, commit_mode, drain, wait_until};
 use support::server::{
-    Api, Bulk, Server, ServerConfig, batch_size_for, enqueue_batches, enqueue_bulk,
+    Api, Bulk, Pickups, Server, ServerConfig, batch_size_for, enqueue_batches, enqueue_bulk,
     enqueue_concurrently, example_component, failure_status, ms_between, pickup_latencies,
 };
 use support::*;
@@ -71,31 +71,10 @@ impl Section {
         }
         println!("  {:-<98}", "");
         for Figure(label, value) in &self.figures {
-            if label.len() + value.len() < 97 {
-                println!("  {label:<70} {value:>27}");
-            } else {
-                println!("  {label}: {value}");
-            }
+            let width = 97usize.saturating_sub(value.chars().count());
+            println!("  {label:<width$} {value}");
         }
     }
-}
-
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.len() + 1 + word.len() > width - 2 {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 struct Env {
@@ -157,6 +136,44 @@ async fn enqueue_fast(api: &Api, entry: &Value, n: usize) -> anyhow::Result<Stri
     Ok(format!(
         "POST /v1/batches ({per} a batch; bulk route unavailable)"
     ))
+}
+
+/// p50 / p99 of both pickup measures (see `Pickups`).
+fn pickup_figures(section: &mut Section, label: &str, p: &Pickups) {
+    if p.is_empty() {
+        section.add(format!("{label}: pickup"), "n/a");
+        return;
+    }
+    for (what, values) in [
+        ("attempt started_at", &p.started),
+        ("history `running`", &p.claimed),
+    ] {
+        section.add(
+            format!("{label}: created → {what}, p50 / p99"),
+            format!(
+                "{:.2} / {:.2} ms",
+                percentile(values, 0.5),
+                percentile(values, 0.99)
+            ),
+        );
+    }
+}
+
+/// Ratios `a / b` of the pickup p50 and p99, both measures.
+fn pickup_ratios(section: &mut Section, label: &str, a: &Pickups, b: &Pickups) {
+    for (what, x, y) in [
+        ("attempt started_at", &a.started, &b.started),
+        ("history `running`", &a.claimed, &b.claimed),
+    ] {
+        section.add(
+            format!("{label}, created → {what}: p50 / p99 ratio"),
+            format!(
+                "{:.2}x / {:.2}x",
+                percentile(x, 0.5) / percentile(y, 0.5),
+                percentile(x, 0.99) / percentile(y, 0.99)
+            ),
+        );
+    }
 }
 
 fn secs(d: f64) -> String {
@@ -395,24 +412,9 @@ async fn paused(env: &Env) -> anyhow::Result<Section> {
     .await?;
     worker.stop().await?;
     db.drop_with(&env.admin_url).await?;
-    for (label, lat) in [("empty queue", &empty), ("paused runs stored", &full)] {
-        section.add(
-            format!("{label}: pickup p50 / p99"),
-            format!(
-                "{:.2} / {:.2} ms",
-                percentile(lat, 0.5),
-                percentile(lat, 0.99)
-            ),
-        );
-    }
-    section.add(
-        "p99 with paused runs / p99 empty",
-        format!("{:.2}x", percentile(&full, 0.99) / percentile(&empty, 0.99)),
-    );
-    section.add(
-        "p50 with paused runs / p50 empty",
-        format!("{:.2}x", percentile(&full, 0.5) / percentile(&empty, 0.5)),
-    );
+    pickup_figures(&mut section, "empty queue", &empty);
+    pickup_figures(&mut section, "paused runs stored", &full);
+    pickup_ratios(&mut section, "paused runs / empty", &full, &empty);
     section.add(
         "A's paused runs started anyway (must be 0)",
         a_started.to_string(),
@@ -585,7 +587,7 @@ async fn seed_chunk(
 struct BigCase {
     enqueued_by: String,
     drain: DrainReport,
-    pickups: Vec<f64>,
+    pickups: Pickups,
     attempt: AttemptFigures,
     seed_secs: f64,
 }
@@ -636,7 +638,7 @@ async fn big_case(
         )
         .await?
     } else {
-        Vec::new()
+        Pickups::default()
     };
     let attempt = sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>)>(
         "SELECT fuel_used, peak_memory, duration_ms FROM attempts
@@ -696,36 +698,17 @@ async fn big_tables(env: &Env) -> anyhow::Result<Section> {
             label.to_string()
         };
         section.add(format!("{label}: drain"), drain_note(&case.drain));
-        section.add(
-            format!("{label}: pickup p50 / p99"),
-            if case.pickups.is_empty() {
-                "n/a".to_string()
-            } else {
-                format!(
-                    "{:.2} / {:.2} ms",
-                    percentile(&case.pickups, 0.5),
-                    percentile(&case.pickups, 0.99)
-                )
-            },
-        );
+        pickup_figures(&mut section, &label, &case.pickups);
     }
     section.add(
         "drain throughput stored / empty",
         format!("{:.2}x", full.drain.rate() / empty.drain.rate()),
     );
-    section.add(
-        "pickup p50 stored / empty",
-        format!(
-            "{:.2}x",
-            percentile(&full.pickups, 0.5) / percentile(&empty.pickups, 0.5)
-        ),
-    );
-    section.add(
-        "pickup p99 stored / empty",
-        format!(
-            "{:.2}x",
-            percentile(&full.pickups, 0.99) / percentile(&empty.pickups, 0.99)
-        ),
+    pickup_ratios(
+        &mut section,
+        "stored / empty",
+        &full.pickups,
+        &empty.pickups,
     );
     Ok(section)
 }

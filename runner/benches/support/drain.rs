@@ -24,6 +24,9 @@ impl Database {
             .max_connections(4)
             .connect(&url)
             .await?;
+        // Write out what earlier cases left dirty, so their debt is not paid during this one
+        // (needs superuser or pg_checkpoint; skipped otherwise).
+        let _ = sqlx::query("CHECKPOINT").execute(&pool).await;
         Ok(Database { url, pool })
     }
 
@@ -243,8 +246,13 @@ where
 
 impl Database {
     /// Drops this database (from the admin connection), so repeated benches do not fill the
-    /// disk of the throwaway cluster.
+    /// disk of the throwaway cluster; BENCH_KEEP_DB=1 keeps it (to look at afterwards).
     pub async fn drop_with(self, admin_url: &str) -> anyhow::Result<()> {
+        if super::env_flag("BENCH_KEEP_DB") {
+            eprintln!("BENCH_KEEP_DB: keeping {}", self.url);
+            self.pool.close().await;
+            return Ok(());
+        }
         let name = self
             .url
             .rsplit_once('/')

@@ -596,16 +596,33 @@ pub fn ms_between(from: &Value, to: &Value) -> Option<f64> {
     Some(d.num_microseconds()? as f64 / 1000.0)
 }
 
+/// Pickup latencies of single runs, in ms, each list sorted.
+#[derive(Debug, Clone, Default)]
+pub struct Pickups {
+    /// The run's `created_at` → its first attempt's `started_at`. Both are transaction start
+    /// times (`now()`), so the time the claim statement itself takes is not in here.
+    pub started: Vec<f64>,
+    /// The run's `created_at` → the `running` transition in its history, stamped with
+    /// `clock_timestamp()` while the claim statement updates the row: includes the claim's own
+    /// search for claimable runs.
+    pub claimed: Vec<f64>,
+}
+
+impl Pickups {
+    pub fn is_empty(&self) -> bool {
+        self.started.is_empty()
+    }
+}
+
 /// Pickup latency of single runs into an idle runner: `n` runs of `job` enqueued one at a
-/// time, each waited for; latency = the run's `created_at` → its first attempt's `started_at`
-/// (both the database clock), in ms.
+/// time, each waited for until it finished (database clock; see `Pickups`).
 pub async fn pickup_latencies(
     api: &Api,
     job: &str,
     body: &Value,
     n: usize,
-) -> anyhow::Result<Vec<f64>> {
-    let mut latencies = Vec::with_capacity(n);
+) -> anyhow::Result<Pickups> {
+    let mut pickups = Pickups::default();
     for _ in 0..n {
         let run = api.enqueue(job, body).await?;
         let id = run["id"]
@@ -613,35 +630,33 @@ pub async fn pickup_latencies(
             .context("enqueue answered no id")?
             .to_string();
         let asked = Instant::now();
-        loop {
-            let run = api.run(&id).await?;
-            let attempt = &run["attempts"][0];
-            if attempt["started_at"].is_string() {
-                latencies.push(
-                    ms_between(&run["created_at"], &attempt["started_at"])
-                        .context("unreadable times")?,
-                );
-                break;
-            }
-            anyhow::ensure!(
-                asked.elapsed() < Duration::from_secs(60),
-                "run {id} was not picked up within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // Let it finish so the next run meets an idle runner.
-        loop {
+        // Wait until it finished, so the next run meets an idle runner.
+        let run = loop {
             let run = api.run(&id).await?;
             if run["finished_at"].is_string() {
-                break;
+                break run;
             }
             anyhow::ensure!(
                 asked.elapsed() < Duration::from_secs(60),
                 "run {id} did not finish within 60 s"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        };
+        let created = &run["created_at"];
+        pickups.started.push(
+            ms_between(created, &run["attempts"][0]["started_at"])
+                .with_context(|| format!("run {id}: no attempt start"))?,
+        );
+        let running = run["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|e| e["to"] == "running"))
+            .with_context(|| format!("run {id}: no running transition in its history"))?;
+        pickups.claimed.push(
+            ms_between(created, &running["at"])
+                .with_context(|| format!("run {id}: unreadable history time"))?,
+        );
     }
-    latencies.sort_by(f64::total_cmp);
-    Ok(latencies)
+    pickups.started.sort_by(f64::total_cmp);
+    pickups.claimed.sort_by(f64::total_cmp);
+    Ok(pickups)
 }
