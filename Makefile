@@ -37,9 +37,11 @@ lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p sandfire -p sandfire-guest -p sandfire-guest-macro --all-targets -- -D warnings
 
-bench: examples ## Queue throughput (1 and 2 runner processes), pickup latency, sandbox overhead, delayed/cron lateness (durable commits)
+# Knobs: BENCH_QUICK=1 (small sizes only), BENCH_RUNS_SMALL, BENCH_RUNS_LARGE and the others
+# listed at the top of runner/benches/queue.rs and runner/benches/scale.rs.
+bench: examples build ## Throughput and enqueue over HTTP vs a raw-SQL floor, scale figures, lateness, cluster (durable commits)
 	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) durable -- \
-	  $(CARGO) bench -p sandfire --bench queue --bench lateness --bench cluster
+	  $(CARGO) bench -p sandfire --bench sandbox --bench queue --bench scale --bench lateness --bench cluster
 
 # Knobs: CHAOS_SECONDS, CHAOS_RUNS, CHAOS_KILL_EVERY_MS, CHAOS_DB_DOWN_MS, CHAOS_FREEZE_MS,
 # CHAOS_KEEP (see tests/chaos.rs).

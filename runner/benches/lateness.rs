@@ -125,9 +125,10 @@ async fn main() -> anyhow::Result<()> {
             sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
                 "INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input,
                                    max_attempts, timeout_ms, fuel, memory_mb, backoff_base_ms,
-                                   scheduled_at, state_reason)
+                                   scheduled_at, state_reason, origin)
                  SELECT x.id, $3, $4, $5, 'scheduled', $6, 0, '{}'::jsonb, 1, $7, $8, $9, 0,
-                        now() + make_interval(secs => x.delay_ms / 1000), 'bench: delayed'
+                        now() + make_interval(secs => x.delay_ms / 1000), 'bench: delayed',
+                        'bench: delayed'
                  FROM unnest($1::uuid[], $2::float8[]) AS x(id, delay_ms)
                  RETURNING id, scheduled_at",
             )
