@@ -257,6 +257,7 @@ $$;
 CREATE FUNCTION sandfire_batch_progress(batch_ids uuid[], ended int[], unsuccessful int[])
 RETURNS uuid[] LANGUAGE plpgsql AS $$
 DECLARE
+    finished uuid[];
     cancelled uuid[];
 BEGIN
     WITH delta AS (
@@ -276,8 +277,15 @@ BEGIN
                                THEN coalesce(b.finished_at, now()) END
         FROM delta d, locked l
         WHERE b.id = d.batch_id AND l.id = b.id
-        RETURNING b.id, b.unsuccessful, b.cancelled_at,
-                  (b.pending = 0 AND d.ended > 0) AS just_finished
+        RETURNING b.id, (b.pending = 0 AND d.ended > 0) AS just_finished
+    )
+    SELECT array_agg(id) FILTER (WHERE just_finished) INTO finished FROM counted;
+    IF finished IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Only for the batches that just finished (by index: never a scan of every run).
+    WITH b AS (
+        SELECT x.id, x.unsuccessful, x.cancelled_at FROM batches x WHERE x.id = ANY (finished)
     ), resolved AS (
         UPDATE runs c
         SET state = CASE WHEN b.cancelled_at IS NULL
@@ -299,8 +307,8 @@ BEGIN
                          ELSE NULL END,
             scheduled_at = now(),
             state_reason = format('batch %s finished', b.id)
-        FROM counted b
-        WHERE b.just_finished AND c.after_batch = b.id AND c.state = 'awaiting'
+        FROM b
+        WHERE c.after_batch = ANY (finished) AND c.after_batch = b.id AND c.state = 'awaiting'
         RETURNING c.id, c.state, c.has_dependents
     )
     SELECT array_agg(id) FILTER (WHERE state = 'cancelled' AND has_dependents)

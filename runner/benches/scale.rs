@@ -487,7 +487,7 @@ async fn seed_finished_runs(
         );
     }
     // As autovacuum would have left a table filled over time.
-    for table in ["runs", "attempts", "run_events"] {
+    for table in ["runs", "attempts", "run_events", "run_queue"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
             .execute(&db.pool)
             .await?;

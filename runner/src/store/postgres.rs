@@ -859,7 +859,9 @@ impl Store for PgStore {
         // every runner.
         // They get what the fair claim left, and never less than a quarter of a claim, so a
         // busy runner whose claims other tenants fill still serves them.
-        let mut room = (p.limit - claimed.len() as i64).max((p.limit + 3) / 4).max(1);
+        let mut room = (p.limit - claimed.len() as i64)
+            .max((p.limit + 3) / 4)
+            .max(1);
         let limited: Vec<i64> = sqlx::query_scalar(
             "SELECT tenant_id FROM queues
              WHERE name = $1 AND NOT paused AND concurrency_limit IS NOT NULL
