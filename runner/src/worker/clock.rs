@@ -31,7 +31,9 @@ impl DbClock {
         let rtt = after - before;
         let offset = db - (before + rtt / 2);
         let mut best = self.lock();
-        if best.is_none_or(|(_, best_rtt)| rtt <= best_rtt * 2) {
+        if best
+            .is_none_or(|(_, best_rtt)| rtt <= best_rtt * 2 || rtt < TimeDelta::microseconds(500))
+        {
             *best = Some((offset, rtt));
         }
     }

@@ -205,7 +205,10 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         jobs: Mutex::new(HashMap::new()),
         clock: clock::DbClock::default(),
     });
-    ctx.clock.sync(ctx.store.as_ref()).await;
+    // Several samples: the first one may pay for opening a connection.
+    for _ in 0..5 {
+        ctx.clock.sync(ctx.store.as_ref()).await;
+    }
     let (done_tx, done_rx) = mpsc::channel(ctx.settings.complete_batch * 4);
     // If this future is dropped (the runner is aborted), its helpers die with it, as in a crash.
     let mut completer = AbortOnDrop(tokio::spawn(completer::run(ctx.clone(), done_rx)));

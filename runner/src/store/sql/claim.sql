@@ -6,17 +6,14 @@
 -- claim_tenant.sql, so they cost this statement nothing. SKIP LOCKED lets many runners claim
 -- at once without waiting for each other.
 -- The tenants with ready work are found by skipping through run_queue_ready one tenant at a
--- time. Each probe also reads the row (`lease_token IS NULL`, true of every ready row): an
--- index-only probe would step over the entries of runs claimed since the last vacuum again and
--- again, while a probe that visits the heap marks them dead in the index once, for everyone.
+-- time (one index probe per tenant, however many runs each has).
 WITH RECURSIVE ready (tenant_id) AS (
     (SELECT q.tenant_id FROM run_queue q
-     WHERE q.state = 'enqueued' AND q.queue = $1 AND q.lease_token IS NULL
+     WHERE q.state = 'enqueued' AND q.queue = $1
      ORDER BY q.tenant_id LIMIT 1)
     UNION ALL
     SELECT (SELECT q.tenant_id FROM run_queue q
             WHERE q.state = 'enqueued' AND q.queue = $1 AND q.tenant_id > r.tenant_id
-              AND q.lease_token IS NULL
             ORDER BY q.tenant_id LIMIT 1)
     FROM ready r
     WHERE r.tenant_id IS NOT NULL
