@@ -266,31 +266,45 @@ impl RunColumns {
     }
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl RunColumns {
+    /// Binds $1-$15, the columns every run insert shares (`run_insert.sql` adds the
+    /// continuation's after it).
+    fn bind_plain(self, q: PgQuery<'static>) -> PgQuery<'static> {
+        q.bind(self.ids)
+            .bind(self.tenants)
+            .bind(self.jobs)
+            .bind(self.versions)
+            .bind(self.queues)
+            .bind(self.priorities)
+            .bind(self.inputs)
+            .bind(self.max_attempts)
+            .bind(self.timeouts)
+            .bind(self.fuels)
+            .bind(self.memories)
+            .bind(self.backoffs)
+            .bind(self.reasons)
+            .bind(self.delays)
+            .bind(self.run_ats)
+    }
+}
+
 /// Inserts runs in one statement on a connection or inside a transaction.
 async fn insert_runs(
     conn: &mut sqlx::PgConnection,
     params: Vec<RunInsertParams>,
 ) -> StoreResult<Vec<Run>> {
     let c = RunColumns::new(params);
-    let rows = sqlx::query(include_str!("sql/run_insert.sql"))
-        .bind(c.ids)
-        .bind(c.tenants)
-        .bind(c.jobs)
-        .bind(c.versions)
-        .bind(c.queues)
-        .bind(c.priorities)
-        .bind(c.inputs)
-        .bind(c.max_attempts)
-        .bind(c.timeouts)
-        .bind(c.fuels)
-        .bind(c.memories)
-        .bind(c.backoffs)
-        .bind(c.reasons)
-        .bind(c.delays)
-        .bind(c.run_ats)
-        .bind(c.after_runs)
-        .bind(c.after_ons)
-        .bind(c.from_parent)
+    let mut c = c;
+    let after_runs = std::mem::take(&mut c.after_runs);
+    let after_ons = std::mem::take(&mut c.after_ons);
+    let from_parent = std::mem::take(&mut c.from_parent);
+    let rows = c
+        .bind_plain(sqlx::query(include_str!("sql/run_insert.sql")))
+        .bind(after_runs)
+        .bind(after_ons)
+        .bind(from_parent)
         .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
@@ -661,22 +675,8 @@ impl Store for PgStore {
         let mut params = params.into_iter().peekable();
         while params.peek().is_some() {
             let c = RunColumns::new(params.by_ref().take(BULK_CHUNK).collect());
-            inserted += sqlx::query(include_str!("sql/run_insert_bulk.sql"))
-                .bind(c.ids)
-                .bind(c.tenants)
-                .bind(c.jobs)
-                .bind(c.versions)
-                .bind(c.queues)
-                .bind(c.priorities)
-                .bind(c.inputs)
-                .bind(c.max_attempts)
-                .bind(c.timeouts)
-                .bind(c.fuels)
-                .bind(c.memories)
-                .bind(c.backoffs)
-                .bind(c.reasons)
-                .bind(c.delays)
-                .bind(c.run_ats)
+            inserted += c
+                .bind_plain(sqlx::query(include_str!("sql/run_insert_bulk.sql")))
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?
