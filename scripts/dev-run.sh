@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 
 : "${DATABASE_URL:?DATABASE_URL must be set (make run sets it)}"
 export SANDFIRE_LISTEN=${SANDFIRE_LISTEN:-127.0.0.1:8080}
-export SANDFIRE_ADMIN_TOKEN=${SANDFIRE_ADMIN_TOKEN:-dev-admin-token}
 URL="http://$SANDFIRE_LISTEN"
 BIN=target/release/sandfire
 KEY_FILE=target/dev/api-key
 mkdir -p target/dev
+# The runner refuses admin tokens shorter than 32 bytes: make a random one once and keep it.
+if [ -z "${SANDFIRE_ADMIN_TOKEN:-}" ]; then
+  [ -s target/dev/admin-token ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > target/dev/admin-token
+  SANDFIRE_ADMIN_TOKEN=$(cat target/dev/admin-token)
+fi
+export SANDFIRE_ADMIN_TOKEN
 
 setup() {
   for _ in $(seq 1 300); do
@@ -39,6 +44,7 @@ setup() {
 
    export SANDFIRE_URL=$URL
    export SANDFIRE_API_KEY=$key
+   export SANDFIRE_ADMIN_TOKEN=\$(cat target/dev/admin-token)   # admin routes
 
  Trigger hello and read the run and its logs (curl):
    curl -s -X POST \$SANDFIRE_URL/v1/jobs/hello/runs -H "Authorization: Bearer \$SANDFIRE_API_KEY" \\

@@ -398,6 +398,7 @@ async fn claims_share_among_tenants_by_weight() {
             lease_ms: 30_000,
             exclude_tenants: Vec::new(),
             after_tenant: 0,
+            default_max_running: None,
         })
         .await
         .unwrap();
@@ -417,6 +418,7 @@ async fn claims_share_among_tenants_by_weight() {
             lease_ms: 30_000,
             exclude_tenants: vec![heavy_id],
             after_tenant: 0,
+            default_max_running: None,
         })
         .await
         .unwrap();

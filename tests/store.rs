@@ -8,6 +8,7 @@ use sandfire::model::{Outcome, RunState};
 use sandfire::runner::connect;
 use sandfire::store::{
     AttemptRecord, ClaimedRun, Completion, JobUploadParams, RunClaimParams, RunInsertParams, Store,
+    TenancyStore,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -17,7 +18,13 @@ use crate::support::{example, fresh_database};
 async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
     let store = Arc::new(connect(&fresh_database().await, 4).await.unwrap());
     store.migrate().await.unwrap();
-    let tenant = store.tenant_create("acme").await.unwrap();
+    let tenant = store
+        .tenant_create(
+            "acme",
+            sandfire::auth::generate_key().stored_as("acme", sandfire::store::KeyRole::Full),
+        )
+        .await
+        .unwrap();
     let bytes = example("noop");
     let job = store
         .job_upload(JobUploadParams {
@@ -26,6 +33,8 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
             digest: "0".repeat(64),
             bytes,
             defaults: None,
+            max_jobs: None,
+            max_versions: None,
         })
         .await
         .unwrap()
@@ -73,6 +82,7 @@ fn claim(runner_id: Uuid) -> RunClaimParams {
         lease_ms: 30_000,
         exclude_tenants: Vec::new(),
         after_tenant: 0,
+        default_max_running: None,
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use sandfire::config::{RunLimits, Settings};
 use sandfire::runner::{Runner, connect};
-use sandfire::store::{JobUploadParams, QueuePutParams, RunInsertParams, Store};
+use sandfire::store::{JobUploadParams, QueuePutParams, RunInsertParams, Store, TenancyStore};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -59,7 +59,12 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
         Duration::from_secs(1),
     )
     .await?;
-    let tenant = store.tenant_create("bench").await?;
+    let tenant = store
+        .tenant_create(
+            "bench",
+            sandfire::auth::generate_key().stored_as("bench", sandfire::store::KeyRole::Full),
+        )
+        .await?;
     let validated = setup.sandbox.validate(noop.to_vec()).await?;
     let job = store
         .job_upload(JobUploadParams {
@@ -68,6 +73,8 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
             digest: validated.digest.clone(),
             bytes: noop.to_vec(),
             defaults: None,
+            max_jobs: None,
+            max_versions: None,
         })
         .await?
         .job;

@@ -18,7 +18,7 @@ use sandfire::config::{RunOptions, Settings};
 use sandfire::runner::{Runner, connect};
 use sandfire::schedule::{Misfire, Timetable};
 use sandfire::store::{
-    JobUploadParams, OverlapPolicy, PgStore, SchedulePutParams, ScheduleStore, Store,
+    JobUploadParams, OverlapPolicy, PgStore, SchedulePutParams, ScheduleStore, Store, TenancyStore,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -103,7 +103,12 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(5),
     )
     .await?;
-    let tenant = store.tenant_create("bench").await?;
+    let tenant = store
+        .tenant_create(
+            "bench",
+            sandfire::auth::generate_key().stored_as("bench", sandfire::store::KeyRole::Full),
+        )
+        .await?;
     let validated = runner.sandbox.validate(noop.clone()).await?;
     let job = store
         .job_upload(JobUploadParams {
@@ -112,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
             digest: validated.digest,
             bytes: noop,
             defaults: None,
+            max_jobs: None,
+            max_versions: None,
         })
         .await?
         .job;
@@ -176,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
                 overlap: OverlapPolicy::Allow,
                 paused: false,
                 options: RunOptions::default(),
+                max_schedules: None,
             })
             .await?;
     }

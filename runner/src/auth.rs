@@ -6,6 +6,8 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::store::{ApiKeyCreateParams, KeyRole};
+
 /// Every API key starts with this, so leaked keys are easy to recognise and scan for.
 pub const KEY_PREFIX: &str = "sfk_";
 
@@ -15,6 +17,18 @@ pub struct NewKey {
     pub secret: String,
     pub prefix: String,
     pub hash: Vec<u8>,
+}
+
+impl NewKey {
+    /// How this key is stored for `tenant` with `role` (the secret itself never is).
+    pub fn stored_as(&self, tenant: &str, role: KeyRole) -> ApiKeyCreateParams {
+        ApiKeyCreateParams {
+            tenant: tenant.to_string(),
+            prefix: self.prefix.clone(),
+            hash: self.hash.clone(),
+            role,
+        }
+    }
 }
 
 pub fn generate_key() -> NewKey {
@@ -32,12 +46,20 @@ pub fn hash_key(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Compares two secrets without leaking where they first differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The shortest admin token `sandfire serve` accepts.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+/// Compares two secrets by their SHA-256 digests in constant time: neither where they first
+/// differ nor their lengths leak through timing.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -52,8 +74,9 @@ mod tests {
         assert!(a.secret.starts_with(KEY_PREFIX));
         assert!(a.secret.starts_with(&a.prefix));
         assert_eq!(hash_key(&a.secret), a.hash);
-        assert!(constant_time_eq(b"same", b"same"));
-        assert!(!constant_time_eq(b"same", b"sane"));
-        assert!(!constant_time_eq(b"same", b"same+"));
+        assert!(same_secret("same", "same"));
+        assert!(!same_secret("same", "sane"));
+        assert!(!same_secret("same", "same+"));
+        assert!(!same_secret("", "same"));
     }
 }

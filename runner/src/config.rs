@@ -26,6 +26,8 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// Largest body of a bulk enqueue (`POST /v1/runs`).
     pub max_bulk_request_bytes: usize,
+    /// Quotas for tenants that have no limit of their own (`PUT /v1/tenants/{name}/limits`).
+    pub quotas: TenantLimits,
 }
 
 impl Default for Settings {
@@ -39,7 +41,117 @@ impl Default for Settings {
             max_component_bytes: 16 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
             max_bulk_request_bytes: 64 * 1024 * 1024,
+            quotas: TenantLimits::runner_defaults(),
         }
+    }
+}
+
+impl Settings {
+    /// Refuses settings a runner must not start with, naming the setting and why.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(token) = &self.admin_token
+            && token.len() < crate::auth::MIN_ADMIN_TOKEN_BYTES
+        {
+            return Err(format!(
+                "SANDFIRE_ADMIN_TOKEN is {} bytes long: use at least {} (e.g. `openssl rand -hex 32`)",
+                token.len(),
+                crate::auth::MIN_ADMIN_TOKEN_BYTES
+            ));
+        }
+        self.quotas
+            .validate()
+            .map_err(|e| format!("tenant quota defaults: {e}"))
+    }
+}
+
+/// A tenant's quotas. `None` means "no limit" in effective limits; in a tenant's stored
+/// overrides it means "the runner's default". See `docs/security.md`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Runs not yet ended that are waiting or running (scheduled, retrying, enqueued, running).
+    #[serde(default)]
+    pub max_active_runs: Option<i64>,
+    /// Attempts executing at once, across every runner.
+    #[serde(default)]
+    pub max_running: Option<i32>,
+    #[serde(default)]
+    pub max_schedules: Option<i32>,
+    /// Shortest time between two fires of one schedule.
+    #[serde(default)]
+    pub min_schedule_interval_ms: Option<i64>,
+    /// Runs enqueued per second (a token bucket per runner holding one second's worth).
+    #[serde(default)]
+    pub enqueue_per_s: Option<i32>,
+    #[serde(default)]
+    pub max_jobs: Option<i32>,
+    #[serde(default)]
+    pub max_versions_per_job: Option<i32>,
+    /// Bytes of log lines (message plus fields) one attempt may write; later lines are dropped
+    /// and counted.
+    #[serde(default)]
+    pub max_log_bytes_per_attempt: Option<i64>,
+}
+
+impl TenantLimits {
+    /// What a runner applies to tenants without limits of their own unless its flags say
+    /// otherwise: generous, but finite where one tenant could otherwise exhaust shared tables.
+    pub fn runner_defaults() -> TenantLimits {
+        TenantLimits {
+            max_active_runs: None,
+            max_running: None,
+            max_schedules: Some(1000),
+            min_schedule_interval_ms: Some(1000),
+            enqueue_per_s: None,
+            max_jobs: Some(1000),
+            max_versions_per_job: Some(1000),
+            max_log_bytes_per_attempt: Some(8 * 1024 * 1024),
+        }
+    }
+
+    /// Each limit of `self` (a tenant's overrides), or the runner's default where it has none.
+    pub fn or(&self, defaults: &TenantLimits) -> TenantLimits {
+        TenantLimits {
+            max_active_runs: self.max_active_runs.or(defaults.max_active_runs),
+            max_running: self.max_running.or(defaults.max_running),
+            max_schedules: self.max_schedules.or(defaults.max_schedules),
+            min_schedule_interval_ms: self
+                .min_schedule_interval_ms
+                .or(defaults.min_schedule_interval_ms),
+            enqueue_per_s: self.enqueue_per_s.or(defaults.enqueue_per_s),
+            max_jobs: self.max_jobs.or(defaults.max_jobs),
+            max_versions_per_job: self.max_versions_per_job.or(defaults.max_versions_per_job),
+            max_log_bytes_per_attempt: self
+                .max_log_bytes_per_attempt
+                .or(defaults.max_log_bytes_per_attempt),
+        }
+    }
+
+    /// The first value outside what the database accepts, as a message naming it.
+    pub fn validate(&self) -> Result<(), String> {
+        let non_negative = [
+            ("max_active_runs", self.max_active_runs),
+            ("max_running", self.max_running.map(i64::from)),
+            ("max_schedules", self.max_schedules.map(i64::from)),
+            ("min_schedule_interval_ms", self.min_schedule_interval_ms),
+            ("max_jobs", self.max_jobs.map(i64::from)),
+            ("max_log_bytes_per_attempt", self.max_log_bytes_per_attempt),
+        ];
+        for (name, value) in non_negative {
+            if let Some(v) = value.filter(|v| *v < 0) {
+                return Err(format!("{name}: {v} is negative"));
+            }
+        }
+        let positive = [
+            ("enqueue_per_s", self.enqueue_per_s),
+            ("max_versions_per_job", self.max_versions_per_job),
+        ];
+        for (name, value) in positive {
+            if let Some(v) = value.filter(|v| *v < 1) {
+                return Err(format!("{name}: {v} must be at least 1"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -68,6 +180,9 @@ pub struct WorkerSettings {
     pub journal_flush: Duration,
     /// Start executing runs at all (a runner may serve only the API).
     pub enabled: bool,
+    /// The quota default `max_running` (copied from [`Settings::quotas`] at start): claims
+    /// hold a tenant without a limit of its own to it.
+    pub tenant_max_running: Option<i32>,
 }
 
 impl Default for WorkerSettings {
@@ -83,6 +198,7 @@ impl Default for WorkerSettings {
             complete_linger: Duration::from_millis(2),
             journal_flush: Duration::from_millis(500),
             enabled: true,
+            tenant_max_running: None,
         }
     }
 }

@@ -98,6 +98,30 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SANDFIRE_LOG_JSON")]
     log_json: bool,
+    /// Quota default: runs waiting or running per tenant ("none" for no limit).
+    #[arg(long, default_value = "none", value_parser = limit::<i64>)]
+    tenant_max_active_runs: Quota<i64>,
+    /// Quota default: attempts executing at once per tenant, across all runners.
+    #[arg(long, default_value = "none", value_parser = limit::<i32>)]
+    tenant_max_running: Quota<i32>,
+    /// Quota default: schedules per tenant.
+    #[arg(long, default_value = "1000", value_parser = limit::<i32>)]
+    tenant_max_schedules: Quota<i32>,
+    /// Quota default: shortest interval between two fires of a schedule, in ms.
+    #[arg(long, default_value = "1000", value_parser = limit::<i64>)]
+    tenant_min_schedule_interval_ms: Quota<i64>,
+    /// Quota default: runs a tenant may enqueue per second on this runner.
+    #[arg(long, default_value = "none", value_parser = limit::<i32>)]
+    tenant_enqueue_per_s: Quota<i32>,
+    /// Quota default: jobs per tenant.
+    #[arg(long, default_value = "1000", value_parser = limit::<i32>)]
+    tenant_max_jobs: Quota<i32>,
+    /// Quota default: versions per job.
+    #[arg(long, default_value = "1000", value_parser = limit::<i32>)]
+    tenant_max_versions_per_job: Quota<i32>,
+    /// Quota default: bytes of log lines one attempt may write.
+    #[arg(long, default_value = "8388608", value_parser = limit::<i64>)]
+    tenant_max_log_bytes_per_attempt: Quota<i64>,
 }
 
 #[tokio::main]
@@ -109,6 +133,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Job(cmd) => cli::job(&cli.client, cmd).await,
         Command::Run(cmd) => cli::run(&cli.client, cmd).await,
     }
+}
+
+/// A quota flag's value: a number, or no limit.
+#[derive(Debug, Clone, Copy)]
+struct Quota<T>(Option<T>);
+
+/// Parses a quota flag: a number, or "none" for no limit.
+fn limit<T: std::str::FromStr>(text: &str) -> Result<Quota<T>, String> {
+    if matches!(text, "none" | "unlimited") {
+        return Ok(Quota(None));
+    }
+    text.parse()
+        .map(|v| Quota(Some(v)))
+        .map_err(|_| format!("{text:?} is not a number (or \"none\" for no limit)"))
 }
 
 /// A duration flag such as "90s", "30m", "7d".
@@ -147,6 +185,17 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.retention.retention_succeeded = args.retention_succeeded;
     settings.retention.retention_failed = args.retention_failed;
     settings.limits.max_timeout_ms = args.max_timeout_ms;
+    settings.quotas = sandfire::config::TenantLimits {
+        max_active_runs: args.tenant_max_active_runs.0,
+        max_running: args.tenant_max_running.0,
+        max_schedules: args.tenant_max_schedules.0,
+        min_schedule_interval_ms: args.tenant_min_schedule_interval_ms.0,
+        enqueue_per_s: args.tenant_enqueue_per_s.0,
+        max_jobs: args.tenant_max_jobs.0,
+        max_versions_per_job: args.tenant_max_versions_per_job.0,
+        max_log_bytes_per_attempt: args.tenant_max_log_bytes_per_attempt.0,
+    };
+    settings.check().map_err(anyhow::Error::msg)?;
     for queue in &settings.worker.queues {
         anyhow::ensure!(
             sandfire::config::valid_queue_name(queue),

@@ -63,6 +63,9 @@ impl Runner {
         listener: TcpListener,
         grace: Duration,
     ) -> anyhow::Result<Runner> {
+        settings.check().map_err(anyhow::Error::msg)?;
+        let mut settings = settings;
+        settings.worker.tenant_max_running = settings.quotas.max_running;
         // The database may drop (restart, failover) while a runner starts: wait, never exit.
         loop {
             match store.migrate().await {
@@ -96,6 +99,7 @@ impl Runner {
             settings: settings.clone(),
             promoter: promoter_wake.clone(),
             enqueue: crate::store::GroupCommit::start(store.clone()),
+            enqueue_rate: Default::default(),
         };
         let http_stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -499,6 +499,13 @@ impl Timetable {
     }
 
     /// The next `n` fire times strictly after `t`.
+    /// The shortest time between two consecutive fires among the next `n` after `t` (`None`
+    /// when it fires fewer than twice).
+    pub fn shortest_gap(&self, t: DateTime<Utc>, n: usize) -> Option<chrono::Duration> {
+        let fires = self.upcoming(t, n);
+        fires.windows(2).map(|w| w[1] - w[0]).min()
+    }
+
     pub fn upcoming(&self, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(n);
         let mut at = t;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Query, TenantAuth};
+use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use crate::config::RunOptions;
 use crate::store::{
     BatchCancel, BatchContinuationParams, BatchCreateParams, BatchRunParams, Job, Tenant,
@@ -123,9 +123,10 @@ async fn resolve_entry(
 
 pub async fn create(
     State(state): State<AppState>,
-    TenantAuth(tenant): TenantAuth,
+    grant: TenantGrant,
     Json(body): Json<BatchRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let tenant = &grant.tenant;
     if body.runs.is_empty() {
         return Err(invalid("runs", "a batch needs at least one run"));
     }
@@ -157,7 +158,7 @@ pub async fn create(
                 "only continuations (in \"then\") take \"on\"",
             ));
         }
-        runs.push(resolve_entry(&state, &tenant, &mut jobs, &name, entry).await?);
+        runs.push(resolve_entry(&state, tenant, &mut jobs, &name, entry).await?);
     }
     let mut then = Vec::with_capacity(body.then.len());
     for (i, mut entry) in body.then.into_iter().enumerate() {
@@ -178,9 +179,11 @@ pub async fn create(
                 ));
             }
         };
-        let run = resolve_entry(&state, &tenant, &mut jobs, &name, entry).await?;
+        let run = resolve_entry(&state, tenant, &mut jobs, &name, entry).await?;
         then.push(BatchContinuationParams { run, on });
     }
+    // Continuations count too: they become active runs when the batch ends.
+    super::quota::admit_runs(&state, &grant, (runs.len() + then.len()) as u64).await?;
     let created = state
         .store
         .batch_create(BatchCreateParams {

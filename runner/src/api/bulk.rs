@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, TenantAuth};
+use super::extract::{Json, TenantGrant};
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::store::{Job, RunInsertParams};
 
@@ -55,7 +55,7 @@ struct Resolved {
 
 pub async fn enqueue(
     State(state): State<AppState>,
-    TenantAuth(tenant): TenantAuth,
+    grant: TenantGrant,
     Json(entries): Json<Vec<BulkEntry>>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     if entries.is_empty() {
@@ -70,6 +70,7 @@ pub async fn enqueue(
             entries.len()
         )));
     }
+    let tenant = &grant.tenant;
     let limits = &state.settings.limits;
     let mut jobs: HashMap<String, Resolved> = HashMap::new();
     let mut params = Vec::with_capacity(entries.len());
@@ -163,6 +164,7 @@ pub async fn enqueue(
         });
     }
     let ids: Vec<Uuid> = params.iter().map(|p| p.id).collect();
+    super::quota::admit_runs(&state, &grant, params.len() as u64).await?;
     state.store.run_insert_bulk(params).await?;
     if delayed {
         state.promoter.notify_one();

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which retrying may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `429 quota_exceeded`: the message names the limit and its value.
+    pub fn quota(limit: &str, value: i64, hint: &str, retry_after: Option<u64>) -> ApiError {
+        ApiError {
+            retry_after,
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!("quota exceeded: {limit} is {value} for this tenant; {hint}"),
+            )
         }
     }
 
@@ -63,6 +78,12 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
             StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::QuotaExceeded { limit, value } => ApiError::quota(
+                limit,
+                value,
+                "nothing was created; ask the operator to raise it or delete what you no longer need",
+                None,
+            ),
             StoreError::Invalid(message) => ApiError::unprocessable(
                 "invalid_value",
                 format!("the database refused a value: {message}"),
@@ -86,7 +107,13 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 

@@ -4,13 +4,14 @@
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{self, KEY_PREFIX};
-use crate::store::Tenant;
+use crate::config::TenantLimits;
+use crate::store::{KeyGrant, KeyRole, Tenant};
 
 /// A JSON body; a rejection names what is wrong (syntax, a missing or unknown field, a type).
 #[derive(Debug)]
@@ -86,6 +87,32 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))
 }
 
+/// The grant behind the request's API key; a `read` key is refused on every method that may
+/// change something, so no handler can forget the check.
+async fn key_grant(parts: &Parts, state: &AppState) -> Result<KeyGrant, ApiError> {
+    let key = bearer(parts)?;
+    if !key.starts_with(KEY_PREFIX) {
+        return Err(ApiError::unauthorized(format!(
+            "unknown API key: tenant keys start with '{KEY_PREFIX}'"
+        )));
+    }
+    let Some(grant) = state.store.key_grant_by_hash(&auth::hash_key(key)).await? else {
+        return Err(ApiError::unauthorized(
+            "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
+        ));
+    };
+    let reads_only = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if grant.role == KeyRole::Read && !reads_only {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key is read-only: it can read everything its tenant owns and change \
+             nothing; use a key with role 'full'",
+        ));
+    }
+    Ok(grant)
+}
+
 /// The tenant whose API key authorised this request. Every tenant route takes one, and every
 /// query it makes is scoped by its id.
 #[derive(Debug, Clone)]
@@ -98,18 +125,31 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts)?;
-        if !key.starts_with(KEY_PREFIX) {
-            return Err(ApiError::unauthorized(format!(
-                "unknown API key: tenant keys start with '{KEY_PREFIX}'"
-            )));
-        }
-        match state.store.tenant_by_key_hash(&auth::hash_key(key)).await? {
-            Some(tenant) => Ok(TenantAuth(tenant)),
-            None => Err(ApiError::unauthorized(
-                "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
-            )),
-        }
+        Ok(TenantAuth(key_grant(parts, state).await?.tenant))
+    }
+}
+
+/// Like [`TenantAuth`], with the key's role and the tenant's effective quotas: for the routes
+/// that create something a quota counts.
+#[derive(Debug, Clone)]
+pub struct TenantGrant {
+    pub tenant: Tenant,
+    /// The tenant's own limits, or the runner's defaults where it has none.
+    pub limits: TenantLimits,
+}
+
+impl FromRequestParts<AppState> for TenantGrant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let grant = key_grant(parts, state).await?;
+        Ok(TenantGrant {
+            limits: grant.limits.or(&state.settings.quotas),
+            tenant: grant.tenant,
+        })
     }
 }
 
@@ -132,7 +172,7 @@ impl FromRequestParts<AppState> for AdminAuth {
             ));
         };
         let given = bearer(parts)?;
-        if auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if auth::same_secret(given, expected) {
             Ok(AdminAuth)
         } else {
             Err(ApiError::unauthorized(

@@ -7,11 +7,11 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Query, TenantAuth, bytes_rejection};
+use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::sandbox::ComponentError;
-use crate::store::{Job, JobUploadParams};
+use crate::store::{Job, JobUploadParams, StoreError};
 
 fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
@@ -46,11 +46,12 @@ fn job_json(job: &Job) -> Value {
 /// bytes make a new version. Query parameters, when any are given, replace the job's defaults.
 pub async fn upload(
     State(state): State<AppState>,
-    TenantAuth(tenant): TenantAuth,
+    grant: TenantGrant,
     Path(name): Path<String>,
     Query(defaults): Query<RunOptions>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let tenant = &grant.tenant;
     check_name(&name)?;
     let bytes = body.map_err(bytes_rejection)?;
     defaults
@@ -69,8 +70,15 @@ pub async fn upload(
             digest: validated.digest,
             bytes: bytes.to_vec(),
             defaults: (defaults != RunOptions::default()).then_some(defaults),
+            max_jobs: grant.limits.max_jobs,
+            max_versions: grant.limits.max_versions_per_job,
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if let StoreError::QuotaExceeded { limit, .. } = e {
+                super::quota::record_hit(&state, grant.tenant.id, limit);
+            }
+        })?;
     let status = if uploaded.new_version {
         StatusCode::CREATED
     } else {

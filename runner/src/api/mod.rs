@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod jobs;
 mod queues;
+mod quota;
 mod runners;
 mod runs;
 mod schedules;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub promoter: Arc<tokio::sync::Notify>,
     /// Single-run enqueues, gathered into one statement and commit when they arrive together.
     pub enqueue: crate::store::GroupCommit,
+    /// Per-tenant enqueue token buckets of this runner (`enqueue_per_s`).
+    pub enqueue_rate: Arc<quota::EnqueueRate>,
 }
 
 /// The whole HTTP surface of a runner.
@@ -55,8 +58,21 @@ pub fn app(state: AppState) -> Router {
     let rest = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/tenants/{name}/keys", post(tenants::create_key))
+        .route(
+            "/v1/tenants/{name}/keys",
+            post(tenants::create_key).get(tenants::list_keys),
+        )
+        .route(
+            "/v1/tenants/{name}/keys/{prefix}",
+            delete(tenants::disable_key),
+        )
+        .route("/v1/tenants/{name}/disable", post(tenants::disable))
+        .route("/v1/tenants/{name}/enable", post(tenants::enable))
         .route("/v1/tenants/{name}/weight", put(tenants::set_weight))
+        .route(
+            "/v1/tenants/{name}/limits",
+            put(tenants::put_limits).get(tenants::get_limits),
+        )
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/runners", get(runners::list))
         .route("/v1/queues", get(queues::list))

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Query, TenantAuth};
+use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
@@ -115,7 +115,7 @@ pub(super) fn due(body: &Timing, limits: &crate::config::RunLimits) -> ApiResult
 
 pub async fn enqueue(
     State(state): State<AppState>,
-    TenantAuth(tenant): TenantAuth,
+    grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<EnqueueRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
@@ -128,6 +128,7 @@ pub async fn enqueue(
         queue: body.queue.clone(),
         priority: body.priority,
     };
+    let tenant = &grant.tenant;
     let limits = &state.settings.limits;
     options
         .validate(limits)
@@ -187,6 +188,7 @@ pub async fn enqueue(
             format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
         )
     })?;
+    super::quota::admit_runs(&state, &grant, 1).await?;
     let params = RunInsertParams {
         id: Uuid::now_v7(),
         tenant_id: tenant.id,

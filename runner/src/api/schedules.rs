@@ -13,13 +13,13 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Query, TenantAuth};
+use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::schedule::{MAX_FIRES_PER_PASS, MAX_GRACE_MS, Misfire, MisfirePolicy, Timetable};
 use crate::store::{
     OverlapPolicy, Schedule, SchedulePutParams, ScheduleRun, ScheduleTrigger,
-    ScheduleTriggerParams, SkippedFire,
+    ScheduleTriggerParams, SkippedFire, StoreError,
 };
 
 /// Fire times shown by `GET`.
@@ -212,14 +212,18 @@ async fn detail(state: &AppState, tenant_id: i64, s: &Schedule) -> ApiResult<Val
     ))
 }
 
+/// Fires of a timetable looked at for its shortest interval (`min_schedule_interval_ms`).
+const GAP_SAMPLE: usize = 256;
+
 /// Creates (201) or replaces (200) a schedule. Validates everything first: nothing is written
 /// when any field is wrong. Replacing with an unchanged timetable keeps the pending fire time.
 pub async fn put(
     State(state): State<AppState>,
-    TenantAuth(tenant): TenantAuth,
+    grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<PutRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let tenant = &grant.tenant;
     check_name(&name)?;
     let timezone = body.timezone.as_deref().unwrap_or("UTC");
     let timetable = Timetable::parse(&body.cron, timezone).map_err(|e| {
@@ -237,6 +241,22 @@ pub async fn put(
                 "cron: '{}' never fires: no date matches it (before 2100)",
                 timetable.cron().source()
             ),
+        ));
+    }
+    if let Some(min) = grant.limits.min_schedule_interval_ms
+        && let Some(gap) = timetable.shortest_gap(Utc::now(), GAP_SAMPLE)
+        && gap.num_milliseconds() < min
+    {
+        super::quota::record_hit(&state, tenant.id, "min_schedule_interval_ms");
+        return Err(ApiError::quota(
+            "min_schedule_interval_ms",
+            min,
+            &format!(
+                "cron '{}' fires {} ms apart; use a schedule that fires less often",
+                timetable.cron().source(),
+                gap.num_milliseconds()
+            ),
+            None,
         ));
     }
     let misfire = parse_misfire(body.misfire.as_ref())?;
@@ -293,8 +313,14 @@ pub async fn put(
             overlap,
             paused: body.paused,
             options,
+            max_schedules: grant.limits.max_schedules,
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if let StoreError::QuotaExceeded { limit, .. } = e {
+                super::quota::record_hit(&state, tenant.id, limit);
+            }
+        })?;
     let status = if put.created {
         StatusCode::CREATED
     } else {

@@ -1,5 +1,7 @@
-//! Admin routes: tenants and their API keys. Authorised by the runner's admin token.
+//! Admin routes: tenants, their API keys and roles, their claim weight and their quotas.
+//! Authorised by the runner's admin token.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -9,7 +11,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AdminAuth, Json};
 use super::{AppState, valid_tenant_name};
 use crate::auth;
-use crate::store::ApiKeyCreateParams;
+use crate::config::TenantLimits;
+use crate::store::{KeyRole, Tenant};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +20,11 @@ pub struct CreateTenant {
     name: String,
 }
 
+fn no_tenant(name: &str) -> ApiError {
+    ApiError::not_found(format!("no tenant named {name:?}"))
+}
+
+/// `POST /v1/tenants`: the tenant and its first (full) key, in one transaction.
 pub async fn create(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -31,15 +39,10 @@ pub async fn create(
             ),
         ));
     }
-    let tenant = state.store.tenant_create(&body.name).await?;
     let key = auth::generate_key();
-    state
+    let tenant = state
         .store
-        .api_key_create(ApiKeyCreateParams {
-            tenant: tenant.name.clone(),
-            prefix: key.prefix.clone(),
-            hash: key.hash,
-        })
+        .tenant_create(&body.name, key.stored_as(&body.name, KeyRole::Full))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -52,25 +55,105 @@ pub async fn list(State(state): State<AppState>, _: AdminAuth) -> ApiResult<axum
     Ok(axum::Json(json!({ "tenants": tenants })))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    #[serde(default)]
+    role: Option<KeyRole>,
+}
+
+/// `POST /v1/tenants/{name}/keys` with an optional body `{"role": "full" | "read"}`.
 pub async fn create_key(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
+    body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let body: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateKey::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid JSON body: {e} (expected {{\"role\": \"full\" | \"read\"}})"
+            ))
+        })?
+    };
     let key = auth::generate_key();
     let created = state
         .store
-        .api_key_create(ApiKeyCreateParams {
-            tenant: name.clone(),
-            prefix: key.prefix.clone(),
-            hash: key.hash,
-        })
+        .api_key_create(key.stored_as(&name, body.role.unwrap_or(KeyRole::Full)))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant named {name:?}")))?;
+        .ok_or_else(|| no_tenant(&name))?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"api_key": key.secret, "key": created})),
     ))
+}
+
+/// `GET /v1/tenants/{name}/keys`: prefix, role, created, disabled. Never the secrets (they are
+/// not stored).
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let keys = state
+        .store
+        .api_key_list(&name)
+        .await?
+        .ok_or_else(|| no_tenant(&name))?;
+    Ok(axum::Json(json!({ "keys": keys })))
+}
+
+/// `DELETE /v1/tenants/{name}/keys/{prefix}`: disables the key at once, on every runner (each
+/// request looks its key up).
+pub async fn disable_key(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path((name, prefix)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let disabled = state
+        .store
+        .api_key_disable(&name, &prefix)
+        .await?
+        .ok_or_else(|| no_tenant(&name))?;
+    if disabled == 0 {
+        return Err(ApiError::not_found(format!(
+            "tenant {name:?} has no enabled key with prefix {prefix:?} (see GET /v1/tenants/{name}/keys)"
+        )));
+    }
+    Ok(axum::Json(
+        json!({ "prefix": prefix, "disabled": disabled }),
+    ))
+}
+
+async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> ApiResult<Tenant> {
+    state
+        .store
+        .tenant_disabled_set(name, disabled)
+        .await?
+        .ok_or_else(|| no_tenant(name))
+}
+
+/// `POST /v1/tenants/{name}/disable`: every key of the tenant stops working at once and none
+/// of its runs is claimed; nothing is deleted.
+pub async fn disable(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let tenant = set_disabled(&state, &name, true).await?;
+    Ok(axum::Json(json!({ "tenant": tenant })))
+}
+
+/// `POST /v1/tenants/{name}/enable`: undoes `disable` (keys disabled one by one stay disabled).
+pub async fn enable(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let tenant = set_disabled(&state, &name, false).await?;
+    Ok(axum::Json(json!({ "tenant": tenant })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,8 +180,56 @@ pub async fn set_weight(
         .store
         .tenant_weight_set(&name, body.weight)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant named {name:?}")))?;
+        .ok_or_else(|| no_tenant(&name))?;
     Ok(axum::Json(
         json!({ "tenant": tenant, "weight": body.weight }),
     ))
+}
+
+/// The answer of both limits routes: the tenant's own values, the effective ones, what it uses
+/// now and how often each limit refused it over the last week.
+async fn limits_view(state: &AppState, name: &str) -> ApiResult<Value> {
+    let (tenant, own) = state
+        .store
+        .tenant_limits_get(name)
+        .await?
+        .ok_or_else(|| no_tenant(name))?;
+    let usage = state.store.tenant_usage(tenant.id).await?;
+    let since = (chrono::Utc::now() - chrono::Duration::days(7)).date_naive();
+    let hits = state.store.tenant_limit_hits(tenant.id, since).await?;
+    Ok(json!({
+        "tenant": tenant.name,
+        "limits": own.or(&state.settings.quotas),
+        "own": own,
+        "runner_defaults": state.settings.quotas,
+        "usage": usage,
+        "limit_hits": hits,
+    }))
+}
+
+/// `GET /v1/tenants/{name}/limits`.
+pub async fn get_limits(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(limits_view(&state, &name).await?))
+}
+
+/// `PUT /v1/tenants/{name}/limits`: replaces the tenant's own limits. A field left out or
+/// `null` falls back to the runner's default (its flag).
+pub async fn put_limits(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+    Json(body): Json<TenantLimits>,
+) -> ApiResult<axum::Json<Value>> {
+    body.validate()
+        .map_err(|e| ApiError::unprocessable("invalid_option", e))?;
+    state
+        .store
+        .tenant_limits_put(&name, &body)
+        .await?
+        .ok_or_else(|| no_tenant(&name))?;
+    Ok(axum::Json(limits_view(&state, &name).await?))
 }

@@ -101,6 +101,10 @@ fn copy_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::QuotaExceeded { limit, value } => StoreError::QuotaExceeded {
+            limit,
+            value: *value,
+        },
         StoreError::Unavailable(e) => StoreError::Unavailable(sqlx::Error::Protocol(e.to_string())),
         StoreError::Other(e) => StoreError::Other(sqlx::Error::Protocol(e.to_string())),
     }

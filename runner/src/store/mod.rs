@@ -14,6 +14,7 @@ mod postgres;
 mod retention;
 mod runners;
 mod schedules;
+mod tenancy;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -32,6 +33,7 @@ pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
 pub use schedules::*;
+pub use tenancy::*;
 
 /// What can go wrong talking to the store, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -45,37 +47,15 @@ pub enum StoreError {
     /// The database refused a value (e.g. text it cannot store): the caller's input is bad.
     #[error("invalid value: {0}")]
     Invalid(String),
+    /// A tenant quota refused the write; nothing was written.
+    #[error("quota {limit} ({value}) exceeded")]
+    QuotaExceeded { limit: &'static str, value: i64 },
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Tenant {
-    #[serde(skip)]
-    pub id: i64,
-    pub name: String,
-    /// Its share of claims relative to other tenants with ready work (1-100).
-    pub weight: i32,
-    pub created_at: DateTime<Utc>,
-    pub disabled_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ApiKeyInfo {
-    pub prefix: String,
-    pub created_at: DateTime<Utc>,
-    pub disabled_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyCreateParams {
-    pub tenant: String,
-    pub prefix: String,
-    pub hash: Vec<u8>,
-}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Job {
@@ -106,6 +86,9 @@ pub struct JobUploadParams {
     pub bytes: Vec<u8>,
     /// `Some` replaces the job's defaults; `None` keeps them.
     pub defaults: Option<RunOptions>,
+    /// Quotas: the most jobs the tenant may have, and versions one job may have.
+    pub max_jobs: Option<i32>,
+    pub max_versions: Option<i32>,
 }
 
 /// What an upload did.
@@ -296,6 +279,8 @@ pub struct RunClaimParams {
     pub exclude_tenants: Vec<i64>,
     /// The round-robin cursor: tenants with a larger id are served first.
     pub after_tenant: i64,
+    /// `max_running` of tenants without their own (the runner's quota default).
+    pub default_max_running: Option<i32>,
 }
 
 /// A run this runner now holds, with everything needed to execute its attempt.
@@ -525,7 +510,15 @@ pub struct QueuePutParams {
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
 pub trait Store:
-    RunnerStore + BatchStore + RunControlStore + RetentionStore + ScheduleStore + Send + Sync + 'static
+    RunnerStore
+    + BatchStore
+    + RunControlStore
+    + RetentionStore
+    + ScheduleStore
+    + TenancyStore
+    + Send
+    + Sync
+    + 'static
 {
     async fn queue_list(&self, tenant_id: i64) -> StoreResult<Vec<QueueInfo>>;
     async fn queue_put(&self, params: QueuePutParams) -> StoreResult<QueueInfo>;
@@ -540,15 +533,6 @@ pub trait Store:
     async fn clock(&self) -> StoreResult<DateTime<Utc>>;
     /// Cheap liveness check of the database.
     async fn ping(&self) -> StoreResult<()>;
-
-    async fn tenant_create(&self, name: &str) -> StoreResult<Tenant>;
-    async fn tenant_list(&self) -> StoreResult<Vec<Tenant>>;
-    /// Sets a tenant's claim weight; `None` when the tenant does not exist.
-    async fn tenant_weight_set(&self, name: &str, weight: i32) -> StoreResult<Option<Tenant>>;
-    /// The enabled tenant owning an enabled key with this hash.
-    async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>>;
-    /// Returns `None` when the tenant does not exist.
-    async fn api_key_create(&self, params: ApiKeyCreateParams) -> StoreResult<Option<ApiKeyInfo>>;
 
     async fn job_upload(&self, params: JobUploadParams) -> StoreResult<JobUploaded>;
     async fn job_get(&self, tenant_id: i64, name: &str) -> StoreResult<Option<Job>>;

@@ -157,16 +157,6 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
     })
 }
 
-fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
-    Ok(Tenant {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        weight: row.try_get("weight")?,
-        created_at: row.try_get("created_at")?,
-        disabled_at: row.try_get("disabled_at")?,
-    })
-}
-
 /// Options are u64/u32 in Rust and bigint/integer in SQL; limits keep them far below i64::MAX.
 fn opt_i64(v: Option<u64>) -> Option<i64> {
     v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
@@ -349,7 +339,70 @@ fn in_claim_order(mut runs: Vec<ClaimedRun>) -> Vec<ClaimedRun> {
     runs
 }
 
-/// Claims the runs of one tenant's concurrency-limited queue (claim_tenant.sql).
+/// How many runs of a limited tenant's queue may start now (at most `room`), after locking the
+/// tenant row (if it is held to `max_running`) and then the queue row, in that order on every
+/// runner. 0 when the tenant is disabled or the queue paused.
+async fn limited_room(
+    tx: &mut sqlx::PgConnection,
+    p: &RunClaimParams,
+    tenant_id: i64,
+    room: i64,
+) -> StoreResult<i64> {
+    let tenant: Option<(Option<bool>, Option<i32>)> = sqlx::query_as(
+        "SELECT t.disabled_at IS NULL, coalesce(l.max_running, $2::int4)
+         FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id
+         WHERE t.id = $1
+         FOR NO KEY UPDATE OF t",
+    )
+    .bind(tenant_id)
+    .bind(p.default_max_running)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(classify)?;
+    let Some((Some(true), max_running)) = tenant else {
+        return Ok(0);
+    };
+    let mut n = room;
+    if let Some(max) = max_running {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM run_queue WHERE tenant_id = $1 AND state = 'running'",
+        )
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        n = n.min(i64::from(max) - running);
+    }
+    let queue: Option<(bool, Option<i32>)> = sqlx::query_as(
+        "SELECT paused, concurrency_limit FROM queues
+         WHERE tenant_id = $1 AND name = $2
+         FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(&p.queue)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(classify)?;
+    match queue {
+        Some((true, _)) => return Ok(0),
+        Some((false, Some(limit))) if n > 0 => {
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM run_queue
+                 WHERE tenant_id = $1 AND queue = $2 AND state = 'running'",
+            )
+            .bind(tenant_id)
+            .bind(&p.queue)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+            n = n.min(i64::from(limit) - running);
+        }
+        _ => {}
+    }
+    Ok(n.max(0))
+}
+
+/// Claims the runs of one limited tenant's queue (claim_tenant.sql).
 async fn claim_tenant_rows(
     conn: &mut sqlx::PgConnection,
     p: &RunClaimParams,
@@ -402,89 +455,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn tenant_create(&self, name: &str) -> StoreResult<Tenant> {
-        let row = sqlx::query(
-            "INSERT INTO tenants (name) VALUES ($1)
-             RETURNING id, name, weight, created_at, disabled_at",
-        )
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match classify(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {name} exists")),
-            other => other,
-        })?;
-        tenant_from_row(&row).map_err(classify)
-    }
-
-    async fn tenant_list(&self) -> StoreResult<Vec<Tenant>> {
-        let rows = sqlx::query(
-            "SELECT id, name, weight, created_at, disabled_at FROM tenants ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(tenant_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(classify)
-    }
-
-    async fn tenant_weight_set(&self, name: &str, weight: i32) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query(
-            "UPDATE tenants SET weight = $2 WHERE name = $1
-             RETURNING id, name, weight, created_at, disabled_at",
-        )
-        .bind(name)
-        .bind(weight)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        row.as_ref()
-            .map(tenant_from_row)
-            .transpose()
-            .map_err(classify)
-    }
-
-    async fn tenant_by_key_hash(&self, hash: &[u8]) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query(
-            "SELECT t.id, t.name, t.weight, t.created_at, t.disabled_at
-             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-             WHERE k.hash = $1 AND k.disabled_at IS NULL AND t.disabled_at IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        row.as_ref()
-            .map(tenant_from_row)
-            .transpose()
-            .map_err(classify)
-    }
-
-    async fn api_key_create(&self, params: ApiKeyCreateParams) -> StoreResult<Option<ApiKeyInfo>> {
-        let row = sqlx::query(
-            "INSERT INTO api_keys (tenant_id, prefix, hash)
-             SELECT id, $2, $3 FROM tenants WHERE name = $1
-             RETURNING prefix, created_at, disabled_at",
-        )
-        .bind(&params.tenant)
-        .bind(&params.prefix)
-        .bind(&params.hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        row.map(|row| {
-            Ok(ApiKeyInfo {
-                prefix: row.try_get("prefix")?,
-                created_at: row.try_get("created_at")?,
-                disabled_at: row.try_get("disabled_at")?,
-            })
-        })
-        .transpose()
-        .map_err(classify)
-    }
-
     async fn job_upload(&self, p: JobUploadParams) -> StoreResult<JobUploaded> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query(
@@ -524,6 +494,22 @@ impl Store for PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(classify)?;
+                if previous.is_none()
+                    && let Some(max) = p.max_versions
+                {
+                    let versions: i64 =
+                        sqlx::query_scalar("SELECT count(*) FROM job_versions WHERE job_id = $1")
+                            .bind(id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(classify)?;
+                    if versions >= i64::from(max) {
+                        return Err(StoreError::QuotaExceeded {
+                            limit: "max_versions_per_job",
+                            value: i64::from(max),
+                        });
+                    }
+                }
                 let version = match previous {
                     Some(v) => v,
                     None => sqlx::query_scalar(
@@ -550,6 +536,20 @@ impl Store for PgStore {
                 (id, true)
             }
             None => {
+                if let Some(max) = p.max_jobs {
+                    let jobs: i64 =
+                        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant_id = $1")
+                            .bind(p.tenant_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(classify)?;
+                    if jobs >= i64::from(max) {
+                        return Err(StoreError::QuotaExceeded {
+                            limit: "max_jobs",
+                            value: i64::from(max),
+                        });
+                    }
+                }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO jobs (tenant_id, name, current_version) VALUES ($1, $2, 1)
                      RETURNING id",
@@ -845,6 +845,7 @@ impl Store for PgStore {
             .bind(p.lease_ms)
             .bind(&p.exclude_tenants)
             .bind(p.after_tenant)
+            .bind(p.default_max_running)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
@@ -854,52 +855,28 @@ impl Store for PgStore {
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(classify)?,
         );
-        // Tenants' concurrency-limited queues of this name: claim under the queue's row lock,
-        // counting what runs now (a fresh snapshot after the lock), so the limit holds across
-        // every runner.
+        // The limited path: tenants with a concurrency-limited queue of this name, or held to
+        // `max_running`. Each is claimed under the lock of its tenant row (for `max_running`)
+        // and of its queue row (for the queue's limit), counting what runs now in a fresh
+        // snapshot after the locks, so both limits hold across every runner.
         // They get what the fair claim left, and never less than a quarter of a claim, so a
         // busy runner whose claims other tenants fill still serves them.
         let mut room = (p.limit - claimed.len() as i64)
             .max((p.limit + 3) / 4)
             .max(1);
-        let limited: Vec<i64> = sqlx::query_scalar(
-            "SELECT tenant_id FROM queues
-             WHERE name = $1 AND NOT paused AND concurrency_limit IS NOT NULL
-               AND tenant_id <> ALL ($2::int8[])",
-        )
-        .bind(&p.queue)
-        .bind(&p.exclude_tenants)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let limited: Vec<i64> = sqlx::query_scalar(include_str!("sql/claim_limited_tenants.sql"))
+            .bind(&p.queue)
+            .bind(&p.exclude_tenants)
+            .bind(p.default_max_running)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         for tenant_id in limited {
             if room <= 0 {
                 break;
             }
             let mut tx = self.pool.begin().await.map_err(classify)?;
-            let free: Option<i64> = sqlx::query_scalar(
-                "SELECT concurrency_limit FROM queues
-                 WHERE tenant_id = $1 AND name = $2 AND NOT paused
-                   AND concurrency_limit IS NOT NULL
-                 FOR UPDATE",
-            )
-            .bind(tenant_id)
-            .bind(&p.queue)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?
-            .map(|limit: i32| i64::from(limit));
-            let Some(limit) = free else { continue };
-            let running: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM run_queue
-                 WHERE tenant_id = $1 AND queue = $2 AND state = 'running'",
-            )
-            .bind(tenant_id)
-            .bind(&p.queue)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
-            let n = room.min(limit - running);
+            let n = limited_room(&mut tx, &p, tenant_id, room).await?;
             if n > 0 {
                 let rows = in_claim_order(claim_tenant_rows(&mut tx, &p, tenant_id, n).await?);
                 room -= rows.len() as i64;

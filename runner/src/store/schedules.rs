@@ -101,6 +101,8 @@ pub struct SchedulePutParams {
     pub overlap: OverlapPolicy,
     pub paused: bool,
     pub options: RunOptions,
+    /// Quota: the most schedules the tenant may have (checked when this creates one).
+    pub max_schedules: Option<i32>,
 }
 
 /// What a create-or-replace did.
@@ -547,6 +549,21 @@ impl ScheduleStore for PgStore {
             Some(row) => row.try_get::<bool, _>("created").map_err(classify)?,
             None => false,
         };
+        if created && let Some(max) = p.max_schedules {
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM schedules WHERE tenant_id = $1")
+                    .bind(p.tenant_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            if count > i64::from(max) {
+                // Dropping the transaction rolls the new schedule back.
+                return Err(StoreError::QuotaExceeded {
+                    limit: "max_schedules",
+                    value: i64::from(max),
+                });
+            }
+        }
         if written.is_some() {
             notify_schedules(&mut tx).await.map_err(classify)?;
         }

@@ -322,6 +322,7 @@ async fn claim_loop(
                     lease_ms: ctx.settings.lease.as_millis() as i64,
                     exclude_tenants: exclude,
                     after_tenant,
+                    default_max_running: ctx.settings.tenant_max_running,
                 };
                 let store = ctx.store.clone();
                 claiming = Some(tokio::spawn(async move {

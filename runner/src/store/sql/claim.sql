@@ -2,8 +2,10 @@
 -- among the tenants with ready work: each gets a share of $2 in proportion to its weight, and
 -- within a tenant the highest priority goes first, then the earliest due. Tenants in $5 are
 -- left out (the runner already holds runs of theirs); tenant ids after $6 come first (the
--- round-robin cursor). Runs of a tenant's paused or concurrency-limited queue are left to
--- claim_tenant.sql, so they cost this statement nothing. SKIP LOCKED lets many runners claim
+-- round-robin cursor). Runs of a tenant's paused or concurrency-limited queue, of a tenant
+-- held to `max_running` ($7 is the runner's default) and of a disabled tenant are left out
+-- (the limited path, claim_tenant.sql, serves the limited ones), so they cost this statement
+-- nothing. SKIP LOCKED lets many runners claim
 -- at once without waiting for each other.
 -- The tenants with ready work are found by skipping through run_queue_ready one tenant at a
 -- time (one index probe per tenant, however many runs each has).
@@ -21,7 +23,10 @@ WITH RECURSIVE ready (tenant_id) AS (
     SELECT r.tenant_id, t.weight
     FROM ready r
     JOIN tenants t ON t.id = r.tenant_id
+    LEFT JOIN tenant_limits l ON l.tenant_id = r.tenant_id
     WHERE r.tenant_id <> ALL ($5::int8[])
+      AND t.disabled_at IS NULL
+      AND coalesce(l.max_running, $7::int4) IS NULL
       AND NOT EXISTS (SELECT 1 FROM queues s
                       WHERE s.tenant_id = r.tenant_id AND s.name = $1
                         AND (s.paused OR s.concurrency_limit IS NOT NULL))
