@@ -12,6 +12,7 @@ mod control;
 mod execution;
 mod hot_path;
 mod kinds;
+mod quotas;
 mod retention;
 mod schedules;
 mod store;

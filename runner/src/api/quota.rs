@@ -16,8 +16,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::TenantGrant;
 
 /// Per-tenant token buckets of this runner. Each holds one second's worth of its tenant's
-/// `enqueue_per_s`; a request that finds tokens left is admitted whole and may leave the bucket
-/// in debt (so a bulk request larger than one second's worth still gets in, and later requests
+/// `enqueue_per_s`; a request that finds a whole token left is admitted whole and may leave the
+/// bucket in debt (so a bulk request larger than one second's worth still gets in, and later requests
 /// wait until the debt is paid).
 #[derive(Debug, Default)]
 pub struct EnqueueRate {
@@ -43,7 +43,7 @@ impl EnqueueRate {
         let refill = now.duration_since(bucket.at).as_secs_f64() * rate;
         bucket.tokens = (bucket.tokens + refill).min(rate);
         bucket.at = now;
-        if bucket.tokens <= 0.0 {
+        if bucket.tokens < 1.0 {
             // Time until the bucket is out of debt and holds at least one token.
             return Err(((1.0 - bucket.tokens) / rate).ceil() as u64);
         }
