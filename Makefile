@@ -54,6 +54,5 @@ chaos: examples ## Chaos test: SIGKILL runner processes for 60 s, crash PostgreS
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-clean-db: ## Stop and delete the throwaway databases
-	-scripts/pg.sh stop $(RUN_PG_DIR); -scripts/pg.sh stop $(TEST_PG_DIR); -scripts/pg.sh stop $(BENCH_PG_DIR)
-	rm -rf $(RUN_PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR)
+clean-db: ## Stop every throwaway database cluster under target/, then delete it
+	scripts/pg.sh clean target

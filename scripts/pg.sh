@@ -8,6 +8,7 @@
 #   scripts/pg.sh crash DIR               stop the way a crash would (immediate shutdown: no
 #                                         checkpoint; the next start runs crash recovery)
 #   scripts/pg.sh url PORT                print the DATABASE_URL
+#   scripts/pg.sh clean ROOT              stop every cluster found under ROOT, then delete it
 #
 # `fast` turns off durability (fsync, synchronous_commit): for tests only, never for benchmarks
 # that claim durable figures. `crashsafe` turns off fsync only: a commit still reaches the
@@ -85,6 +86,26 @@ case "$cmd" in
     if [ -f "$dir/data/postmaster.pid" ]; then
       as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null || true
     fi
+    ;;
+  clean)
+    # Every cluster under ROOT (make run/test/bench, the chaos and cluster benches, dev ones):
+    # stop each, and delete it only once it has stopped, so no server is left running on
+    # deleted files.
+    root=$(realpath -m "${2:?ROOT}")
+    bin=$(find_bin)
+    for pgdata in $(find "$root" -maxdepth 4 -name PG_VERSION -path '*/data/PG_VERSION' 2>/dev/null | xargs -r -n1 dirname); do
+      dir=$(dirname "$pgdata")
+      if [ -f "$pgdata/postmaster.pid" ]; then
+        as_owner "$bin/pg_ctl" -D "$pgdata" -m fast -w -t 60 stop >/dev/null \
+          || as_owner "$bin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null || true
+      fi
+      if [ -f "$pgdata/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+        echo "PostgreSQL in $dir is still running: not deleting it" >&2
+        continue
+      fi
+      rm -rf "$dir"
+      echo "deleted $dir"
+    done
     ;;
   url)
     echo "postgres://postgres@127.0.0.1:${2:?PORT}/postgres"

@@ -165,3 +165,55 @@ async fn a_long_attempt_is_never_rescued_while_its_runner_lives() {
     assert_eq!(outcomes(&run), ["timeout"], "{run:#}");
     r.shutdown().await;
 }
+
+/// A leader started without a worker still promotes delayed runs enqueued through another
+/// runner as soon as they are due, not at its next slow poll.
+#[tokio::test]
+async fn a_leader_without_a_worker_wakes_for_delayed_runs() {
+    let slow_poll = |s: &mut sandfire::config::Settings| {
+        s.worker.poll_interval = Duration::from_secs(60);
+    };
+    let a = TestRunner::start_with(|s| {
+        slow_poll(s);
+        s.worker.enabled = false;
+    })
+    .await;
+    let a_id = a.runner_id().to_string();
+    wait_until(
+        "the API-only runner leads",
+        Duration::from_secs(5),
+        || async {
+            runners(&a, ADMIN_TOKEN)
+                .await
+                .iter()
+                .any(|r| r["id"] == a_id.as_str() && r["leader"] == true)
+        },
+    )
+    .await;
+    let b = a.second_runner(slow_poll).await;
+    let t = b.tenant("acme").await;
+    b.upload(&t, "hello", "hello").await;
+    let run = b
+        .enqueue(
+            &t,
+            "hello",
+            json!({"input": {"name": "later"}, "delay_ms": 300}),
+        )
+        .await;
+    assert_eq!(run["state"], "scheduled");
+    let started = Instant::now();
+    let done = b
+        .wait_for(
+            &t,
+            run["id"].as_str().unwrap(),
+            Duration::from_secs(20),
+            |r| r["state"] == "succeeded",
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "promoted long before the 60 s poll: {done}"
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -237,6 +237,29 @@ async fn idempotency_keys_return_the_same_run_or_409() {
     assert_ne!(theirs["id"], first["id"]);
     let (_, list) = r.call(Method::GET, "/v1/runs", Some(&t.key), None).await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 1);
+
+    // The run deleted while its key lives: the same request says so, and creates nothing.
+    let id = first["id"].as_str().unwrap();
+    r.wait_terminal(&t, id).await;
+    let (status, _) = r
+        .call(
+            Method::DELETE,
+            &format!("/v1/runs/{id}"),
+            Some(&t.key),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    let body = json!({"input": {"name": "once"}, "idempotency_key": "order-42"});
+    let (status, err) = post_run(&r, &t, "hello", body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("was deleted") && message.contains(id),
+        "{message}"
+    );
+    let (_, list) = r.call(Method::GET, "/v1/runs", Some(&t.key), None).await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 0);
     r.shutdown().await;
 }
 

@@ -214,6 +214,15 @@ pub async fn enqueue(
             match state.store.run_insert_idempotent(params, key).await? {
                 Idempotent::Created(run) => (StatusCode::CREATED, run),
                 Idempotent::Existing(run) => (StatusCode::OK, run),
+                Idempotent::Deleted(id, until) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} names run {id}, which was deleted; the key stays \
+                         reserved until {} so the run is not created twice: use a new key to \
+                         run it again",
+                        body.idempotency_key.as_deref().unwrap_or_default(),
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )));
+                }
                 Idempotent::Mismatch(id) => {
                     return Err(ApiError::conflict(format!(
                         "idempotency_key {:?} already names run {id}, created by a different \

@@ -1,8 +1,10 @@
 //! The promoter: `scheduled` and `retrying` runs become `enqueued` when due.
 //!
 //! It sleeps until the earliest due time (read with the database clock, so runner clock skew
-//! does not matter), is woken early when this runner schedules something (`wake`), and
-//! re-checks at least every `max_sleep` for runs scheduled by other runners.
+//! does not matter), is woken early when this runner schedules something (`wake`) or any runner
+//! does (`sandfire_scheduled`, which it listens for itself, so a leader started with
+//! `--no-worker` wakes too), and re-checks at least every `max_sleep` in case a notification
+//! was lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+use crate::store::notifications::{SCHEDULED, listen};
 
 /// Most runs promoted in one statement.
 const BATCH: i64 = 1000;
@@ -21,6 +24,18 @@ pub async fn run(
     max_sleep: Duration,
     stop: CancellationToken,
 ) {
+    // The listener stops with the promoter, however the promoter ends.
+    let listen_stop = stop.child_token();
+    let _stop_listening = listen_stop.clone().drop_guard();
+    if let Some(pool) = store.pg_pool() {
+        let (wake, stop) = (wake.clone(), listen_stop);
+        tokio::spawn(async move {
+            // Scheduled while not listening: look again on (re)connect.
+            let on_connect = || wake.notify_one();
+            let on_notification = |_: &sqlx::postgres::PgNotification| wake.notify_one();
+            listen(pool, &[SCHEDULED], on_connect, on_notification, stop).await;
+        });
+    }
     let mut failures = 0u32;
     loop {
         let sleep = match promote(store.as_ref()).await {

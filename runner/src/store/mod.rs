@@ -143,6 +143,9 @@ pub enum Idempotent {
     Existing(Run),
     /// The same key with a different request.
     Mismatch(Uuid),
+    /// The same key and request, but the run it named was deleted; the key stays reserved
+    /// until it expires.
+    Deleted(Uuid, DateTime<Utc>),
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,13 @@
 
 use std::time::Duration;
 
+/// A run became ready in the queue named by the payload.
+pub const ENQUEUED: &str = "sandfire_enqueued";
+/// A delayed run or a retry was scheduled: the promoter may need to wake earlier.
+pub const SCHEDULED: &str = "sandfire_scheduled";
+/// A running run was cancelled (payload: its id).
+pub const CANCEL: &str = "sandfire_cancel";
+
 use sqlx::postgres::{PgListener, PgNotification, PgPool};
 use tokio_util::sync::CancellationToken;
 

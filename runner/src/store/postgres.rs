@@ -1046,8 +1046,8 @@ impl Store for PgStore {
         // Two tries: a concurrent request with the same key may win the insert race once.
         for _ in 0..2 {
             let mut tx = self.pool.begin().await.map_err(classify)?;
-            let existing: Option<(Vec<u8>, Uuid)> = sqlx::query_as(
-                "SELECT request_hash, run_id FROM idempotency_keys
+            let existing: Option<(Vec<u8>, Uuid, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT request_hash, run_id, expires_at FROM idempotency_keys
                  WHERE tenant_id = $1 AND key = $2 AND expires_at > now()
                  FOR UPDATE",
             )
@@ -1056,7 +1056,7 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-            if let Some((hash, run_id)) = existing {
+            if let Some((hash, run_id, expires_at)) = existing {
                 tx.commit().await.map_err(classify)?;
                 if hash != key.request_hash {
                     return Ok(Idempotent::Mismatch(run_id));
@@ -1070,7 +1070,7 @@ impl Store for PgStore {
                 return match row {
                     Some(row) => Ok(Idempotent::Existing(run_from_row(&row).map_err(classify)?)),
                     // The run was deleted while its key lives: the key still names it.
-                    None => Ok(Idempotent::Mismatch(run_id)),
+                    None => Ok(Idempotent::Deleted(run_id, expires_at)),
                 };
             }
             let inserted = sqlx::query(

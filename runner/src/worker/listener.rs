@@ -1,7 +1,7 @@
 //! PostgreSQL LISTEN/NOTIFY for the worker: `sandfire_enqueued` (a run became ready: wake the
-//! claim loop), `sandfire_scheduled` (a delayed run or retry appeared: wake the promoter so it
-//! can sleep until the new due time) and `sandfire_cancel` (a running run was cancelled:
-//! interrupt its attempt if this runner executes it). Reconnects on its own; the claim loop's
+//! claim loop) and `sandfire_cancel` (a running run was cancelled: interrupt its attempt if this
+//! runner executes it). The promoter listens for scheduled runs itself, so a runner without a
+//! worker still wakes for them. Reconnects on its own; the claim loop's
 //! slow poll and the heartbeat's cancel check cover anything missed meanwhile.
 
 use std::sync::Arc;
@@ -12,22 +12,16 @@ use tokio_util::sync::CancellationToken;
 use super::WorkerContext;
 use crate::store::notifications::listen;
 
-pub const ENQUEUED: &str = "sandfire_enqueued";
-pub const SCHEDULED: &str = "sandfire_scheduled";
-pub const CANCEL: &str = "sandfire_cancel";
+pub use crate::store::notifications::{CANCEL, ENQUEUED};
 
 pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: CancellationToken) {
     let Some(pool) = ctx.store.pg_pool() else {
         return;
     };
-    // Anything enqueued or scheduled while we were not listening is picked up on (re)connect.
-    let on_connect = || {
-        wake.notify_one();
-        ctx.promoter.notify_one();
-    };
+    // Anything enqueued while we were not listening is picked up on (re)connect.
+    let on_connect = || wake.notify_one();
     let on_notification = |n: &sqlx::postgres::PgNotification| match n.channel() {
         ENQUEUED if ctx.settings.queues.iter().any(|q| q == n.payload()) => wake.notify_one(),
-        SCHEDULED => ctx.promoter.notify_one(),
         CANCEL => {
             if let Ok(run_id) = n.payload().parse() {
                 ctx.in_flight.cancel_run(run_id);
@@ -35,12 +29,5 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, wake: Arc<Notify>, stop: Cancel
         }
         _ => {}
     };
-    listen(
-        pool,
-        &[ENQUEUED, SCHEDULED, CANCEL],
-        on_connect,
-        on_notification,
-        stop,
-    )
-    .await;
+    listen(pool, &[ENQUEUED, CANCEL], on_connect, on_notification, stop).await;
 }
