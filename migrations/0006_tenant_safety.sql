@@ -32,3 +32,6 @@ CREATE TABLE tenant_limit_hits (
 -- Active runs per tenant are counted from the hot table (bounded by the limit, so a count
 -- never reads more than limit + 1 entries).
 CREATE INDEX run_queue_tenant ON run_queue (tenant_id);
+
+-- Whether any run references a job version (deleting a version, pruning unused ones).
+CREATE INDEX runs_job_version ON runs (job_id, version);

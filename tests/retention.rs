@@ -65,6 +65,7 @@ async fn the_pruner_deletes_only_expired_terminal_runs() {
         s.retention = RetentionSettings {
             retention_succeeded: HOUR,
             retention_failed: 3 * HOUR,
+            retention_versions: HOUR,
             prune_interval: Duration::from_millis(50),
             prune_batch: 2,
         };
@@ -155,6 +156,7 @@ fn short(batch: usize) -> RetentionSettings {
     RetentionSettings {
         retention_succeeded: HOUR,
         retention_failed: HOUR,
+        retention_versions: HOUR,
         prune_interval: HOUR,
         prune_batch: batch,
     }
@@ -353,5 +355,47 @@ async fn old_schedule_fire_records_are_pruned_but_never_a_live_one() {
     .await
     .unwrap();
     assert_eq!(left, [(active, 1), (lonely, 1), (paused, 2)]);
+    r.shutdown().await;
+}
+
+/// Versions that are not current and that no run references are pruned after their
+/// retention, with the bytes no other version uses; referenced and current ones are kept.
+#[tokio::test]
+async fn unused_old_job_versions_are_pruned() {
+    let r = quiet_runner().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "a", "hello").await; // a v1
+    let run = terminal(&r, &t, "a", json!({"input": {"name": "x"}})).await;
+    r.upload(&t, "a", "noop").await; // a v2, current; v1 referenced by the run
+    r.upload(&t, "b", "noop").await; // b v1 shares noop's bytes
+    r.upload(&t, "b", "panic").await; // b v2, current; b v1 unreferenced
+    sqlx::query("UPDATE job_versions SET created_at = now() - interval '2 hours'")
+        .execute(r.store.pool())
+        .await
+        .unwrap();
+    let report = pass(&r, &short(10)).await;
+    assert_eq!(report.job_versions, 1, "only b v1: {report:?}");
+    let versions: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT j.name, v.version FROM job_versions v JOIN jobs j ON j.id = v.job_id
+         ORDER BY 1, 2",
+    )
+    .fetch_all(r.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        versions,
+        vec![("a".into(), 1), ("a".into(), 2), ("b".into(), 2)]
+    );
+    // noop's bytes are still a v2's: kept; three components remain (hello, noop, panic).
+    assert_eq!(r.count("SELECT count(*) FROM components").await, 3);
+    // Once the run is gone, a v1 goes too, with hello's bytes.
+    sqlx::query("DELETE FROM runs WHERE id = $1::uuid")
+        .bind(&run)
+        .execute(r.store.pool())
+        .await
+        .unwrap();
+    let report = pass(&r, &short(10)).await;
+    assert_eq!(report.job_versions, 1, "{report:?}");
+    assert_eq!(r.count("SELECT count(*) FROM components").await, 2);
     r.shutdown().await;
 }

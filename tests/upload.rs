@@ -123,6 +123,47 @@ async fn identical_bytes_are_idempotent_and_changed_bytes_make_a_new_version() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(job["version"], 2);
     assert_eq!(job["versions"].as_array().unwrap().len(), 2);
+
+    // Deleting versions: never the current one, never one a run references.
+    let delete = |path: &'static str| r.call(Method::DELETE, path, Some(&t.key), None);
+    let (status, body) = delete("/v1/jobs/greeter/versions/2").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("current")
+    );
+    let (status, body) = delete("/v1/jobs/greeter/versions/1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("runs"));
+    let (status, _) = delete("/v1/jobs/greeter/versions/9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = delete("/v1/jobs/greeter/versions/x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = delete("/v1/jobs/nobody/versions/1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = r
+        .call(
+            Method::DELETE,
+            &format!("/v1/runs/{}", run["id"].as_str().unwrap()),
+            Some(&t.key),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    assert_eq!(r.count("SELECT count(*) FROM components").await, 2);
+    let (status, body) = delete("/v1/jobs/greeter/versions/1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, job) = r
+        .call(Method::GET, "/v1/jobs/greeter", Some(&t.key), None)
+        .await;
+    assert_eq!(job["versions"].as_array().unwrap().len(), 1, "{job}");
+    assert_eq!(
+        r.count("SELECT count(*) FROM components").await,
+        1,
+        "the bytes no version uses are gone"
+    );
     r.shutdown().await;
 }
 

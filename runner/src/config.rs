@@ -211,6 +211,9 @@ pub struct RetentionSettings {
     pub retention_succeeded: Duration,
     /// `failed` runs are deleted this long after they finished.
     pub retention_failed: Duration,
+    /// Job versions that are not current and that no run references are deleted (with their
+    /// component bytes, when no other version uses them) this long after they were uploaded.
+    pub retention_versions: Duration,
     /// How often the pruner looks for expired rows.
     pub prune_interval: Duration,
     /// Most rows deleted by one statement (each its own short transaction).
@@ -222,6 +225,7 @@ impl Default for RetentionSettings {
         RetentionSettings {
             retention_succeeded: Duration::from_secs(7 * 24 * 3600),
             retention_failed: Duration::from_secs(30 * 24 * 3600),
+            retention_versions: Duration::from_secs(30 * 24 * 3600),
             prune_interval: Duration::from_secs(60),
             prune_batch: 1000,
         }

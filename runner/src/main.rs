@@ -86,6 +86,9 @@ struct ServeArgs {
     /// Keep failed runs this long (e.g. "30d").
     #[arg(long, default_value = "30d", value_parser = duration)]
     retention_failed: Duration,
+    /// Delete job versions that are not current and no run references this long after upload.
+    #[arg(long, default_value = "30d", value_parser = duration)]
+    retention_versions: Duration,
     /// How long an idempotency key names its run (e.g. "24h").
     #[arg(long, default_value = "24h", value_parser = duration)]
     idempotency_window: Duration,
@@ -184,6 +187,7 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.limits.idempotency_window_ms = args.idempotency_window.as_millis() as u64;
     settings.retention.retention_succeeded = args.retention_succeeded;
     settings.retention.retention_failed = args.retention_failed;
+    settings.retention.retention_versions = args.retention_versions;
     settings.limits.max_timeout_ms = args.max_timeout_ms;
     settings.quotas = sandfire::config::TenantLimits {
         max_active_runs: args.tenant_max_active_runs.0,

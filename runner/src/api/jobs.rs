@@ -11,7 +11,7 @@ use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::sandbox::ComponentError;
-use crate::store::{Job, JobUploadParams, StoreError};
+use crate::store::{Job, JobUploadParams, StoreError, VersionDelete};
 
 fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
@@ -111,4 +111,38 @@ pub async fn list(
 ) -> ApiResult<axum::Json<Value>> {
     let jobs = state.store.job_list(tenant.id).await?;
     Ok(axum::Json(json!({ "jobs": jobs })))
+}
+
+/// `DELETE /v1/jobs/{name}/versions/{version}`: deletes a version that is not current and that
+/// no run references, with its component bytes when no other version uses them.
+pub async fn delete_version(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    check_name(&name)?;
+    let number: i32 = version
+        .parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ApiError::bad_request(format!("{version:?} is not a version number")))?;
+    match state
+        .store
+        .job_version_delete(tenant.id, &name, number)
+        .await?
+    {
+        VersionDelete::Deleted => Ok(axum::Json(
+            json!({"job": name, "version": number, "deleted": true}),
+        )),
+        VersionDelete::NotFound => Err(ApiError::not_found(format!(
+            "job {name:?} has no version {number}"
+        ))),
+        VersionDelete::Current => Err(ApiError::conflict(format!(
+            "version {number} is the current version of {name:?}: upload another version first"
+        ))),
+        VersionDelete::Referenced => Err(ApiError::conflict(format!(
+            "runs of {name:?} still reference version {number} (a retry would need it): delete \
+             those runs, or let retention delete them first"
+        ))),
+    }
 }

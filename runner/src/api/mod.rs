@@ -74,6 +74,10 @@ pub fn app(state: AppState) -> Router {
             put(tenants::put_limits).get(tenants::get_limits),
         )
         .route("/v1/jobs", get(jobs::list))
+        .route(
+            "/v1/jobs/{name}/versions/{version}",
+            delete(jobs::delete_version),
+        )
         .route("/v1/runners", get(runners::list))
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{name}", put(queues::put))

@@ -24,6 +24,7 @@ pub struct PruneReport {
     pub batches: u64,
     pub idempotency_keys: u64,
     pub schedule_fires: u64,
+    pub job_versions: u64,
     /// Another runner held the pruning lock, so this pass stopped early.
     pub skipped: bool,
 }
@@ -37,7 +38,7 @@ impl PruneReport {
     }
 
     fn deleted(&self) -> u64 {
-        self.runs + self.batches + self.idempotency_keys + self.schedule_fires
+        self.runs + self.batches + self.idempotency_keys + self.schedule_fires + self.job_versions
     }
 }
 
@@ -56,6 +57,7 @@ pub async fn run(store: Arc<dyn Store>, settings: RetentionSettings, stop: Cance
                     batches = report.batches,
                     idempotency_keys = report.idempotency_keys,
                     schedule_fires = report.schedule_fires,
+                    job_versions = report.job_versions,
                     "pruned expired rows"
                 );
             }
@@ -133,5 +135,11 @@ pub async fn prune(
         return Ok(report.with_skip());
     };
     report.schedule_fires = n;
+    // Versions last: runs pruned above may have been the last to reference one.
+    let versions_ms = millis(settings.retention_versions);
+    let Some(n) = drain(limit, stop, || store.job_version_prune(versions_ms, limit)).await? else {
+        return Ok(report.with_skip());
+    };
+    report.job_versions = n;
     Ok(report)
 }

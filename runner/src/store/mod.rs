@@ -91,6 +91,19 @@ pub struct JobUploadParams {
     pub max_versions: Option<i32>,
 }
 
+/// What deleting a job version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionDelete {
+    /// No such job, or no such version of it.
+    NotFound,
+    Deleted,
+    /// The job's current version is never deleted (upload another first).
+    Current,
+    /// Runs reference it (they keep their version for retries); retention deletes those runs
+    /// in time.
+    Referenced,
+}
+
 /// What an upload did.
 #[derive(Debug, Clone)]
 pub struct JobUploaded {
@@ -542,6 +555,14 @@ pub trait Store:
     async fn job_list(&self, tenant_id: i64) -> StoreResult<Vec<Job>>;
     async fn job_versions(&self, job_id: i64) -> StoreResult<Vec<JobVersion>>;
     async fn component_bytes(&self, tenant_id: i64, digest: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Deletes a job version no run references (and its component bytes when no other version
+    /// of the tenant uses them).
+    async fn job_version_delete(
+        &self,
+        tenant_id: i64,
+        job: &str,
+        version: i32,
+    ) -> StoreResult<VersionDelete>;
 
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run>;
     /// Inserts a run unless a live idempotency key of the tenant already names one.

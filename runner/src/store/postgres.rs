@@ -455,6 +455,64 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn job_version_delete(
+        &self,
+        tenant_id: i64,
+        job: &str,
+        version: i32,
+    ) -> StoreResult<VersionDelete> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // The job row's lock orders this against uploads (which may make a version current).
+        let found: Option<(i64, i32)> = sqlx::query_as(
+            "SELECT id, current_version FROM jobs WHERE tenant_id = $1 AND name = $2 FOR UPDATE",
+        )
+        .bind(tenant_id)
+        .bind(job)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some((job_id, current)) = found else {
+            return Ok(VersionDelete::NotFound);
+        };
+        if version == current {
+            return Ok(VersionDelete::Current);
+        }
+        let referenced: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE job_id = $1 AND version = $2)",
+        )
+        .bind(job_id)
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if referenced {
+            return Ok(VersionDelete::Referenced);
+        }
+        let digest: Option<String> = sqlx::query_scalar(
+            "DELETE FROM job_versions WHERE job_id = $1 AND version = $2 RETURNING digest",
+        )
+        .bind(job_id)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(digest) = digest else {
+            return Ok(VersionDelete::NotFound);
+        };
+        sqlx::query(
+            "DELETE FROM components c WHERE c.tenant_id = $1 AND c.digest = $2
+             AND NOT EXISTS (SELECT 1 FROM job_versions v
+                             WHERE v.tenant_id = $1 AND v.digest = $2)",
+        )
+        .bind(tenant_id)
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(VersionDelete::Deleted)
+    }
+
     async fn job_upload(&self, p: JobUploadParams) -> StoreResult<JobUploaded> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query(

@@ -50,6 +50,9 @@ pub trait RetentionStore {
     /// never be fired again (before their schedule's next fire time; never a schedule's latest).
     async fn schedule_fire_prune(&self, older_than_ms: i64, limit: i64)
     -> StoreResult<Option<u64>>;
+    /// Deletes job versions that are not current, older than `older_than_ms` and referenced by
+    /// no run, with the component bytes no other version uses.
+    async fn job_version_prune(&self, older_than_ms: i64, limit: i64) -> StoreResult<Option<u64>>;
 }
 
 impl PgStore {
@@ -130,5 +133,25 @@ impl RetentionStore for PgStore {
             q.bind(older_than_ms).bind(limit)
         })
         .await
+    }
+
+    async fn job_version_prune(&self, older_than_ms: i64, limit: i64) -> StoreResult<Option<u64>> {
+        let mut tx = self.pool().begin().await.map_err(classify)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PRUNE_LOCK)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if !locked {
+            return Ok(None);
+        }
+        let deleted: i64 = sqlx::query_scalar(include_str!("sql/prune_job_versions.sql"))
+            .bind(older_than_ms)
+            .bind(limit)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(deleted as u64))
     }
 }
