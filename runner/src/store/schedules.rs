@@ -784,7 +784,9 @@ impl ScheduleStore for PgStore {
 
     async fn schedule_next_due(&self) -> StoreResult<(Option<DateTime<Utc>>, DateTime<Utc>)> {
         let row = sqlx::query(
-            "SELECT (SELECT min(next_fire_at) FROM schedules WHERE next_fire_at IS NOT NULL) AS next,
+            "SELECT (SELECT min(s.next_fire_at) FROM schedules s
+                     JOIN tenants t ON t.id = s.tenant_id
+                     WHERE s.next_fire_at IS NOT NULL AND t.disabled_at IS NULL) AS next,
                     now() AS now",
         )
         .fetch_one(self.pool())

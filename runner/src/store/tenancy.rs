@@ -259,6 +259,13 @@ impl TenancyStore for PgStore {
         .fetch_optional(self.pool())
         .await
         .map_err(classify)?;
+        if row.is_some() {
+            // Its schedules wait or fire again: the cron service re-reads the next fire time.
+            let _ = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::SCHEDULES_CHANNEL)
+                .execute(self.pool())
+                .await;
+        }
         row.as_ref()
             .map(tenant_from_row)
             .transpose()
