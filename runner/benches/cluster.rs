@@ -60,7 +60,7 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
     )
     .await?;
     let tenant = store.tenant_create("bench").await?;
-    let validated = setup.sandbox.validate(noop.to_vec()).await?;
+    let validated = setup.sandbox.validate(tenant.id, noop.to_vec()).await?;
     let job = store
         .job_upload(JobUploadParams {
             tenant_id: tenant.id,

@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let tenant = store.tenant_create("bench").await?;
-    let validated = runner.sandbox.validate(noop.clone()).await?;
+    let validated = runner.sandbox.validate(tenant.id, noop.clone()).await?;
     let job = store
         .job_upload(JobUploadParams {
             tenant_id: tenant.id,

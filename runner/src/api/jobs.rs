@@ -3,7 +3,8 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -34,8 +35,26 @@ fn component_error(err: ComponentError) -> ApiError {
         ComponentError::Invalid(_) => "invalid_component",
         ComponentError::DisallowedImports(_) => "disallowed_imports",
         ComponentError::WrongWorld(_) => "wrong_world",
+        ComponentError::UnsupportedProposal(_) => "unsupported_proposal",
+        ComponentError::TooComplex(_) => "component_too_complex",
+        ComponentError::CompileTimeout(_) => "compile_timeout",
+        ComponentError::CompilerBusy(_) => "compiler_busy",
     };
     ApiError::unprocessable(code, err.to_string())
+}
+
+/// An upload refused because every compile slot stayed busy: 503 with `Retry-After`.
+fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "compiler_busy",
+        err.to_string(),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 fn job_json(job: &Job) -> Value {
@@ -50,7 +69,39 @@ pub async fn upload(
     Path(name): Path<String>,
     Query(defaults): Query<RunOptions>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> Result<(StatusCode, axum::Json<Value>), Response> {
+    upload_job(state, tenant, name, defaults, body)
+        .await
+        .map_err(|e| match e {
+            UploadError::Api(e) => e.into_response(),
+            UploadError::Busy(e, secs) => compiler_busy(e, secs),
+        })
+}
+
+enum UploadError {
+    Api(ApiError),
+    Busy(ComponentError, u64),
+}
+
+impl From<ApiError> for UploadError {
+    fn from(e: ApiError) -> Self {
+        UploadError::Api(e)
+    }
+}
+
+impl From<crate::store::StoreError> for UploadError {
+    fn from(e: crate::store::StoreError) -> Self {
+        UploadError::Api(e.into())
+    }
+}
+
+async fn upload_job(
+    state: AppState,
+    tenant: crate::store::Tenant,
+    name: String,
+    defaults: RunOptions,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, axum::Json<Value>), UploadError> {
     check_name(&name)?;
     let bytes = body.map_err(bytes_rejection)?;
     defaults
@@ -58,9 +109,12 @@ pub async fn upload(
         .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
     let validated = state
         .sandbox
-        .validate(bytes.to_vec())
+        .validate(tenant.id, bytes.to_vec())
         .await
-        .map_err(component_error)?;
+        .map_err(|e| match e {
+            ComponentError::CompilerBusy(secs) => UploadError::Busy(e, secs),
+            e => UploadError::Api(component_error(e)),
+        })?;
     let uploaded = state
         .store
         .job_upload(JobUploadParams {
