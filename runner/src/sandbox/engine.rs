@@ -142,6 +142,9 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         // Pooled memories never move, so there is nothing to reserve for growth.
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // One compile uses one core: `compile_concurrency` is then the number of cores
+        // compiles can take from attempts and the API.
+        .parallel_compilation(false)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK)
         .wasm_features(disabled_features(), false)
