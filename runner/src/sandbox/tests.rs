@@ -513,3 +513,55 @@ async fn prepare_refuses_bytes_that_do_not_match_the_digest() {
         .unwrap_err();
     assert!(error.to_string().contains("database is down"), "{error}");
 }
+
+#[tokio::test]
+async fn the_cache_is_per_tenant_and_admits_only_successful_compiles() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let bytes = example("noop");
+    let digest = component::digest(&bytes);
+    sandbox.validate(TENANT, bytes.clone()).await.unwrap();
+    assert_eq!(sandbox.compiles(), 1);
+    assert!(sandbox.is_cached(TENANT, &digest));
+    // Another tenant's identical bytes are compiled for it: no shared artifact, no timing
+    // signal about what other tenants uploaded.
+    assert!(!sandbox.is_cached(TENANT + 1, &digest));
+    sandbox.validate(TENANT + 1, bytes.clone()).await.unwrap();
+    assert_eq!(sandbox.compiles(), 2);
+    sandbox.validate(TENANT + 1, bytes).await.unwrap();
+    assert_eq!(sandbox.compiles(), 2, "cached for that tenant now");
+    // A component that fails after compiling (wrong world) takes no room.
+    let before = sandbox.cache_stats();
+    assert!(
+        sandbox
+            .validate(TENANT, COMPONENT_PREAMBLE.to_vec())
+            .await
+            .is_err()
+    );
+    assert_eq!(sandbox.cache_stats(), before);
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_share_evicts_only_its_own_entries() {
+    let hello = example("hello");
+    let noop = example("noop");
+    let probe = Sandbox::new(config()).unwrap();
+    let size = |b: Vec<u8>| {
+        let probe = probe.clone();
+        async move { probe.validate(TENANT, b).await.unwrap().prepared.size() }
+    };
+    let share = size(hello.clone()).await.max(size(noop.clone()).await) + 1;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_tenant_bytes: share,
+        cache_bytes: 2 * share,
+        ..config()
+    })
+    .unwrap();
+    sandbox.validate(TENANT, hello.clone()).await.unwrap();
+    // Tenant 2 uploads two components, more than its share: its first one goes.
+    sandbox.validate(TENANT + 1, noop.clone()).await.unwrap();
+    sandbox.validate(TENANT + 1, hello.clone()).await.unwrap();
+    assert!(sandbox.is_cached(TENANT, &component::digest(&hello)));
+    assert!(sandbox.is_cached(TENANT + 1, &component::digest(&hello)));
+    assert!(!sandbox.is_cached(TENANT + 1, &component::digest(&noop)));
+    assert!(sandbox.cache_stats().bytes <= 2 * share);
+}

@@ -466,3 +466,28 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
             .stop_unrenewed(ctx.settings.lease.saturating_sub(margin));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_attempt_keeps_its_lease_renewed_until_its_outcome_is_written() {
+        let in_flight = InFlight::default();
+        let (token, run) = (Uuid::new_v4(), Uuid::now_v7());
+        let flag = CancelFlag::new();
+        in_flight.insert(token, run, flag.clone());
+        in_flight.cancel_run(run);
+        // The attempt ends: the interrupt is reported, the lease is still held and renewed.
+        assert_eq!(in_flight.finish(token), Some(Interrupt::Cancel));
+        assert_eq!(in_flight.leases(), [(run, token)]);
+        // A waiting outcome is never "stopped" for an unrenewed lease: nothing runs any more.
+        std::thread::sleep(Duration::from_millis(5));
+        in_flight.stop_unrenewed(Duration::ZERO);
+        assert_eq!(in_flight.finish(token), Some(Interrupt::Cancel));
+        // Written: the lease is let go.
+        in_flight.remove(token);
+        assert!(in_flight.leases().is_empty());
+        assert_eq!(in_flight.finish(token), None);
+    }
+}
