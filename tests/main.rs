@@ -10,6 +10,7 @@ mod chaos;
 mod cluster;
 mod control;
 mod execution;
+mod hostile_guests;
 mod hot_path;
 mod kinds;
 mod quotas;

@@ -166,3 +166,30 @@ async fn only_the_lease_holder_completes_and_every_change_is_recorded() {
     assert_eq!(detail.attempts[0].outcome, Some(Outcome::Ok));
     assert_eq!(detail.attempts[0].runner_id, runner);
 }
+
+#[tokio::test]
+async fn a_runner_fault_refunds_the_attempt_and_is_counted() {
+    let (store, id) = store_with_run().await;
+    let claimed = store.run_claim(claim(Uuid::now_v7())).await.unwrap();
+    assert_eq!(claimed[0].runner_faults, 0);
+    let record = AttemptRecord {
+        outcome: Outcome::Error,
+        error: Some("runner could not instantiate the job".into()),
+        fuel_used: 0,
+        peak_memory: 0,
+        duration_ms: 0,
+        started_at: chrono::Utc::now(),
+        ended_at: chrono::Utc::now(),
+    };
+    let fault = Completion::runner_fault(&claimed[0], record, 0, "pool full".into());
+    let accepted = store.run_complete_many(&[fault], &[]).await.unwrap();
+    assert_eq!(accepted, [id]);
+    let (faults, max_attempts): (i32, i32) =
+        sqlx::query_as("SELECT runner_faults, max_attempts FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(faults, 1);
+    assert_eq!(max_attempts, claimed[0].max_attempts + 1);
+}

@@ -65,7 +65,7 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
             sandfire::auth::generate_key().stored_as("bench", sandfire::store::KeyRole::Full),
         )
         .await?;
-    let validated = setup.sandbox.validate(noop.to_vec()).await?;
+    let validated = setup.sandbox.validate(tenant.id, noop.to_vec()).await?;
     let job = store
         .job_upload(JobUploadParams {
             tenant_id: tenant.id,

@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             sandfire::auth::generate_key().stored_as("bench", sandfire::store::KeyRole::Full),
         )
         .await?;
-    let validated = runner.sandbox.validate(noop.clone()).await?;
+    let validated = runner.sandbox.validate(tenant.id, noop.clone()).await?;
     let job = store
         .job_upload(JobUploadParams {
             tenant_id: tenant.id,

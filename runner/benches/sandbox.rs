@@ -20,10 +20,10 @@ async fn median_us(keep_resident_bytes: usize, noop: &[u8], calls: usize) -> any
         keep_resident_bytes,
         ..SandboxConfig::default()
     })?;
-    let validated = sandbox.validate(noop.to_vec()).await?;
+    let validated = sandbox.validate(0, noop.to_vec()).await?;
     let bytes = noop.to_vec();
     let prepared = sandbox
-        .prepare(&validated.digest, || async move { Ok(bytes) })
+        .prepare(0, &validated.digest, || async move { Ok(bytes) })
         .await?;
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls {

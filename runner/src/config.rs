@@ -47,6 +47,19 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The sandbox as this runner uses it: every attempt's memory cap is at most
+    /// `limits.max_memory_mb` (summed over the attempt's memories), the pool's slots hold
+    /// exactly that much, and there is one instance slot per worker slot (validation compiles
+    /// but never instantiates, so it needs none).
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let mut sandbox = self.sandbox.clone();
+        let max_memory = u64::from(self.limits.max_memory_mb.max(1)) * 1024 * 1024;
+        sandbox.max_memory_bytes = max_memory;
+        sandbox.compile_caps.max_memory_bytes = max_memory;
+        sandbox.instance_slots = u32::try_from(self.worker.slots.max(1)).unwrap_or(u32::MAX);
+        sandbox
+    }
+
     /// Refuses settings a runner must not start with, naming the setting and why.
     pub fn check(&self) -> Result<(), String> {
         if let Some(token) = &self.admin_token
@@ -276,6 +289,37 @@ impl Default for RunLimits {
     }
 }
 
+impl RunLimits {
+    /// Brings every default within its maximum (a `--max-memory-mb 32` runner must not give
+    /// runs 64 MiB by default) and returns one message per default it lowered, for the log.
+    pub fn clamp_defaults(&mut self) -> Vec<String> {
+        let mut lowered = Vec::new();
+        let d = &mut self.default;
+        let mut clamp = |name: &str, value: &mut u64, max: u64| {
+            if *value > max {
+                lowered.push(format!(
+                    "the default {name} {value} is above the maximum {max}: runs get {max}"
+                ));
+                *value = max;
+            }
+        };
+        let mut memory = u64::from(d.memory_mb);
+        clamp("memory_mb", &mut memory, self.max_memory_mb.into());
+        d.memory_mb = memory as u32;
+        let mut attempts = u64::from(d.max_attempts);
+        clamp("max_attempts", &mut attempts, self.max_attempts.into());
+        d.max_attempts = attempts as u32;
+        clamp("timeout_ms", &mut d.timeout_ms, self.max_timeout_ms);
+        clamp("fuel", &mut d.fuel, self.max_fuel);
+        clamp(
+            "backoff_base_ms",
+            &mut d.backoff_base_ms,
+            self.max_backoff_base_ms,
+        );
+        lowered
+    }
+}
+
 /// The options a run executes with, after per-run → per-job → runner defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedOptions {
@@ -475,6 +519,30 @@ mod tests {
         assert_eq!(resolved.fuel, 9);
         assert_eq!(resolved.queue, "mail");
         assert_eq!(resolved.max_attempts, limits.default.max_attempts);
+    }
+
+    #[test]
+    fn defaults_are_clamped_to_the_maxima() {
+        let mut limits = RunLimits {
+            max_memory_mb: 32,
+            max_timeout_ms: 1_000,
+            ..RunLimits::default()
+        };
+        let lowered = limits.clamp_defaults();
+        assert_eq!(lowered.len(), 2, "{lowered:?}");
+        assert_eq!(limits.default.memory_mb, 32);
+        assert_eq!(limits.default.timeout_ms, 1_000);
+        assert!(RunLimits::default().clamp_defaults().is_empty());
+    }
+
+    #[test]
+    fn the_sandbox_is_sized_from_the_runners_limits() {
+        let mut settings = Settings::default();
+        settings.limits.max_memory_mb = 128;
+        settings.worker.slots = 3;
+        let sandbox = settings.sandbox_config();
+        assert_eq!(sandbox.max_memory_bytes, 128 * 1024 * 1024);
+        assert_eq!(sandbox.instance_slots, 3);
     }
 
     #[test]

@@ -77,6 +77,21 @@ struct ServeArgs {
     /// Largest timeout a run may ask for, in ms.
     #[arg(long, default_value_t = 3_600_000)]
     max_timeout_ms: u64,
+    /// Compiles of uploaded components that may run at once (each takes a core).
+    #[arg(long, default_value_t = 1)]
+    compile_concurrency: usize,
+    /// Longest compile of an upload before it is refused with 422 `compile_timeout`.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    compile_timeout: Duration,
+    /// How long an upload waits for a free compile slot before 503 with `Retry-After`.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    compile_queue_wait: Duration,
+    /// Memory for compiled components kept ready, all tenants together, in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mb: usize,
+    /// Memory for compiled components kept ready for one tenant, in MiB.
+    #[arg(long, default_value_t = 64)]
+    cache_tenant_mb: usize,
     /// Largest component upload, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_component_bytes: usize,
@@ -189,6 +204,14 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.retention.retention_failed = args.retention_failed;
     settings.retention.retention_versions = args.retention_versions;
     settings.limits.max_timeout_ms = args.max_timeout_ms;
+    for lowered in settings.limits.clamp_defaults() {
+        tracing::warn!("{lowered}");
+    }
+    settings.sandbox.compile_concurrency = args.compile_concurrency.max(1);
+    settings.sandbox.compile_timeout = args.compile_timeout;
+    settings.sandbox.compile_queue_wait = args.compile_queue_wait;
+    settings.sandbox.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
+    settings.sandbox.cache_tenant_bytes = args.cache_tenant_mb.saturating_mul(1024 * 1024);
     settings.quotas = sandfire::config::TenantLimits {
         max_active_runs: args.tenant_max_active_runs.0,
         max_running: args.tenant_max_running.0,

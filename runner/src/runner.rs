@@ -77,15 +77,7 @@ impl Runner {
                 Err(e) => return Err(anyhow::Error::new(e).context("applying migrations")),
             }
         }
-        let mut sandbox_config = settings.sandbox.clone();
-        sandbox_config.max_memory_bytes = sandbox_config
-            .max_memory_bytes
-            .max(u64::from(settings.limits.max_memory_mb) * 1024 * 1024);
-        // Every worker slot may hold an instance, plus headroom for concurrent validations.
-        sandbox_config.instance_slots = sandbox_config
-            .instance_slots
-            .max(settings.worker.slots as u32 + 8);
-        let sandbox = Sandbox::new(sandbox_config).context("configuring the sandbox")?;
+        let sandbox = Sandbox::new(settings.sandbox_config()).context("configuring the sandbox")?;
         let id = Uuid::now_v7();
         let settings = Arc::new(settings);
         let shutdown = CancellationToken::new();

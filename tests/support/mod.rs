@@ -346,3 +346,10 @@ impl TestRunner {
         self.runner.as_ref().expect("running").id
     }
 }
+
+impl TestRunner {
+    /// The runner's sandbox (its compiled-component cache and compile counter).
+    pub fn sandbox(&self) -> &sandfire::sandbox::Sandbox {
+        &self.runner.as_ref().expect("running").sandbox
+    }
+}

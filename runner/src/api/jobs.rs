@@ -34,8 +34,24 @@ fn component_error(err: ComponentError) -> ApiError {
         ComponentError::Invalid(_) => "invalid_component",
         ComponentError::DisallowedImports(_) => "disallowed_imports",
         ComponentError::WrongWorld(_) => "wrong_world",
+        ComponentError::UnsupportedProposal(_) => "unsupported_proposal",
+        ComponentError::TooComplex(_) => "component_too_complex",
+        ComponentError::CompileTimeout(_) => "compile_timeout",
+        ComponentError::CompilerBusy(_) => "compiler_busy",
     };
     ApiError::unprocessable(code, err.to_string())
+}
+
+/// An upload refused because every compile slot stayed busy: 503 with `Retry-After`.
+fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(retry_after_secs),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "compiler_busy",
+            err.to_string(),
+        )
+    }
 }
 
 fn job_json(job: &Job) -> Value {
@@ -59,9 +75,12 @@ pub async fn upload(
         .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
     let validated = state
         .sandbox
-        .validate(bytes.to_vec())
+        .validate(tenant.id, bytes.to_vec())
         .await
-        .map_err(component_error)?;
+        .map_err(|e| match e {
+            ComponentError::CompilerBusy(secs) => compiler_busy(e, secs),
+            e => component_error(e),
+        })?;
     let uploaded = state
         .store
         .job_upload(JobUploadParams {

@@ -38,6 +38,9 @@ struct CaptureInner {
     text: Vec<u8>,
     /// Where the line not yet sent to the journal starts in `text`.
     line_start: usize,
+    /// How far `text` has been searched for newlines: each byte is looked at once, so a
+    /// guest writing one byte at a time costs linear host time, full capture or not.
+    scanned: usize,
     /// Bytes discarded because the capture was full.
     discarded: usize,
 }
@@ -58,6 +61,7 @@ impl Capture {
                 capacity,
                 text: Vec::new(),
                 line_start: 0,
+                scanned: 0,
                 discarded: 0,
             })),
         }
@@ -68,6 +72,9 @@ impl Capture {
         let room = inner.capacity.saturating_sub(inner.text.len());
         let take = room.min(bytes.len());
         inner.discarded += bytes.len() - take;
+        if take == 0 {
+            return;
+        }
         inner.text.extend_from_slice(&bytes[..take]);
         inner.emit_complete_lines();
     }
@@ -92,15 +99,14 @@ impl Capture {
 
 impl CaptureInner {
     fn emit_complete_lines(&mut self) {
-        while let Some(newline) = self.text[self.line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
+        while let Some(newline) = self.text[self.scanned..].iter().position(|&b| b == b'\n') {
             let start = self.line_start;
-            let end = start + newline;
+            let end = self.scanned + newline;
             self.emit_line(start, end);
             self.line_start = end + 1;
+            self.scanned = end + 1;
         }
+        self.scanned = self.text.len();
     }
 
     fn emit_line(&self, start: usize, end: usize) {
@@ -183,6 +189,7 @@ mod tests {
         let bounds = LogBounds {
             max_lines: 100,
             max_line_bytes: 8,
+            max_fields: 0,
         };
         let capture = Capture::new(journal.clone(), bounds, Level::Info, capacity);
         (journal, capture)
@@ -211,6 +218,27 @@ mod tests {
         assert_eq!(lines, ["two", "three is"]);
         assert_eq!(captured.text, "one\r\ntwo\n\nthree is long");
         assert_eq!(captured.discarded, 0);
+    }
+
+    #[test]
+    fn byte_at_a_time_writes_cost_linear_time() {
+        let (journal, capture) = capture(64 * 1024);
+        let mut stream = CaptureStream(capture.clone());
+        let started = std::time::Instant::now();
+        // Far past the capacity, one byte per write, no newline: each write must be O(1).
+        for _ in 0..2_000_000 {
+            stream.write(Bytes::from_static(b"x")).unwrap();
+        }
+        stream.write(Bytes::from_static(b"\nend")).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let captured = capture.finish();
+        assert_eq!(captured.text.len(), 64 * 1024);
+        assert_eq!(captured.discarded, 2_000_000 + 4 - 64 * 1024);
+        assert_eq!(journal.drain_lines().len(), 1);
     }
 
     #[test]

@@ -132,9 +132,21 @@ pub(crate) fn classify(ending: Ending, facts: &Facts<'_>) -> Verdict {
         Ending::TimedOut => timeout(facts),
         Ending::Cancelled => cancelled(),
         Ending::RunnerFailed(reason) => Verdict::runner_failure(&reason),
+        // Only a full instance pool (recognised in `trapped`) is the runner's fault here: any
+        // other failure while instantiating comes from the component itself (its start function
+        // or initialisers trapped, asked for too much, ...), so it uses up an attempt like a
+        // crash. Otherwise a guest could be retried for free forever.
         Ending::InstantiateFailed(error) => match trapped(&error, facts) {
             Some(verdict) => verdict,
-            None => Verdict::runner_failure(&describe(&error)),
+            None => Verdict::new(
+                Outcome::Panic,
+                format!(
+                    "the job failed while being instantiated (in its start function or \
+                     initialisers): {}",
+                    describe(&error)
+                ),
+                true,
+            ),
         },
         Ending::Trapped(error) => match trapped(&error, facts) {
             Some(verdict) => verdict,
@@ -413,7 +425,11 @@ mod tests {
             Ending::InstantiateFailed(wasmtime::format_err!("something broke")),
             &facts(""),
         );
-        assert_eq!(odd.outcome, Outcome::Error);
+        assert_eq!(odd.outcome, Outcome::Panic);
         assert!(odd.retryable);
+        assert!(
+            !odd.runner_fault,
+            "a failing start function is the guest's doing"
+        );
     }
 }

@@ -6,14 +6,19 @@
 //! outside the grant, even one the linker happens to provide.
 
 use std::fmt;
+use std::time::Duration;
 
+use wasmparser::{Parser, Payload, Validator};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use super::engine::{DISABLED_PROPOSALS, allowed_features, disabled_features};
 use super::host::{HostState, JobPre};
+use super::limits::MAX_TABLE_ELEMENTS;
 
-/// Why an uploaded component cannot be used. Each maps to HTTP 422, its `Display` as the
-/// message: it says what is wrong and how to fix it.
+/// Why an uploaded component cannot be used. Each maps to HTTP 422 (except `CompilerBusy`:
+/// 503 with `Retry-After`), its `Display` as the message: it says what is wrong and how to fix
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComponentError {
     #[error(
@@ -48,6 +53,26 @@ pub enum ComponentError {
          attribute or wit-bindgen on wit/job.wit"
     )]
     WrongWorld(String),
+    #[error(
+        "the component uses the WebAssembly {} proposal, which this runner does not enable: \
+         rebuild it without (drop the `-C target-feature` or compiler option that turns it on); \
+         components built for wasm32-wasip2 with default options never need it",
+        .0.join(", ")
+    )]
+    UnsupportedProposal(Vec<String>),
+    #[error(
+        "the component is larger than this runner compiles: {0}. Split the job or make it \
+         smaller"
+    )]
+    TooComplex(String),
+    #[error(
+        "compiling the component took longer than {} s, the most this runner allows: make \
+         the component smaller (fewer or shorter functions)",
+        .0.as_secs_f64()
+    )]
+    CompileTimeout(Duration),
+    #[error("the runner is busy compiling other uploads: try again in {0} s")]
+    CompilerBusy(u64),
 }
 
 /// Why `Sandbox::prepare` could not produce a runnable component.
@@ -67,6 +92,8 @@ pub struct Prepared {
     digest: String,
     imports: Vec<String>,
     pub(crate) pre: JobPre<HostState>,
+    /// Approximate host memory held by this entry (bytes): what the cache budget counts.
+    size: usize,
 }
 
 impl Prepared {
@@ -78,6 +105,11 @@ impl Prepared {
     /// The component's imports (interface names with versions), all within the grant.
     pub fn imports(&self) -> &[String] {
         &self.imports
+    }
+
+    /// Approximate host memory this compiled component holds (bytes).
+    pub fn size(&self) -> usize {
+        self.size
     }
 }
 
@@ -139,6 +171,136 @@ pub(crate) fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What one upload may ask the compiler to do. Cranelift's time and memory grow with the
+/// number of functions and, faster than linearly, with the size and locals of one function, so
+/// these are checked before compiling (a cheap linear pass) to refuse compile bombs early.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileCaps {
+    /// Function bodies over all core modules of the component.
+    pub max_functions: usize,
+    /// Bytes of one function body.
+    pub max_function_bytes: usize,
+    /// Locals declared by one function.
+    pub max_function_locals: u64,
+    /// Core modules in the component.
+    pub max_modules: usize,
+    /// The sum of the declared minimum sizes of the component's memories may not exceed
+    /// this (bytes): such a component could never be instantiated.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for CompileCaps {
+    fn default() -> Self {
+        CompileCaps {
+            max_functions: 100_000,
+            max_function_bytes: 1024 * 1024,
+            max_function_locals: 50_000,
+            max_modules: 32,
+            max_memory_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The checks before compiling: header, validation against the proposals this runner enables
+/// (naming a disabled proposal the component needs), and `caps`. Linear in the size.
+pub(crate) fn precheck(bytes: &[u8], caps: &CompileCaps) -> Result<(), ComponentError> {
+    check_header(bytes)?;
+    check_proposals(bytes)?;
+    check_caps(bytes, caps)
+}
+
+fn validates(bytes: &[u8], features: wasmparser::WasmFeatures) -> bool {
+    Validator::new_with_features(features)
+        .validate_all(bytes)
+        .is_ok()
+}
+
+fn check_proposals(bytes: &[u8]) -> Result<(), ComponentError> {
+    let allowed = allowed_features();
+    let Err(error) = Validator::new_with_features(allowed).validate_all(bytes) else {
+        return Ok(());
+    };
+    // Invalid either way, or invalid only without some disabled proposals: name each one it
+    // cannot do without (with every other disabled proposal on, it still fails without it).
+    let everything = allowed.union(disabled_features());
+    if validates(bytes, everything) {
+        let needed: Vec<String> = DISABLED_PROPOSALS
+            .iter()
+            .filter(|(_, flags)| !validates(bytes, everything.difference(*flags)))
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        if !needed.is_empty() {
+            return Err(ComponentError::UnsupportedProposal(needed));
+        }
+    }
+    Err(ComponentError::Invalid(error.to_string()))
+}
+
+fn check_caps(bytes: &[u8], caps: &CompileCaps) -> Result<(), ComponentError> {
+    let invalid = |e: wasmparser::BinaryReaderError| ComponentError::Invalid(e.to_string());
+    let too = |what: String| Err(ComponentError::TooComplex(what));
+    let (mut functions, mut modules, mut memory) = (0usize, 0usize, 0u64);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::ModuleSection { .. } => {
+                modules += 1;
+                if modules > caps.max_modules {
+                    return too(format!("more than {} core modules", caps.max_modules));
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                functions += 1;
+                if functions > caps.max_functions {
+                    return too(format!("more than {} functions", caps.max_functions));
+                }
+                let size = body.range().len();
+                if size > caps.max_function_bytes {
+                    return too(format!(
+                        "a function body of {size} bytes (at most {} bytes each)",
+                        caps.max_function_bytes
+                    ));
+                }
+                let mut locals = 0u64;
+                for local in body.get_locals_reader().map_err(invalid)? {
+                    locals += u64::from(local.map_err(invalid)?.0);
+                }
+                if locals > caps.max_function_locals {
+                    return too(format!(
+                        "a function with {locals} locals (at most {} each)",
+                        caps.max_function_locals
+                    ));
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for ty in reader {
+                    let pages = ty.map_err(invalid)?.initial;
+                    memory = memory.saturating_add(pages.saturating_mul(64 * 1024));
+                }
+                if memory > caps.max_memory_bytes {
+                    return too(format!(
+                        "its memories' minimum sizes add up to {memory} bytes, more than the \
+                         {} bytes any run may use",
+                        caps.max_memory_bytes
+                    ));
+                }
+            }
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let initial = table.map_err(invalid)?.ty.initial;
+                    if initial > MAX_TABLE_ELEMENTS as u64 {
+                        return too(format!(
+                            "a table with a minimum of {initial} elements (at most \
+                             {MAX_TABLE_ELEMENTS})"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks and compiles `bytes`. CPU-heavy (tens of milliseconds or more): call it on a
 /// blocking thread.
 pub(crate) fn compile(
@@ -146,8 +308,9 @@ pub(crate) fn compile(
     linker: &Linker<HostState>,
     digest: String,
     bytes: &[u8],
+    caps: &CompileCaps,
 ) -> Result<Prepared, ComponentError> {
-    check_header(bytes)?;
+    precheck(bytes, caps)?;
     let component =
         Component::new(engine, bytes).map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
     let imports: Vec<String> = component
@@ -167,10 +330,14 @@ pub(crate) fn compile(
         .instantiate_pre(&component)
         .map_err(|e| ComponentError::WrongWorld(format!("{e:#}")))?;
     let pre = JobPre::new(pre).map_err(|e| ComponentError::WrongWorld(format!("{e:#}")))?;
+    // What the cache charges for this entry: the compiled code and metadata wasmtime keeps.
+    let image = component.image_range();
+    let size = image.end.addr().saturating_sub(image.start.addr()) + bytes.len();
     Ok(Prepared {
         digest,
         imports,
         pre,
+        size,
     })
 }
 

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use wasmparser::WasmFeatures;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 use super::SandboxConfig;
@@ -27,6 +28,69 @@ const MEMORY_GUARD_BYTES: u64 = 2 * 1024 * 1024;
 const MAX_WASM32_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 
 const WASM_PAGE: u64 = 64 * 1024;
+
+/// Wasm stack one call of a guest may use (bytes): deeper recursion traps with
+/// `StackOverflow`. Guest-controlled: a bound on host stack per running attempt.
+pub(crate) const MAX_WASM_STACK: usize = 512 * 1024;
+/// Fiber stack of one running attempt: the wasm stack plus room for host functions (WASI,
+/// our imports) called from it. Must stay well above `MAX_WASM_STACK`.
+pub(crate) const ASYNC_STACK: usize = 2 * 1024 * 1024;
+
+/// WebAssembly proposals the product does not use, each with the name an upload refused for
+/// it is told, and the validator flags that make it up. They are switched off explicitly so a
+/// dependency enabling more wasmtime features (its default set brings GC, threads, exceptions,
+/// stack switching, component-model async) cannot silently widen what tenants can run.
+/// Rust's `wasm32-wasip2` output uses none of them (checked by the examples' tests).
+pub(crate) const DISABLED_PROPOSALS: &[(&str, WasmFeatures)] = &[
+    ("memory64", WasmFeatures::MEMORY64),
+    ("function-references", WasmFeatures::FUNCTION_REFERENCES),
+    ("gc", WasmFeatures::GC.union(WasmFeatures::GC_TYPES)),
+    (
+        "threads",
+        WasmFeatures::THREADS.union(WasmFeatures::SHARED_EVERYTHING_THREADS),
+    ),
+    (
+        "exceptions",
+        WasmFeatures::EXCEPTIONS.union(WasmFeatures::LEGACY_EXCEPTIONS),
+    ),
+    ("stack-switching", WasmFeatures::STACK_SWITCHING),
+    ("tail-call", WasmFeatures::TAIL_CALL),
+    ("multi-memory", WasmFeatures::MULTI_MEMORY),
+    // Non-deterministic across CPUs; nothing we run needs it.
+    ("relaxed-simd", WasmFeatures::RELAXED_SIMD),
+    // Would let a memory's page size differ from 64 KiB (see `limits::MemoryLimiter`).
+    ("custom-page-sizes", WasmFeatures::CUSTOM_PAGE_SIZES),
+    ("wide-arithmetic", WasmFeatures::WIDE_ARITHMETIC),
+    ("memory-control", WasmFeatures::MEMORY_CONTROL),
+    (
+        "component-model-async",
+        WasmFeatures::CM_ASYNC
+            .union(WasmFeatures::CM_ASYNC_STACKFUL)
+            .union(WasmFeatures::CM_MORE_ASYNC_BUILTINS)
+            .union(WasmFeatures::CM_THREADING)
+            .union(WasmFeatures::CM_ERROR_CONTEXT),
+    ),
+    (
+        "component-model-gc",
+        WasmFeatures::CM_GC.union(WasmFeatures::CM_FIXED_LENGTH_LISTS),
+    ),
+];
+
+/// Every flag of `DISABLED_PROPOSALS`.
+pub(crate) fn disabled_features() -> WasmFeatures {
+    DISABLED_PROPOSALS
+        .iter()
+        .fold(WasmFeatures::empty(), |all, (_, flags)| all.union(*flags))
+}
+
+/// What an uploaded component may use: WebAssembly 3.0 as wasmtime enables it by default
+/// (SIMD, bulk memory, reference types, multi-value, extended-const...) plus the component
+/// model, minus `DISABLED_PROPOSALS`. The upload check and the engine use this one set.
+pub(crate) fn allowed_features() -> WasmFeatures {
+    WasmFeatures::WASM3
+        .union(WasmFeatures::COMPONENT_MODEL)
+        .difference(disabled_features())
+}
 
 pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
     ensure!(
@@ -77,7 +141,15 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .memory_guard_size(MEMORY_GUARD_BYTES)
         // Pooled memories never move, so there is nothing to reserve for growth.
         .memory_reservation_for_growth(0)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // One compile uses one core: `compile_concurrency` is then the number of cores
+        // compiles can take from attempts and the API.
+        .parallel_compilation(false)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .wasm_features(disabled_features(), false)
+        // Belt and braces: should relaxed SIMD ever be enabled, make it deterministic.
+        .relaxed_simd_deterministic(true);
     Engine::new(&wasm)
         .map_err(anyhow::Error::from)
         .context("configuring the wasmtime engine")

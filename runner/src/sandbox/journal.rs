@@ -35,7 +35,10 @@ pub struct Progress {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LogBounds {
     pub max_lines: usize,
+    /// Bytes of one line: the message and its fields' keys and values together.
     pub max_line_bytes: usize,
+    /// Fields of one line.
+    pub max_fields: usize,
 }
 
 /// Log lines and progress of one attempt, shared by the sandbox (writer) and the worker
@@ -76,7 +79,8 @@ impl Journal {
         self.lock().dropped
     }
 
-    /// Appends a line, truncating the message and fields to the byte bound, or counts it as
+    /// Appends a line, truncating the message and then the fields to the line's byte bound
+    /// (one budget for all of them) and dropping fields past `max_fields`, or counts it as
     /// dropped once the attempt has written `max_lines` lines.
     pub(crate) fn push(
         &self,
@@ -92,7 +96,11 @@ impl Journal {
         }
         inner.accepted += 1;
         let message = truncate(message, bounds.max_line_bytes).to_owned();
-        let fields = bound_fields(fields, bounds.max_line_bytes);
+        let fields = bound_fields(
+            fields,
+            bounds.max_line_bytes - message.len(),
+            bounds.max_fields,
+        );
         inner.lines.push(LogLine {
             at: Utc::now(),
             level,
@@ -138,12 +146,17 @@ pub(crate) fn truncate(text: &str, max_bytes: usize) -> &str {
     &text[..end]
 }
 
-/// Fields share the line's byte budget with each other, so a line with thousands of fields
-/// costs no more than one long message; fields past the budget are dropped.
-fn bound_fields(fields: Vec<(String, String)>, max_bytes: usize) -> Vec<(String, String)> {
+/// Fields share what the message left of the line's byte budget, so a line with thousands of
+/// fields costs no more than one long message; fields past the budget or past `max_fields`
+/// are dropped.
+fn bound_fields(
+    fields: Vec<(String, String)>,
+    max_bytes: usize,
+    max_fields: usize,
+) -> Vec<(String, String)> {
     let mut budget = max_bytes;
     let mut kept = Vec::new();
-    for (key, value) in fields {
+    for (key, value) in fields.into_iter().take(max_fields) {
         if budget == 0 {
             break;
         }
@@ -163,6 +176,7 @@ mod tests {
     const BOUNDS: LogBounds = LogBounds {
         max_lines: 3,
         max_line_bytes: 5,
+        max_fields: 2,
     };
 
     #[test]
@@ -188,24 +202,32 @@ mod tests {
         assert!(journal.drain_lines().is_empty());
     }
 
+    fn fields(n: usize) -> Vec<(String, String)> {
+        (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect()
+    }
+
     #[test]
-    fn fields_share_the_line_budget() {
+    fn the_message_and_fields_share_one_line_budget() {
         let journal = Journal::new();
-        let fields = vec![
-            ("ab".to_owned(), "cd".to_owned()),
-            ("ef".to_owned(), "gh".to_owned()),
-            ("ij".to_owned(), "kl".to_owned()),
-        ];
-        journal.push(&BOUNDS, Level::Warn, "message too long", fields);
+        journal.push(&BOUNDS, Level::Warn, "message too long", fields(3));
         let line = &journal.drain_lines()[0];
         assert_eq!(line.message, "messa");
-        assert_eq!(
-            line.fields,
-            vec![
-                ("ab".to_owned(), "cd".to_owned()),
-                ("e".to_owned(), String::new())
-            ]
-        );
+        assert!(line.fields.is_empty(), "{:?}", line.fields);
+
+        journal.push(&BOUNDS, Level::Warn, "m", fields(3));
+        let line = &journal.drain_lines()[0];
+        assert_eq!(line.fields, vec![("k0".to_owned(), "v0".to_owned())]);
+    }
+
+    #[test]
+    fn fields_are_capped_in_number() {
+        let journal = Journal::new();
+        let bounds = LogBounds {
+            max_line_bytes: 1 << 20,
+            ..BOUNDS
+        };
+        journal.push(&bounds, Level::Info, "many", fields(1000));
+        assert_eq!(journal.drain_lines()[0].fields.len(), 2);
     }
 
     #[test]

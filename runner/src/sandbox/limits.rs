@@ -60,6 +60,10 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // Only the latest allowed growth may ever be undone: forget any earlier one first,
+        // so a failure reported for this call can never subtract a stale amount.
+        self.pending = 0;
+        self.peak_before_pending = self.peak;
         let growth = (desired as u64).saturating_sub(current as u64);
         let total = self.total.saturating_add(growth);
         if total > self.limit {
@@ -77,7 +81,7 @@ impl ResourceLimiter for MemoryLimiter {
         // The pool's slot size is at least the attempt's limit, so this means the host could
         // not map memory the guest was entitled to: still reported as the memory limit, the
         // closest thing the guest can act on.
-        self.total -= self.pending;
+        self.total = self.total.saturating_sub(self.pending);
         self.pending = 0;
         self.peak = self.peak_before_pending;
         self.hit = true;
@@ -137,5 +141,20 @@ mod tests {
         assert!(limiter.hit());
         assert_eq!(limiter.peak_bytes(), PAGE as u64);
         assert!(limiter.memory_growing(PAGE, 2 * PAGE, None).unwrap());
+    }
+
+    #[test]
+    fn a_failure_after_a_refusal_undoes_nothing_stale() {
+        let mut limiter = MemoryLimiter::new(4 * PAGE as u64);
+        assert!(limiter.memory_growing(0, 3 * PAGE, None).unwrap());
+        // Refused: nothing is pending any more.
+        assert!(!limiter.memory_growing(3 * PAGE, 8 * PAGE, None).unwrap());
+        limiter
+            .memory_grow_failed(wasmtime::format_err!("spurious"))
+            .unwrap();
+        // The 3 pages are still counted: one more page fits, two do not.
+        assert!(!limiter.memory_growing(0, 2 * PAGE, None).unwrap());
+        assert!(limiter.memory_growing(0, PAGE, None).unwrap());
+        assert_eq!(limiter.peak_bytes(), 4 * PAGE as u64);
     }
 }

@@ -6,7 +6,8 @@
 //! - `engine`: the wasmtime `Engine` (fuel, epochs, pooling allocator) and the epoch ticker.
 //! - `host`: bindings of `wit/job.wit`, per-attempt store state, the `host` imports, the linker.
 //! - `component`: header checks, compile, import allow-list, world check; `Prepared`.
-//! - `cache`: digest → prepared component, bounded, compile-once.
+//! - `cache`: (tenant, digest) → prepared component, bounded by bytes per tenant and in all,
+//!   admitted only after a successful compile, compile-once.
 //! - `limits`: the per-attempt memory `ResourceLimiter`.
 //! - `capture`: bounded stdout/stderr that feed the journal.
 //! - `journal`: log lines and progress shared with the worker.
@@ -29,16 +30,16 @@ mod limits;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
-use self::cache::Cache;
+use self::cache::{Cache, Key};
 use self::capture::Capture;
 use self::classify::{CancelRequested, DeadlineExceeded, Ending, Facts, Verdict, classify};
 use self::host::{HostState, WitContext};
@@ -46,7 +47,8 @@ use self::journal::LogBounds;
 use self::limits::MemoryLimiter;
 use crate::model::{Level, Outcome};
 
-pub use self::component::{ComponentError, PrepareError, Prepared};
+pub use self::cache::{CacheStats, TenantId};
+pub use self::component::{CompileCaps, ComponentError, PrepareError, Prepared};
 pub use self::journal::{Journal, LogLine, Progress};
 
 /// Tunables of the sandbox. Per-run limits (`Limits`) are clamped to these.
@@ -70,8 +72,25 @@ pub struct SandboxConfig {
     pub max_output_bytes: usize,
     /// Bytes of stdout, and separately of stderr, captured per attempt; the rest is discarded.
     pub max_stdio_bytes: usize,
-    /// Compiled components kept in memory.
-    pub cache_entries: usize,
+    /// Fields one log line may carry; later ones are dropped. Keys and values share the
+    /// line's `max_log_line_bytes` budget with the message.
+    pub max_log_fields: usize,
+    /// Bytes of compiled components kept in memory, all tenants together.
+    pub cache_bytes: usize,
+    /// Bytes of compiled components kept in memory for one tenant.
+    pub cache_tenant_bytes: usize,
+    /// Compiles that may run at once (uploads and cache misses of runs): each takes a
+    /// blocking thread and a core for up to `compile_timeout`.
+    pub compile_concurrency: usize,
+    /// How long an upload waits for a compile slot before it is answered 503 with
+    /// `Retry-After`.
+    pub compile_queue_wait: Duration,
+    /// Longest compile of an upload (422 `compile_timeout` beyond). Cranelift cannot be
+    /// interrupted: the compile thread runs on to the end and keeps its slot meanwhile, so
+    /// timed-out compiles cannot pile up.
+    pub compile_timeout: Duration,
+    /// What one upload may ask the compiler to do (checked before compiling).
+    pub compile_caps: CompileCaps,
     /// Bytes at the start of each pooled linear memory kept resident between runs and zeroed
     /// instead of handed back to the kernel (0: hand everything back). Zeroing costs per byte
     /// kept; handing back costs a page fault per page the next run touches.
@@ -88,7 +107,13 @@ impl Default for SandboxConfig {
             max_log_line_bytes: 8 * 1024,
             max_output_bytes: 1024 * 1024,
             max_stdio_bytes: 64 * 1024,
-            cache_entries: 256,
+            max_log_fields: 64,
+            cache_bytes: 256 * 1024 * 1024,
+            cache_tenant_bytes: 64 * 1024 * 1024,
+            compile_concurrency: 1,
+            compile_queue_wait: Duration::from_secs(5),
+            compile_timeout: Duration::from_secs(30),
+            compile_caps: CompileCaps::default(),
             keep_resident_bytes: 0,
         }
     }
@@ -105,7 +130,24 @@ struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Cache,
+    /// Compile slots (`compile_concurrency`); a permit lives as long as its compile thread.
+    compiles: Arc<Semaphore>,
+    /// Compiles started since the sandbox was built (for metrics and tests).
+    compiled: AtomicU64,
 }
+
+/// Bytes a guest may pass to the host in one call beyond its largest output (the error
+/// variant, a log line with its fields): `Store::set_hostcall_fuel` is `max_output_bytes`
+/// plus this. Guest-controlled host allocation.
+const HOSTCALL_SLACK_BYTES: usize = 64 * 1024;
+
+/// Largest `get-random-bytes` / `get-insecure-random-bytes` request; larger ones trap.
+/// Guest-controlled host allocation.
+pub const MAX_RANDOM_BYTES: u64 = 1024 * 1024;
+
+/// Component-model handles (resources) live at once in one attempt's store: host memory the
+/// guest controls.
+const MAX_COMPONENT_HANDLES: usize = 10_000;
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -257,49 +299,60 @@ impl Sandbox {
             .map_err(|e| anyhow::Error::from(e).context("linking the host interfaces"))?;
         // Detached: the thread ends by itself once the engine is gone.
         let _ticker = engine::start_epoch_ticker(&engine, config.epoch_tick)?;
-        let cache = Cache::new(config.cache_entries);
+        let cache = Cache::new(config.cache_bytes, config.cache_tenant_bytes);
+        let compiles = Arc::new(Semaphore::new(config.compile_concurrency.max(1)));
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 config,
                 engine,
                 linker,
                 cache,
+                compiles,
+                compiled: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// What the compiled-component cache holds.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Whether `tenant`'s component `digest` is compiled and cached.
+    pub fn is_cached(&self, tenant: TenantId, digest: &str) -> bool {
+        self.inner.cache.contains(&(tenant, digest.to_owned()))
+    }
+
+    /// Compiles started since this sandbox was built (cache misses and uploads).
+    pub fn compiles(&self) -> u64 {
+        self.inner.compiled.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
     }
 
-    /// Upload-time validation: header, compile, import allow-list, world. The compile runs on
-    /// tokio's blocking pool. On success the prepared component is also cached (and bytes
-    /// already in the cache are not compiled again).
-    pub async fn validate(&self, bytes: Vec<u8>) -> Result<ValidatedComponent, ComponentError> {
+    /// Upload-time validation for `tenant`: header, proposals, compile caps, compile (bounded
+    /// in concurrency, queueing time and wall time), import allow-list, world. On success the
+    /// prepared component is cached for the tenant (and bytes already cached for it are not
+    /// compiled again).
+    pub async fn validate(
+        &self,
+        tenant: TenantId,
+        bytes: Vec<u8>,
+    ) -> Result<ValidatedComponent, ComponentError> {
         let size = bytes.len();
-        let inner = self.inner.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            let digest = component::digest(&bytes);
-            let slot = inner.cache.slot(&digest);
-            if let Some(prepared) = slot.get() {
-                return Ok(prepared.clone());
-            }
-            match component::compile(&inner.engine, &inner.linker, digest.clone(), &bytes) {
-                Ok(prepared) => {
-                    let prepared = Arc::new(prepared);
-                    // A concurrent `prepare` may have filled the slot meanwhile: same bytes,
-                    // same result, so either copy will do.
-                    let _ = slot.set(prepared.clone());
-                    Ok(prepared)
-                }
-                Err(error) => {
-                    inner.cache.forget_if_empty(&digest);
-                    Err(error)
-                }
-            }
-        })
-        .await
-        .map_err(compile_crashed)??;
+        // The cheap checks first, so garbage never waits for (or takes) a compile slot.
+        component::precheck(&bytes, &self.inner.config.compile_caps)?;
+        let digest = component::digest(&bytes);
+        let prepared = self
+            .cached_or_compile((tenant, digest), true, || async move { Ok(bytes) })
+            .await
+            .map_err(|e| match e {
+                PrepareError::Component(e) => e,
+                // `load` cannot fail here.
+                PrepareError::Load(e) => ComponentError::Invalid(format!("{e:#}")),
+            })?;
         Ok(ValidatedComponent {
             digest: prepared.digest().to_owned(),
             size,
@@ -308,11 +361,12 @@ impl Sandbox {
         })
     }
 
-    /// The prepared component for `digest`, from the cache or by calling `load` for its bytes
-    /// and compiling them (on the blocking pool). Concurrent callers for one digest compile
-    /// once. The bytes must hash to `digest`.
+    /// `tenant`'s prepared component for `digest`, from the cache or by calling `load` for its
+    /// bytes and compiling them (behind the compile slots, on the blocking pool). Concurrent
+    /// callers for one key compile once. The bytes must hash to `digest`.
     pub async fn prepare<F, Fut>(
         &self,
+        tenant: TenantId,
         digest: &str,
         load: F,
     ) -> Result<Arc<Prepared>, PrepareError>
@@ -320,32 +374,94 @@ impl Sandbox {
         F: FnOnce() -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<u8>>>,
     {
-        let slot = self.inner.cache.slot(digest);
+        self.cached_or_compile((tenant, digest.to_owned()), false, load)
+            .await
+    }
+
+    async fn cached_or_compile<F, Fut>(
+        &self,
+        key: Key,
+        upload: bool,
+        load: F,
+    ) -> Result<Arc<Prepared>, PrepareError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<Vec<u8>>>,
+    {
+        let cache = &self.inner.cache;
+        if let Some(prepared) = cache.get(&key) {
+            return Ok(prepared);
+        }
+        let slot = cache.inflight(&key);
         let result = slot
             .get_or_try_init(|| async {
                 let bytes = load().await.map_err(PrepareError::Load)?;
-                let inner = self.inner.clone();
-                let expected = digest.to_owned();
-                let prepared = tokio::task::spawn_blocking(move || {
-                    let actual = component::digest(&bytes);
-                    if actual != expected {
-                        return Err(PrepareError::Load(anyhow::anyhow!(
-                            "the bytes loaded for component {expected} hash to {actual}"
-                        )));
-                    }
-                    component::compile(&inner.engine, &inner.linker, actual, &bytes)
-                        .map_err(PrepareError::Component)
-                })
-                .await
-                .map_err(|e| PrepareError::Component(compile_crashed(e)))??;
-                Ok(Arc::new(prepared))
+                let actual = component::digest(&bytes);
+                if actual != key.1 {
+                    return Err(PrepareError::Load(anyhow::anyhow!(
+                        "the bytes loaded for component {} hash to {actual}",
+                        key.1
+                    )));
+                }
+                self.compile_bounded(actual, bytes, upload)
+                    .await
+                    .map(Arc::new)
             })
             .await
             .cloned();
-        if result.is_err() {
-            self.inner.cache.forget_if_empty(digest);
-        }
+        cache.finish(&key, &slot, result.as_ref().ok());
         result
+    }
+
+    /// Compiles behind a compile slot on the blocking pool. An upload waits at most
+    /// `compile_queue_wait` for the slot and `compile_timeout` for the compile; the slot is
+    /// released only when the compile thread really ends.
+    async fn compile_bounded(
+        &self,
+        digest: String,
+        bytes: Vec<u8>,
+        upload: bool,
+    ) -> Result<Prepared, PrepareError> {
+        let config = &self.inner.config;
+        let slots = self.inner.compiles.clone();
+        let permit = if upload {
+            match tokio::time::timeout(config.compile_queue_wait, slots.acquire_owned()).await {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let retry = config.compile_timeout.as_secs().clamp(1, 60);
+                    return Err(PrepareError::Component(ComponentError::CompilerBusy(retry)));
+                }
+            }
+        } else {
+            slots.acquire_owned().await
+        }
+        .map_err(|_| PrepareError::Load(anyhow::anyhow!("the sandbox is shutting down")))?;
+        let inner = self.inner.clone();
+        let compile = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner.compiled.fetch_add(1, Ordering::Relaxed);
+            let caps = &inner.config.compile_caps;
+            component::compile(&inner.engine, &inner.linker, digest, &bytes, caps)
+        });
+        let joined = if upload {
+            match tokio::time::timeout(config.compile_timeout, compile).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!(
+                        timeout_ms = config.compile_timeout.as_millis() as u64,
+                        "an upload's compile timed out; its thread runs on, holding its slot"
+                    );
+                    return Err(PrepareError::Component(ComponentError::CompileTimeout(
+                        config.compile_timeout,
+                    )));
+                }
+            }
+        } else {
+            compile.await
+        };
+        joined
+            .map_err(|e| PrepareError::Component(compile_crashed(e)))?
+            .map_err(PrepareError::Component)
     }
 
     /// Runs one attempt in a fresh instance. Never panics and never returns an error: every
@@ -386,6 +502,7 @@ impl Sandbox {
         let bounds = LogBounds {
             max_lines: config.max_log_lines,
             max_line_bytes: config.max_log_line_bytes,
+            max_fields: config.max_log_fields,
         };
         let limits = attempt.limits;
         let memory_bytes = limits.memory_bytes.min(config.max_memory_bytes);
@@ -397,6 +514,7 @@ impl Sandbox {
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         let state = HostState::new(
             wasi,
@@ -407,6 +525,11 @@ impl Sandbox {
         );
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // Bounds what the host copies out of the guest per call (strings and lists of a host
+        // call's arguments, and `run`'s result): a longer output or log message traps instead
+        // of being copied first and refused after.
+        store.set_hostcall_fuel(config.max_output_bytes.saturating_add(HOSTCALL_SLACK_BYTES));
+        store.set_max_component_handles(MAX_COMPONENT_HANDLES);
         // Far-future fallback for absurd timeouts, so the arithmetic cannot overflow.
         let deadline = started
             .checked_add(limits.timeout)

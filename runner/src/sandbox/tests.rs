@@ -11,6 +11,9 @@ use super::*;
 
 const MIB: u64 = 1024 * 1024;
 
+/// The tenant the tests compile for (the cache is keyed by tenant).
+const TENANT: TenantId = 1;
+
 /// Fuel for attempts that should be stopped by something else (≈ minutes of CPU).
 const PLENTY_OF_FUEL: u64 = 1 << 40;
 
@@ -38,7 +41,7 @@ fn config() -> SandboxConfig {
 
 async fn prepared(sandbox: &Sandbox, name: &str) -> Arc<Prepared> {
     sandbox
-        .validate(example(name))
+        .validate(TENANT, example(name))
         .await
         .unwrap_or_else(|e| panic!("example {name} should validate: {e}"))
         .prepared
@@ -86,7 +89,7 @@ async fn run(
 #[tokio::test]
 async fn hello_returns_its_output_and_logs() {
     let sandbox = Sandbox::new(config()).unwrap();
-    let validated = sandbox.validate(example("hello")).await.unwrap();
+    let validated = sandbox.validate(TENANT, example("hello")).await.unwrap();
     assert_eq!(validated.digest.len(), 64);
     assert!(
         validated
@@ -389,7 +392,7 @@ async fn a_full_instance_pool_is_the_runners_fault() {
 #[tokio::test]
 async fn validate_rejects_what_is_not_a_job_component() {
     let sandbox = Sandbox::new(config()).unwrap();
-    let reject = |bytes: &[u8]| sandbox.validate(bytes.to_vec());
+    let reject = |bytes: &[u8]| sandbox.validate(TENANT, bytes.to_vec());
 
     assert_eq!(
         reject(b"not wasm at all").await.unwrap_err(),
@@ -465,7 +468,7 @@ async fn prepare_compiles_a_digest_once_and_caches_it() {
         );
         async move {
             sandbox
-                .prepare(&digest, || async move {
+                .prepare(TENANT, &digest, || async move {
                     loads.fetch_add(1, Ordering::SeqCst);
                     Ok(bytes)
                 })
@@ -480,12 +483,12 @@ async fn prepare_compiles_a_digest_once_and_caches_it() {
     assert_eq!(all[0].digest(), digest);
 
     // Validating the same bytes again reuses the cached compile.
-    let validated = sandbox.validate(bytes.clone()).await.unwrap();
+    let validated = sandbox.validate(TENANT, bytes.clone()).await.unwrap();
     assert!(Arc::ptr_eq(&validated.prepared, &all[0]));
 
     // Cached now: `load` is not called again.
     let again = sandbox
-        .prepare(&digest, || async {
+        .prepare(TENANT, &digest, || async {
             anyhow::bail!("must not be loaded again")
         })
         .await
@@ -498,13 +501,67 @@ async fn prepare_refuses_bytes_that_do_not_match_the_digest() {
     let sandbox = Sandbox::new(config()).unwrap();
     let wrong = "0".repeat(64);
     let error = sandbox
-        .prepare(&wrong, || async { Ok(example("noop")) })
+        .prepare(TENANT, &wrong, || async { Ok(example("noop")) })
         .await
         .unwrap_err();
     assert!(matches!(error, PrepareError::Load(_)), "{error:?}");
     let error = sandbox
-        .prepare(&wrong, || async { anyhow::bail!("database is down") })
+        .prepare(TENANT, &wrong, || async {
+            anyhow::bail!("database is down")
+        })
         .await
         .unwrap_err();
     assert!(error.to_string().contains("database is down"), "{error}");
+}
+
+#[tokio::test]
+async fn the_cache_is_per_tenant_and_admits_only_successful_compiles() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let bytes = example("noop");
+    let digest = component::digest(&bytes);
+    sandbox.validate(TENANT, bytes.clone()).await.unwrap();
+    assert_eq!(sandbox.compiles(), 1);
+    assert!(sandbox.is_cached(TENANT, &digest));
+    // Another tenant's identical bytes are compiled for it: no shared artifact, no timing
+    // signal about what other tenants uploaded.
+    assert!(!sandbox.is_cached(TENANT + 1, &digest));
+    sandbox.validate(TENANT + 1, bytes.clone()).await.unwrap();
+    assert_eq!(sandbox.compiles(), 2);
+    sandbox.validate(TENANT + 1, bytes).await.unwrap();
+    assert_eq!(sandbox.compiles(), 2, "cached for that tenant now");
+    // A component that fails after compiling (wrong world) takes no room.
+    let before = sandbox.cache_stats();
+    assert!(
+        sandbox
+            .validate(TENANT, COMPONENT_PREAMBLE.to_vec())
+            .await
+            .is_err()
+    );
+    assert_eq!(sandbox.cache_stats(), before);
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_share_evicts_only_its_own_entries() {
+    let hello = example("hello");
+    let noop = example("noop");
+    let probe = Sandbox::new(config()).unwrap();
+    let size = |b: Vec<u8>| {
+        let probe = probe.clone();
+        async move { probe.validate(TENANT, b).await.unwrap().prepared.size() }
+    };
+    let share = size(hello.clone()).await.max(size(noop.clone()).await) + 1;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_tenant_bytes: share,
+        cache_bytes: 2 * share,
+        ..config()
+    })
+    .unwrap();
+    sandbox.validate(TENANT, hello.clone()).await.unwrap();
+    // Tenant 2 uploads two components, more than its share: its first one goes.
+    sandbox.validate(TENANT + 1, noop.clone()).await.unwrap();
+    sandbox.validate(TENANT + 1, hello.clone()).await.unwrap();
+    assert!(sandbox.is_cached(TENANT, &component::digest(&hello)));
+    assert!(sandbox.is_cached(TENANT + 1, &component::digest(&hello)));
+    assert!(!sandbox.is_cached(TENANT + 1, &component::digest(&noop)));
+    assert!(sandbox.cache_stats().bytes <= 2 * share);
 }

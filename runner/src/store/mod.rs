@@ -318,6 +318,9 @@ pub struct ClaimedRun {
     pub lease_token: Uuid,
     /// Snoozes so far (bounded by the runner's `max_snoozes`).
     pub snoozes: i32,
+    /// Attempts refunded so far because the runner failed them (bounded by the worker's
+    /// `MAX_RUNNER_FAULT_REFUNDS`).
+    pub runner_faults: i32,
     pub priority: i16,
 }
 

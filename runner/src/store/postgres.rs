@@ -323,6 +323,7 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedRun, sqlx::Error> {
         scheduled_at: row.try_get("scheduled_at")?,
         lease_token: row.try_get("lease_token")?,
         snoozes: row.try_get("snoozes")?,
+        runner_faults: row.try_get("runner_faults")?,
         priority: row.try_get("priority")?,
     })
 }
@@ -608,15 +609,23 @@ impl Store for PgStore {
                         });
                     }
                 }
-                let id: i64 = sqlx::query_scalar(
+                // Two first uploads of one name race here: the loser waits for the winner's
+                // commit, inserts nothing, and starts over, now finding the job (a new version
+                // or the same bytes, never a unique-violation error).
+                let id: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO jobs (tenant_id, name, current_version) VALUES ($1, $2, 1)
+                     ON CONFLICT (tenant_id, name) DO NOTHING
                      RETURNING id",
                 )
                 .bind(p.tenant_id)
                 .bind(&p.name)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(classify)?;
+                let Some(id) = id else {
+                    tx.rollback().await.map_err(classify)?;
+                    return self.job_upload(p).await;
+                };
                 sqlx::query(
                     "INSERT INTO job_versions (job_id, version, tenant_id, digest)
                      VALUES ($1, 1, $2, $3)",

@@ -57,7 +57,16 @@ pub(super) async fn run(ctx: Arc<WorkerContext>, mut rx: mpsc::Receiver<Done>) {
     }
 }
 
+/// Writes the batch, then lets go of its leases: until then the heartbeat keeps renewing them
+/// (an outcome is not durable before its write commits).
 async fn write(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogLine]) {
+    write_batch(ctx, completions, lines).await;
+    for c in completions {
+        ctx.in_flight.remove(c.lease_token);
+    }
+}
+
+async fn write_batch(ctx: &WorkerContext, completions: &[Completion], lines: &[NewLogLine]) {
     if write_retrying(ctx, completions, lines).await {
         return;
     }

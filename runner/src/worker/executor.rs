@@ -18,6 +18,11 @@ use crate::sandbox::{
 };
 use crate::store::{AttemptRecord, ClaimedRun, Completion, NewLogLine, StoreError};
 
+/// Attempts of one run refunded for the runner's own faults (pool full, component could not be
+/// loaded) before further ones count against `max_attempts` like any failure: a run can never
+/// be retried for free forever, whatever causes the faults.
+pub(crate) const MAX_RUNNER_FAULT_REFUNDS: i32 = 10;
+
 fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> {
     lines
         .into_iter()
@@ -45,7 +50,8 @@ pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: Canc
     let started = ctx.clock.now();
     let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
     let ended = ctx.clock.now();
-    let interrupted = ctx.in_flight.remove(run.lease_token);
+    // The lease stays renewed until the completer has written the outcome.
+    let interrupted = ctx.in_flight.finish(run.lease_token);
     let progress = journal
         .progress()
         .map(|p| (p.percent as i16, p.message.clone()));
@@ -83,7 +89,7 @@ async fn attempt(
     let (tenant_id, digest) = (run.tenant_id, job.digest.clone());
     let prepared = ctx
         .sandbox
-        .prepare(&job.digest, || async move {
+        .prepare(run.tenant_id, &job.digest, || async move {
             match store.component_bytes(tenant_id, &digest).await {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(anyhow::anyhow!("component {digest} is not in the database")),
@@ -177,11 +183,25 @@ fn log_flush_failure(run: Uuid, e: &StoreError, lines: usize) {
 fn decide(
     limits: &RunLimits,
     run: &ClaimedRun,
-    report: AttemptReport,
+    mut report: AttemptReport,
     interrupted: Option<Interrupt>,
     started: chrono::DateTime<chrono::Utc>,
     ended: chrono::DateTime<chrono::Utc>,
 ) -> Completion {
+    if report.runner_fault && run.runner_faults >= MAX_RUNNER_FAULT_REFUNDS {
+        // Refunds used up: from now on the attempt counts, and may be retried like a crash.
+        report.runner_fault = false;
+        report.retryable = true;
+        report.error = Some(format!(
+            "{} (the runner failed this run's attempts {} times; they now count against \
+             max_attempts)",
+            report
+                .error
+                .as_deref()
+                .unwrap_or("the runner failed the attempt"),
+            run.runner_faults
+        ));
+    }
     let record = AttemptRecord {
         outcome: report.outcome,
         error: report.error.clone(),
@@ -296,6 +316,7 @@ mod tests {
             scheduled_at: chrono::Utc::now(),
             lease_token: Uuid::new_v4(),
             snoozes: 0,
+            runner_faults: 0,
             priority: 0,
         }
     }
@@ -371,9 +392,22 @@ mod tests {
 
         let mut fault = report(Outcome::Error, false);
         fault.runner_fault = true;
-        let fault = decide(&limits, &run(1, 1), fault, None, now, now);
-        assert!(matches!(fault.transition, Transition::RunnerFault { .. }));
-        assert!(fault.transition.refunds_attempt());
+        let refunded = decide(&limits, &run(1, 1), fault.clone(), None, now, now);
+        assert!(matches!(
+            refunded.transition,
+            Transition::RunnerFault { .. }
+        ));
+        assert!(refunded.transition.refunds_attempt());
+        // Refunds are capped: past the cap the attempt counts like any crash.
+        let mut faulty = run(1, 2);
+        faulty.runner_faults = MAX_RUNNER_FAULT_REFUNDS;
+        let counted = decide(&limits, &faulty, fault.clone(), None, now, now);
+        assert!(matches!(counted.transition, Transition::Retry { .. }));
+        assert!(!counted.transition.refunds_attempt());
+        let mut faulty = run(2, 2);
+        faulty.runner_faults = MAX_RUNNER_FAULT_REFUNDS;
+        let last = decide(&limits, &faulty, fault, None, now, now);
+        assert_eq!(last.transition, Transition::Fail);
 
         let cancelled = decide(
             &limits,

@@ -55,6 +55,9 @@ struct Running {
     /// When this runner last renewed the lease (its own clock, used only to measure elapsed
     /// time: expiry itself is judged by the database).
     renewed: std::time::Instant,
+    /// The attempt has ended and its outcome waits for the completer: the lease is still
+    /// renewed (the outcome is not durable yet), there is nothing left to interrupt.
+    finished: bool,
 }
 
 /// The attempts this runner is executing, by lease token: their leases are extended by the
@@ -71,12 +74,25 @@ impl InFlight {
             flag,
             why: None,
             renewed: std::time::Instant::now(),
+            finished: false,
         };
         self.lock().insert(lease_token, running);
     }
 
-    fn remove(&self, lease_token: Uuid) -> Option<Interrupt> {
-        self.lock().remove(&lease_token).and_then(|r| r.why)
+    /// Marks the attempt ended and returns why it was interrupted, if it was. The lease stays
+    /// in the map, renewed by the heartbeat, until the completer has written the outcome
+    /// (`remove`): an outcome waiting for a slow or unreachable database must not let the
+    /// lease expire and the run be rescued and executed a second time.
+    fn finish(&self, lease_token: Uuid) -> Option<Interrupt> {
+        let mut runs = self.lock();
+        let running = runs.get_mut(&lease_token)?;
+        running.finished = true;
+        running.why
+    }
+
+    /// Forgets a lease once its outcome is written (or refused for good).
+    fn remove(&self, lease_token: Uuid) {
+        self.lock().remove(&lease_token);
     }
 
     /// The leases held: (run id, lease token) each.
@@ -125,7 +141,7 @@ impl InFlight {
     /// and the run been rescued elsewhere. Their late completion would be rejected anyway.
     fn stop_unrenewed(&self, max_age: Duration) {
         for running in self.lock().values_mut() {
-            if running.renewed.elapsed() > max_age && running.why.is_none() {
+            if running.renewed.elapsed() > max_age && running.why.is_none() && !running.finished {
                 tracing::warn!(run = %running.run_id, "lease not renewed in time: stopping the attempt");
                 InFlight::interrupt(running, Interrupt::LeaseLost);
             }
@@ -395,7 +411,7 @@ async fn claim_loop(
     }
     while let Some((run, _)) = buffer.pop() {
         // A run cancelled while it waited ends cancelled; the others go back to the queue.
-        let completion = match ctx.in_flight.remove(run.lease_token) {
+        let completion = match ctx.in_flight.finish(run.lease_token) {
             Some(Interrupt::Cancel) => {
                 let now = ctx.clock.now();
                 let record = crate::store::AttemptRecord {
@@ -449,5 +465,30 @@ async fn heartbeat(ctx: Arc<WorkerContext>, stop: CancellationToken) {
         let margin = ctx.settings.heartbeat.min(ctx.settings.lease / 2);
         ctx.in_flight
             .stop_unrenewed(ctx.settings.lease.saturating_sub(margin));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_attempt_keeps_its_lease_renewed_until_its_outcome_is_written() {
+        let in_flight = InFlight::default();
+        let (token, run) = (Uuid::new_v4(), Uuid::now_v7());
+        let flag = CancelFlag::new();
+        in_flight.insert(token, run, flag.clone());
+        in_flight.cancel_run(run);
+        // The attempt ends: the interrupt is reported, the lease is still held and renewed.
+        assert_eq!(in_flight.finish(token), Some(Interrupt::Cancel));
+        assert_eq!(in_flight.leases(), [(run, token)]);
+        // A waiting outcome is never "stopped" for an unrenewed lease: nothing runs any more.
+        std::thread::sleep(Duration::from_millis(5));
+        in_flight.stop_unrenewed(Duration::ZERO);
+        assert_eq!(in_flight.finish(token), Some(Interrupt::Cancel));
+        // Written: the lease is let go.
+        in_flight.remove(token);
+        assert!(in_flight.leases().is_empty());
+        assert_eq!(in_flight.finish(token), None);
     }
 }

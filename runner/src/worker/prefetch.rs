@@ -78,6 +78,7 @@ mod tests {
             scheduled_at: chrono::Utc::now(),
             lease_token: Uuid::new_v4(),
             snoozes: 0,
+            runner_faults: 0,
             priority: 0,
         }
     }

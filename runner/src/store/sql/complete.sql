@@ -35,6 +35,9 @@ WITH input AS (
         attempt = r.attempt - CASE WHEN i.record THEN 0 ELSE 1 END,
         max_attempts = r.max_attempts + CASE WHEN i.refund_attempt THEN 1 ELSE 0 END,
         snoozes = r.snoozes + CASE WHEN i.snoozed THEN 1 ELSE 0 END,
+        -- A refunded attempt going to `retrying` is a runner fault (see Transition::RunnerFault).
+        runner_faults = r.runner_faults
+            + CASE WHEN i.refund_attempt AND i.state = 'retrying' THEN 1 ELSE 0 END,
         progress = coalesce(i.progress, r.progress),
         progress_message = coalesce(i.progress_message, r.progress_message),
         state_reason = i.reason,
