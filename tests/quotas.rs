@@ -587,3 +587,46 @@ async fn one_tenants_key_never_reaches_another_tenants_resources() {
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
     r.shutdown().await;
 }
+
+/// `max_log_bytes_per_attempt`: lines past the tenant's budget are dropped and the log says so;
+/// another tenant's log is whole.
+#[tokio::test]
+async fn an_attempts_log_stops_at_its_tenants_byte_budget() {
+    let r = TestRunner::start().await;
+    let small = r.tenant("small").await;
+    let other = r.tenant("other").await;
+    set_limits(&r, "small", json!({"max_log_bytes_per_attempt": 20})).await;
+    for t in [&small, &other] {
+        r.upload(t, "report", "report").await;
+    }
+    let mut messages = Vec::new();
+    for t in [&small, &other] {
+        let run = r.enqueue(t, "report", json!({"input": {"n": 1000}})).await;
+        let id = run["id"].as_str().unwrap();
+        let run = r.wait_terminal(t, id).await;
+        assert_eq!(run["state"], "succeeded", "{run}");
+        let lines: Vec<String> = r
+            .logs(t, id)
+            .await
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        messages.push(lines);
+    }
+    let (small, other) = (&messages[0], &messages[1]);
+    // "counting the primes below 1000" with its field is over 20 bytes; "done" fits.
+    assert!(
+        !small.iter().any(|m| m.starts_with("counting")),
+        "{small:?}"
+    );
+    assert!(small.iter().any(|m| m == "done"), "{small:?}");
+    assert!(
+        small
+            .iter()
+            .any(|m| m.contains("dropped") && m.contains("max_log_bytes_per_attempt")),
+        "the log says lines were dropped: {small:?}"
+    );
+    assert!(other.iter().any(|m| m.starts_with("counting")), "{other:?}");
+    assert!(!other.iter().any(|m| m.contains("dropped")), "{other:?}");
+    r.shutdown().await;
+}

@@ -196,6 +196,8 @@ pub struct WorkerSettings {
     /// The quota default `max_running` (copied from [`Settings::quotas`] at start): claims
     /// hold a tenant without a limit of its own to it.
     pub tenant_max_running: Option<i32>,
+    /// The quota default `max_log_bytes_per_attempt` (copied like `tenant_max_running`).
+    pub tenant_max_log_bytes: Option<i64>,
 }
 
 impl Default for WorkerSettings {
@@ -212,6 +214,7 @@ impl Default for WorkerSettings {
             journal_flush: Duration::from_millis(500),
             enabled: true,
             tenant_max_running: None,
+            tenant_max_log_bytes: None,
         }
     }
 }

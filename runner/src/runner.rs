@@ -66,6 +66,7 @@ impl Runner {
         settings.check().map_err(anyhow::Error::msg)?;
         let mut settings = settings;
         settings.worker.tenant_max_running = settings.quotas.max_running;
+        settings.worker.tenant_max_log_bytes = settings.quotas.max_log_bytes_per_attempt;
         // The database may drop (restart, failover) while a runner starts: wait, never exit.
         loop {
             match store.migrate().await {

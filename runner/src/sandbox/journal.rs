@@ -54,14 +54,31 @@ struct JournalInner {
     lines: Vec<LogLine>,
     /// Lines accepted since the journal was created, drained or not: the per-attempt bound.
     accepted: usize,
-    /// Lines refused because the bound was reached.
+    /// Lines refused because a bound was reached.
     dropped: u64,
+    /// Bytes of lines (message plus field names and values) accepted since creation.
+    accepted_bytes: usize,
+    /// The tenant's `max_log_bytes_per_attempt`, if any.
+    byte_budget: Option<usize>,
     progress: Option<Progress>,
 }
 
 impl Journal {
     pub fn new() -> Journal {
         Journal::default()
+    }
+
+    /// A journal that also refuses lines once the attempt has written `budget` bytes of log
+    /// (messages plus field names and values, after truncation).
+    pub fn with_byte_budget(budget: Option<usize>) -> Journal {
+        let journal = Journal::default();
+        journal.lock().byte_budget = budget;
+        journal
+    }
+
+    /// The byte budget this journal was created with.
+    pub fn byte_budget(&self) -> Option<usize> {
+        self.lock().byte_budget
     }
 
     /// Takes the lines written so far (oldest first); later calls return only newer lines.
@@ -94,13 +111,22 @@ impl Journal {
             inner.dropped += 1;
             return;
         }
-        inner.accepted += 1;
         let message = truncate(message, bounds.max_line_bytes).to_owned();
         let fields = bound_fields(
             fields,
             bounds.max_line_bytes - message.len(),
             bounds.max_fields,
         );
+        let bytes = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if inner
+            .byte_budget
+            .is_some_and(|budget| inner.accepted_bytes + bytes > budget)
+        {
+            inner.dropped += 1;
+            return;
+        }
+        inner.accepted += 1;
+        inner.accepted_bytes += bytes;
         inner.lines.push(LogLine {
             at: Utc::now(),
             level,
@@ -167,6 +193,30 @@ fn bound_fields(
         kept.push((key, value));
     }
     kept
+}
+
+#[cfg(test)]
+mod byte_budget_tests {
+    use super::*;
+
+    #[test]
+    fn lines_past_the_byte_budget_are_dropped_and_counted() {
+        let bounds = LogBounds {
+            max_lines: 1000,
+            max_line_bytes: 8192,
+            max_fields: 64,
+        };
+        let journal = Journal::with_byte_budget(Some(100));
+        for _ in 0..5 {
+            journal.push(&bounds, Level::Info, &"x".repeat(30), Vec::new());
+        }
+        // 3 × 30 bytes fit in 100, the fourth would not.
+        assert_eq!(journal.drain_lines().len(), 3);
+        assert_eq!(journal.dropped_lines(), 2);
+        // A short line that still fits is accepted.
+        journal.push(&bounds, Level::Info, "0123456789", Vec::new());
+        assert_eq!(journal.drain_lines().len(), 1);
+    }
 }
 
 #[cfg(test)]

@@ -604,10 +604,14 @@ impl Sandbox {
         }
         let dropped = journal.dropped_lines();
         if dropped > 0 {
+            let bytes = journal
+                .byte_budget()
+                .map(|b| format!(" and {b} bytes of log (its tenant's max_log_bytes_per_attempt)"))
+                .unwrap_or_default();
             journal.push_note(
                 Level::Warn,
                 format!(
-                    "{dropped} log lines dropped: an attempt may write at most {} lines",
+                    "{dropped} log lines dropped: an attempt may write at most {} lines{bytes}",
                     config.max_log_lines
                 ),
             );

@@ -119,6 +119,8 @@ pub trait TenancyStore {
     async fn api_key_disable(&self, tenant: &str, prefix: &str) -> StoreResult<Option<u64>>;
     /// The tenant's own quota overrides; `None` when the tenant does not exist.
     async fn tenant_limits_get(&self, name: &str) -> StoreResult<Option<(Tenant, TenantLimits)>>;
+    /// The tenant's own quota overrides by id (all `None` for an unknown tenant).
+    async fn tenant_limits_of(&self, tenant_id: i64) -> StoreResult<TenantLimits>;
     /// Replaces the tenant's quota overrides; `None` when the tenant does not exist.
     async fn tenant_limits_put(
         &self,
@@ -358,6 +360,21 @@ impl TenancyStore for PgStore {
         .map_err(classify)?;
         row.map(|row| Ok((tenant_from_row(&row)?, limits_from_row(&row)?)))
             .transpose()
+            .map_err(classify)
+    }
+
+    async fn tenant_limits_of(&self, tenant_id: i64) -> StoreResult<TenantLimits> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LIMIT_COLUMNS} FROM tenant_limits l WHERE l.tenant_id = $1"
+        )))
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        row.as_ref()
+            .map(limits_from_row)
+            .transpose()
+            .map(Option::unwrap_or_default)
             .map_err(classify)
     }
 

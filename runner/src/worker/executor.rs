@@ -45,7 +45,9 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
 /// Executes one claimed run (already registered in `in_flight` by the claim loop, so its
 /// lease was kept alive while it waited for a slot) and decides its completion.
 pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: CancelFlag) -> Done {
-    let journal = Arc::new(Journal::new());
+    let journal = Arc::new(Journal::with_byte_budget(
+        ctx.log_budget(run.tenant_id).await,
+    ));
     let input = std::mem::take(&mut run.input).into_bytes();
     let started = ctx.clock.now();
     let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
