@@ -426,3 +426,72 @@ async fn claims_share_among_tenants_by_weight() {
     assert!(only_light.iter().all(|c| c.tenant_id != heavy_id));
     r.shutdown().await;
 }
+
+/// Hostile test 1 of the security review: a tenant hangs a 1,000-link chain under a run, and
+/// the runner executing it (and another tenant's run) dies. The rescue fails the head, cancels
+/// every link in one statement, and still rescues the other tenant's run: no deep chain can
+/// stall rescue for everyone.
+#[tokio::test]
+async fn a_deep_chain_under_a_lost_run_never_stalls_another_tenants_rescue() {
+    let fast = |s: &mut sandfire::config::Settings| {
+        s.worker.heartbeat = Duration::from_millis(100);
+        s.worker.lease = Duration::from_millis(2_000);
+    };
+    let links = knob("SANDFIRE_TEST_CHAIN_RESCUE", 1000);
+    let r = TestRunner::start_with(fast).await;
+    let a = r.tenant("alpha").await;
+    let b = r.tenant("beta").await;
+    for t in [&a, &b] {
+        r.upload(t, "spin", "spin").await;
+        r.upload(t, "noop", "noop").await;
+    }
+    let long = json!({"timeout_ms": 300_000, "fuel": 10_000_000_000_000u64, "max_attempts": 1});
+    let head = r.enqueue(&a, "spin", long.clone()).await;
+    let head_id = Uuid::parse_str(&id(&head)).unwrap();
+    let last = chain(&r, &a, head_id, links).await;
+    let theirs = r
+        .enqueue(
+            &b,
+            "spin",
+            json!({"timeout_ms": 300_000, "fuel": 10_000_000_000_000u64, "max_attempts": 2}),
+        )
+        .await;
+    for (t, run) in [(&a, id(&head)), (&b, id(&theirs))] {
+        r.wait_for(t, &run, Duration::from_secs(20), |r| {
+            r["state"] == "running"
+        })
+        .await;
+    }
+    let rescuer = r
+        .second_runner(|s| {
+            fast(s);
+            s.worker.queues = vec!["other".into()];
+        })
+        .await;
+    r.crash();
+    let head = rescuer
+        .wait_for(&a, &id(&head), Duration::from_secs(20), |r| {
+            r["state"] == "failed"
+        })
+        .await;
+    assert_eq!(head["attempts"][0]["outcome"], "runner_lost", "{head:#}");
+    let last = rescuer.run(&a, &last.to_string()).await;
+    assert_eq!(
+        last["state"], "cancelled",
+        "the chain's last link: {last:#}"
+    );
+    let cancelled = rescuer
+        .count("SELECT count(*) FROM runs WHERE state = 'cancelled'")
+        .await;
+    assert_eq!(cancelled, links as i64, "every link cancelled");
+    let theirs = rescuer
+        .wait_for(&b, &id(&theirs), Duration::from_secs(20), |r| {
+            r["attempts"][0]["outcome"] == "runner_lost"
+        })
+        .await;
+    assert!(
+        matches!(theirs["state"].as_str(), Some("retrying" | "enqueued")),
+        "the other tenant's run was rescued for another attempt: {theirs:#}"
+    );
+    rescuer.shutdown().await;
+}
