@@ -126,6 +126,9 @@ fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
         cancel_requested_at: row.try_get("cancel_requested_at")?,
         schedule: row.try_get("schedule")?,
         fire_at: row.try_get("fire_at")?,
+        // Only the list query has these columns.
+        input_truncated: row.try_get("input_truncated").unwrap_or(false),
+        output_truncated: row.try_get("output_truncated").unwrap_or(false),
     })
 }
 
@@ -375,6 +378,14 @@ async fn claim_tenant_rows(
 impl Store for PgStore {
     fn pg_pool(&self) -> Option<PgPool> {
         Some(self.pool.clone())
+    }
+
+    fn sibling(&self, max_connections: u32) -> Option<std::sync::Arc<dyn Store>> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with(self.pool.connect_options().as_ref().clone());
+        Some(std::sync::Arc::new(PgStore::new(pool)))
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -788,6 +799,7 @@ impl Store for PgStore {
             .bind(p.job)
             .bind(p.before)
             .bind(p.limit)
+            .bind(p.value_bytes)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
@@ -797,7 +809,7 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
-    async fn log_list(&self, p: LogListParams) -> StoreResult<Option<Vec<LogLine>>> {
+    async fn log_list(&self, p: LogListParams) -> StoreResult<Option<LogPage>> {
         let exists: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM runs WHERE tenant_id = $1 AND id = $2")
                 .bind(p.tenant_id)
@@ -808,20 +820,24 @@ impl Store for PgStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT id, attempt, at, level, message, fields FROM logs
-             WHERE run_id = $1 AND ($2::int4 IS NULL OR attempt = $2)
-               AND ($3::int8 IS NULL OR id > $3)
-             ORDER BY id LIMIT $4",
-        )
+        let rows = sqlx::query(include_str!("sql/log_list.sql"))
         .bind(p.run_id)
         .bind(p.attempt)
         .bind(p.after)
         .bind(p.limit)
+        .bind(p.budget_bytes)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        rows.iter()
+        let more = rows.len() as i64 >= p.limit
+            || rows
+                .last()
+                .map(|row| row.try_get::<i64, _>("upto_bytes"))
+                .transpose()
+                .map_err(classify)?
+                .is_some_and(|upto| upto >= p.budget_bytes);
+        let lines = rows
+            .iter()
             .map(|row| {
                 Ok(LogLine {
                     id: row.try_get("id")?,
@@ -833,8 +849,8 @@ impl Store for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map(Some)
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(Some(LogPage { lines, more }))
     }
 
     async fn run_claim(&self, p: RunClaimParams) -> StoreResult<Vec<ClaimedRun>> {
