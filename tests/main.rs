@@ -11,6 +11,7 @@ mod cluster;
 mod control;
 mod execution;
 mod hot_path;
+mod http_limits;
 mod kinds;
 mod retention;
 mod schedules;

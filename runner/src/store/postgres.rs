@@ -26,8 +26,11 @@ impl PgStore {
 
 pub(super) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
+        // The database's own words name tables and constraints: they are logged, never
+        // handed on (they may reach a client).
         sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-            StoreError::Conflict(db.message().to_string())
+            tracing::debug!(error = %db, "unique violation");
+            StoreError::Conflict("a record with the same name or key already exists".into())
         }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -43,7 +46,8 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
         }
         // Data exceptions (class 22, e.g. a NUL character in text) are bad values, not bugs.
         sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
-            StoreError::Invalid(db.message().to_string())
+            tracing::info!(error = %db, code = ?db.code(), "the database refused a value");
+            StoreError::Invalid(data_exception(db.code().as_deref().unwrap_or_default()).into())
         }
         // Administrator shutdown, crash recovery, too many connections...: transient.
         sqlx::Error::Database(db)
@@ -54,6 +58,20 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(err)
         }
         _ => StoreError::Other(err),
+    }
+}
+
+/// Our words for a PostgreSQL data exception (SQLSTATE class 22), by code.
+fn data_exception(code: &str) -> &'static str {
+    match code {
+        // untranslatable_character (e.g. `\u0000` in jsonb), character_not_in_repertoire
+        "22P05" | "22021" => {
+            "text or JSON containing a NUL character (\\u0000) cannot be stored"
+        }
+        "22001" => "a text value is longer than allowed",
+        "22003" => "a number is out of range",
+        "22007" | "22008" => "a date or time is out of range",
+        _ => "a value cannot be stored (it is malformed or out of range)",
     }
 }
 
@@ -103,7 +121,10 @@ fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
         state: row.try_get("state")?,
         queue: row.try_get("queue")?,
         priority: row.try_get("priority")?,
-        input: row.try_get("input")?,
+        // NULL only in lists, where a large input is left out (`input_truncated`).
+        input: row
+            .try_get::<Option<Value>, _>("input")?
+            .unwrap_or(Value::Null),
         output: row.try_get("output")?,
         error: row.try_get("error")?,
         attempt: row.try_get("attempt")?,
