@@ -22,7 +22,12 @@ use crate::config::HttpSettings;
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets every open connection finish
 /// its in-flight request (for at most `http.body_timeout`) and returns.
-pub async fn serve(listener: TcpListener, app: Router, http: HttpSettings, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    http: HttpSettings,
+    stop: CancellationToken,
+) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::OK);
 
         let mut one = BudgetedList::new("lines", 10);
-        assert!(one.push(&json!({ "m": big })).unwrap(), "the first item always fits");
+        assert!(
+            one.push(&json!({ "m": big })).unwrap(),
+            "the first item always fits"
+        );
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub fn app(state: AppState) -> Router {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })
         // Outermost last: refuse overload first, then bad paths, then time the body.
-        .layer(middleware::from_fn(limits::body_deadline(http.body_timeout)))
+        .layer(middleware::from_fn(limits::body_deadline(
+            http.body_timeout,
+        )))
         .layer(middleware::from_fn(limits::clean_uri))
         .layer(middleware::from_fn(limits::inflight_cap(
             http.max_inflight_requests,

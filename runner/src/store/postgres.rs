@@ -65,9 +65,7 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
 fn data_exception(code: &str) -> &'static str {
     match code {
         // untranslatable_character (e.g. `\u0000` in jsonb), character_not_in_repertoire
-        "22P05" | "22021" => {
-            "text or JSON containing a NUL character (\\u0000) cannot be stored"
-        }
+        "22P05" | "22021" => "text or JSON containing a NUL character (\\u0000) cannot be stored",
         "22001" => "a text value is longer than allowed",
         "22003" => "a number is out of range",
         "22007" | "22008" => "a date or time is out of range",
@@ -842,14 +840,14 @@ impl Store for PgStore {
             return Ok(None);
         }
         let rows = sqlx::query(include_str!("sql/log_list.sql"))
-        .bind(p.run_id)
-        .bind(p.attempt)
-        .bind(p.after)
-        .bind(p.limit)
-        .bind(p.budget_bytes)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+            .bind(p.run_id)
+            .bind(p.attempt)
+            .bind(p.after)
+            .bind(p.limit)
+            .bind(p.budget_bytes)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         let more = rows.len() as i64 >= p.limit
             || rows
                 .last()
