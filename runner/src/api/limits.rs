@@ -179,7 +179,7 @@ pub fn reject_nul(field: &str, value: &Value) -> Result<(), ApiError> {
     }
     if has_nul(value) {
         return Err(ApiError::unprocessable(
-            "invalid_input",
+            "invalid_value",
             format!(
                 "{field}: JSON text may not contain NUL characters (\\u0000); encode binary \
                  data, e.g. as base64"
@@ -193,7 +193,7 @@ pub fn reject_nul(field: &str, value: &Value) -> Result<(), ApiError> {
 pub fn reject_nul_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.contains('\0') {
         return Err(ApiError::unprocessable(
-            "invalid_input",
+            "invalid_value",
             format!("{field}: text may not contain NUL characters (\\u0000)"),
         ));
     }
