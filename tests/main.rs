@@ -12,6 +12,7 @@ mod control;
 mod execution;
 mod hostile_guests;
 mod hot_path;
+mod http_limits;
 mod kinds;
 mod quotas;
 mod retention;

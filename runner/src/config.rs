@@ -28,6 +28,14 @@ pub struct Settings {
     pub max_bulk_request_bytes: usize,
     /// Quotas for tenants that have no limit of their own (`PUT /v1/tenants/{name}/limits`).
     pub quotas: TenantLimits,
+    /// Limits of the HTTP server (timeouts, connection and request caps, response budget).
+    pub http: HttpSettings,
+    /// Database connections of the API. The store handed to `Runner::start` is the API's; this
+    /// is what `sandfire serve` sizes it with.
+    pub api_pool_size: u32,
+    /// Database connections of the worker, its heartbeats and the maintenance services: a
+    /// pool of their own, so API traffic can never starve a lease renewal.
+    pub worker_pool_size: u32,
 }
 
 impl Default for Settings {
@@ -42,6 +50,48 @@ impl Default for Settings {
             max_request_bytes: 1024 * 1024,
             max_bulk_request_bytes: 64 * 1024 * 1024,
             quotas: TenantLimits::runner_defaults(),
+            http: HttpSettings::default(),
+            api_pool_size: 16,
+            worker_pool_size: 16,
+        }
+    }
+}
+
+/// What bounds the HTTP server: every limit guards the runner (and so every tenant's attempts)
+/// against clients that are slow, many or greedy. See `docs/operations.md`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// A connection must deliver a request's complete headers within this (slowloris).
+    pub header_timeout: Duration,
+    /// A request must deliver its complete body within this, from when its handler starts
+    /// reading it (slow bodies); answered with 408.
+    pub body_timeout: Duration,
+    /// Largest request head (request line plus headers); answered with 431.
+    pub max_header_bytes: usize,
+    /// Most open client connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Most requests handled at once; beyond, `503 overloaded` with `Retry-After`.
+    pub max_inflight_requests: usize,
+    /// Largest list response (runs, log lines): a page stops at this budget and says where to
+    /// continue.
+    pub response_budget_bytes: usize,
+    /// Input or output larger than this is left out of run lists (`input_truncated`).
+    pub list_value_bytes: usize,
+    /// How long `/healthz` reuses its last database check.
+    pub health_cache: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
+            max_inflight_requests: 512,
+            response_budget_bytes: 4 * 1024 * 1024,
+            list_value_bytes: 4 * 1024,
+            health_cache: Duration::from_secs(1),
         }
     }
 }

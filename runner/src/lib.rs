@@ -15,6 +15,7 @@ pub mod model;
 pub mod runner;
 pub mod sandbox;
 pub mod schedule;
+pub mod server;
 pub mod store;
 pub mod worker;
 

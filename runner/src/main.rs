@@ -110,9 +110,33 @@ struct ServeArgs {
     /// Snoozes one run may take before the next one fails it.
     #[arg(long, default_value_t = 100)]
     max_snoozes: u32,
-    /// Database connections.
-    #[arg(long, default_value_t = 20)]
-    db_connections: u32,
+    /// Database connections of the HTTP API.
+    #[arg(long, alias = "db-connections", default_value_t = 16)]
+    api_pool_size: u32,
+    /// Database connections of the worker, heartbeats and maintenance (a pool of their own).
+    #[arg(long, default_value_t = 16)]
+    worker_pool_size: u32,
+    /// A client must send a request's headers within this (e.g. "10s").
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    header_timeout: Duration,
+    /// A client must send a request's body within this (e.g. "30s"); 408 beyond.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    body_timeout: Duration,
+    /// Largest request line plus headers, in bytes; 431 beyond.
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
+    /// Most open HTTP connections; further clients wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Most HTTP requests handled at once; 503 overloaded (with Retry-After) beyond.
+    #[arg(long, default_value_t = 512)]
+    max_inflight_requests: usize,
+    /// Largest list response (runs, log lines), in bytes; the page stops there with a cursor.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    response_budget_bytes: usize,
+    /// Run inputs and outputs larger than this are left out of run lists, in bytes.
+    #[arg(long, default_value_t = 4 * 1024)]
+    list_value_bytes: usize,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SANDFIRE_LOG_JSON")]
     log_json: bool,
@@ -223,6 +247,16 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
         max_log_bytes_per_attempt: args.tenant_max_log_bytes_per_attempt.0,
     };
     settings.check().map_err(anyhow::Error::msg)?;
+    settings.api_pool_size = args.api_pool_size.max(1);
+    settings.worker_pool_size = args.worker_pool_size.max(1);
+    settings.http.header_timeout = args.header_timeout.max(Duration::from_millis(100));
+    settings.http.body_timeout = args.body_timeout.max(Duration::from_millis(100));
+    // hyper needs room for at least one read buffer.
+    settings.http.max_header_bytes = args.max_header_bytes.max(1024);
+    settings.http.max_connections = args.max_connections.max(1);
+    settings.http.max_inflight_requests = args.max_inflight_requests.max(1);
+    settings.http.response_budget_bytes = args.response_budget_bytes.max(64 * 1024);
+    settings.http.list_value_bytes = args.list_value_bytes;
     for queue in &settings.worker.queues {
         anyhow::ensure!(
             sandfire::config::valid_queue_name(queue),
@@ -235,7 +269,7 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     // A runner starting while the database is down waits for it instead of exiting.
     let store = loop {
         // (Runner::start then applies migrations, waiting out outages itself.)
-        match connect(&args.database_url, args.db_connections).await {
+        match connect(&args.database_url, settings.api_pool_size).await {
             Ok(store) => break store,
             Err(e) => {
                 tracing::warn!(

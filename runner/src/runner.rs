@@ -41,7 +41,8 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Connects to PostgreSQL with a pool sized for API traffic plus the worker's claims and writes.
+/// Connects to PostgreSQL with a pool of `max_connections`: the API's pool when handed to
+/// [`Runner::start`] (which gives the worker a pool of its own, `worker_pool_size`).
 pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
     let options: PgConnectOptions = database_url
         .parse()
@@ -94,15 +95,18 @@ impl Runner {
             enqueue: crate::store::GroupCommit::start(store.clone()),
             enqueue_rate: Default::default(),
         };
-        let http_stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app(state))
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        tasks.push(tokio::spawn(crate::server::serve(
+            listener,
+            app(state),
+            settings.http.clone(),
+            shutdown.clone(),
+        )));
+        // Everything but the API (claims, lease heartbeats, completions, presence, maintenance)
+        // uses a pool of its own: no flood of requests can cost a running attempt its lease.
+        let api_store = store;
+        let store = api_store
+            .sibling(settings.worker_pool_size)
+            .unwrap_or_else(|| api_store.clone());
 
         // Presence in the registry and the election of the maintenance leader.
         let registration = RunnerRegistration {
@@ -179,7 +183,7 @@ impl Runner {
         Ok(Runner {
             id,
             addr,
-            store,
+            store: api_store,
             sandbox,
             shutdown,
             tasks,

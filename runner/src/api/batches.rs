@@ -74,6 +74,7 @@ async fn resolve_entry(
         queue: entry.queue,
         priority: entry.priority,
     };
+    super::limits::reject_nul(&format!("{name}.input"), &entry.input)?;
     let limits = &state.settings.limits;
     options.validate(limits).map_err(|e| {
         ApiError::unprocessable(

@@ -90,6 +90,7 @@ pub async fn enqueue(
                 "unique runs cannot be bulk-enqueued; use POST /v1/jobs/{name}/runs",
             ));
         }
+        super::limits::reject_nul(&format!("runs[{i}].input"), &entry.input)?;
         if !jobs.contains_key(&entry.job) {
             let job = if super::valid_job_name(&entry.job) {
                 state.store.job_get(tenant.id, &entry.job).await?

@@ -84,9 +84,10 @@ impl From<StoreError> for ApiError {
                 "nothing was created; ask the operator to raise it or delete what you no longer need",
                 None,
             ),
+            // The store words these itself; the database's text is only logged (L1).
             StoreError::Invalid(message) => ApiError::unprocessable(
                 "invalid_value",
-                format!("the database refused a value: {message}"),
+                format!("a value of this request cannot be stored: {message}; fix it and retry"),
             ),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");

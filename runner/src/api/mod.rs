@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod health;
 mod jobs;
+pub mod limits;
 mod queues;
 mod quota;
 mod runners;
@@ -20,7 +21,8 @@ mod tenants;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +50,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let upload_limit = state.settings.max_component_bytes;
     let request_limit = state.settings.max_request_bytes;
+    let http = state.settings.http.clone();
     let uploads = Router::new()
         .route("/v1/jobs/{name}", put(jobs::upload).get(jobs::get))
         .layer(DefaultBodyLimit::max(upload_limit));
@@ -55,8 +58,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/runs", post(bulk::enqueue))
         .route("/v1/batches", post(batches::create))
         .layer(DefaultBodyLimit::max(state.settings.max_bulk_request_bytes));
+    let health = health::HealthCache::new();
     let rest = Router::new()
-        .route("/healthz", get(health::healthz))
+        .route(
+            "/healthz",
+            get(move |State(state): State<AppState>| health::healthz(state, health.clone())),
+        )
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route(
             "/v1/tenants/{name}/keys",
@@ -108,6 +115,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })
+        // Outermost last: refuse overload first, then bad paths, then time the body.
+        .layer(middleware::from_fn(limits::body_deadline(
+            http.body_timeout,
+        )))
+        .layer(middleware::from_fn(limits::clean_uri))
+        .layer(middleware::from_fn(limits::inflight_cap(
+            http.max_inflight_requests,
+        )))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

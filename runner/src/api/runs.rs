@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
+use super::limits::{BudgetedList, reject_nul, reject_nul_text};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
@@ -129,6 +130,10 @@ pub async fn enqueue(
         priority: body.priority,
     };
     let tenant = &grant.tenant;
+    reject_nul("input", &body.input)?;
+    if let Some(key) = &body.idempotency_key {
+        reject_nul_text("idempotency_key", key)?;
+    }
     let limits = &state.settings.limits;
     options
         .validate(limits)
@@ -271,7 +276,7 @@ pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let run_state = q
         .state
         .as_deref()
@@ -298,6 +303,7 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let http = &state.settings.http;
     let runs = state
         .store
         .run_list(RunListParams {
@@ -306,14 +312,22 @@ pub async fn list(
             job: q.job,
             before,
             limit,
+            value_bytes: http.list_value_bytes as i64,
         })
         .await?;
-    let next_cursor = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id))
+    // A page stops at the response budget as well as at `limit`; the cursor continues it.
+    let mut page = BudgetedList::new("runs", http.response_budget_bytes);
+    let mut last = None;
+    for run in &runs {
+        if !page.push(run)? {
+            break;
+        }
+        last = Some(run.id);
+    }
+    let next_cursor = (page.truncated || runs.len() as i64 == limit)
+        .then_some(last)
         .flatten();
-    Ok(axum::Json(
-        json!({ "runs": runs, "next_cursor": next_cursor }),
-    ))
+    Ok(page.finish(&[("next_cursor", json!(next_cursor))]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,12 +343,13 @@ pub async fn logs(
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let id = parse_run_id(&id)?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::bad_request("limit: use a number from 1 to 10000"));
     }
+    let budget = state.settings.http.response_budget_bytes;
     let lines = state
         .store
         .log_list(LogListParams {
@@ -343,13 +358,24 @@ pub async fn logs(
             attempt: q.attempt,
             after: q.after,
             limit,
+            // The database stops at the raw text's budget; escaping (control characters take
+            // six bytes each) is bounded below, line by line.
+            budget_bytes: budget as i64,
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run with id {id}")))?;
-    let next_after = (lines.len() as i64 == limit)
-        .then(|| lines.last().map(|l| l.id))
-        .flatten();
-    Ok(axum::Json(
-        json!({ "lines": lines, "next_after": next_after }),
-    ))
+    let mut page = BudgetedList::new("lines", budget);
+    let mut last = None;
+    for line in &lines.lines {
+        if !page.push(line)? {
+            break;
+        }
+        last = Some(line.id);
+    }
+    if lines.more {
+        // Cut by the limit or the database's budget: say so, as when cut here.
+        page.truncated |= (lines.lines.len() as i64) < limit;
+    }
+    let next_after = (page.truncated || lines.more).then_some(last).flatten();
+    Ok(page.finish(&[("next_after", json!(next_after))]))
 }

@@ -278,6 +278,7 @@ pub async fn put(
         queue: body.queue,
         priority: body.priority,
     };
+    super::limits::reject_nul("input", &body.input)?;
     let limits = &state.settings.limits;
     options
         .validate(limits)

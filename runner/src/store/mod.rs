@@ -213,6 +213,13 @@ pub struct Run {
     pub schedule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fire_at: Option<DateTime<Utc>>,
+    /// In lists only: the input is larger than lists carry, so `input` is `null` here (read the
+    /// run for it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub input_truncated: bool,
+    /// In lists only: as `input_truncated`, for the output.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub output_truncated: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -252,6 +259,9 @@ pub struct RunListParams {
     /// Only runs older than this one (the previous page's last id).
     pub before: Option<Uuid>,
     pub limit: i64,
+    /// Inputs and outputs larger than this (as JSON text) are left out (`*_truncated`), so the
+    /// database never ships them for a list.
+    pub value_bytes: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -272,6 +282,17 @@ pub struct LogListParams {
     /// Only lines after this id (the previous page's last id).
     pub after: Option<i64>,
     pub limit: i64,
+    /// The page stops once its lines' text (message plus fields) passes this many bytes; at
+    /// least one line is returned.
+    pub budget_bytes: i64,
+}
+
+/// A page of log lines.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    /// More lines may follow the last one (the page stopped at its limit or byte budget).
+    pub more: bool,
 }
 
 /// A log line to write, as produced by an attempt.
@@ -546,6 +567,13 @@ pub trait Store:
     fn pg_pool(&self) -> Option<sqlx::PgPool> {
         None
     }
+    /// A store on the same database with a pool of its own of at most `max_connections`
+    /// (connecting lazily), so one kind of traffic can never starve another of connections;
+    /// `None` for stores without a pool (callers then share this one).
+    fn sibling(&self, max_connections: u32) -> Option<std::sync::Arc<dyn Store>> {
+        let _ = max_connections;
+        None
+    }
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// The database's clock, now.
@@ -581,7 +609,7 @@ pub trait Store:
     async fn run_insert_bulk(&self, params: Vec<RunInsertParams>) -> StoreResult<u64>;
     async fn run_get(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<RunDetail>>;
     async fn run_list(&self, params: RunListParams) -> StoreResult<Vec<Run>>;
-    async fn log_list(&self, params: LogListParams) -> StoreResult<Option<Vec<LogLine>>>;
+    async fn log_list(&self, params: LogListParams) -> StoreResult<Option<LogPage>>;
 
     /// Claims up to `limit` enqueued runs of a queue: highest priority first, then oldest;
     /// skips tenants' paused queues and keeps their concurrency limits across runners.

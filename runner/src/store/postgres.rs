@@ -26,8 +26,11 @@ impl PgStore {
 
 pub(super) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
+        // The database's own words name tables and constraints: they are logged, never
+        // handed on (they may reach a client).
         sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
-            StoreError::Conflict(db.message().to_string())
+            tracing::debug!(error = %db, "unique violation");
+            StoreError::Conflict("a record with the same name or key already exists".into())
         }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -43,7 +46,8 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
         }
         // Data exceptions (class 22, e.g. a NUL character in text) are bad values, not bugs.
         sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
-            StoreError::Invalid(db.message().to_string())
+            tracing::info!(error = %db, code = ?db.code(), "the database refused a value");
+            StoreError::Invalid(data_exception(db.code().as_deref().unwrap_or_default()).into())
         }
         // Administrator shutdown, crash recovery, too many connections...: transient.
         sqlx::Error::Database(db)
@@ -54,6 +58,18 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
             StoreError::Unavailable(err)
         }
         _ => StoreError::Other(err),
+    }
+}
+
+/// Our words for a PostgreSQL data exception (SQLSTATE class 22), by code.
+fn data_exception(code: &str) -> &'static str {
+    match code {
+        // untranslatable_character (e.g. `\u0000` in jsonb), character_not_in_repertoire
+        "22P05" | "22021" => "text or JSON containing a NUL character (\\u0000) cannot be stored",
+        "22001" => "a text value is longer than allowed",
+        "22003" => "a number is out of range",
+        "22007" | "22008" => "a date or time is out of range",
+        _ => "a value cannot be stored (it is malformed or out of range)",
     }
 }
 
@@ -103,7 +119,10 @@ fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
         state: row.try_get("state")?,
         queue: row.try_get("queue")?,
         priority: row.try_get("priority")?,
-        input: row.try_get("input")?,
+        // NULL only in lists, where a large input is left out (`input_truncated`).
+        input: row
+            .try_get::<Option<Value>, _>("input")?
+            .unwrap_or(Value::Null),
         output: row.try_get("output")?,
         error: row.try_get("error")?,
         attempt: row.try_get("attempt")?,
@@ -126,6 +145,9 @@ fn run_from_row(row: &PgRow) -> Result<Run, sqlx::Error> {
         cancel_requested_at: row.try_get("cancel_requested_at")?,
         schedule: row.try_get("schedule")?,
         fire_at: row.try_get("fire_at")?,
+        // Only the list query has these columns.
+        input_truncated: row.try_get("input_truncated").unwrap_or(false),
+        output_truncated: row.try_get("output_truncated").unwrap_or(false),
     })
 }
 
@@ -429,6 +451,14 @@ async fn claim_tenant_rows(
 impl Store for PgStore {
     fn pg_pool(&self) -> Option<PgPool> {
         Some(self.pool.clone())
+    }
+
+    fn sibling(&self, max_connections: u32) -> Option<std::sync::Arc<dyn Store>> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with(self.pool.connect_options().as_ref().clone());
+        Some(std::sync::Arc::new(PgStore::new(pool)))
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -855,6 +885,7 @@ impl Store for PgStore {
             .bind(p.job)
             .bind(p.before)
             .bind(p.limit)
+            .bind(p.value_bytes)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
@@ -864,7 +895,7 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
-    async fn log_list(&self, p: LogListParams) -> StoreResult<Option<Vec<LogLine>>> {
+    async fn log_list(&self, p: LogListParams) -> StoreResult<Option<LogPage>> {
         let exists: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM runs WHERE tenant_id = $1 AND id = $2")
                 .bind(p.tenant_id)
@@ -875,20 +906,24 @@ impl Store for PgStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT id, attempt, at, level, message, fields FROM logs
-             WHERE run_id = $1 AND ($2::int4 IS NULL OR attempt = $2)
-               AND ($3::int8 IS NULL OR id > $3)
-             ORDER BY id LIMIT $4",
-        )
-        .bind(p.run_id)
-        .bind(p.attempt)
-        .bind(p.after)
-        .bind(p.limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.iter()
+        let rows = sqlx::query(include_str!("sql/log_list.sql"))
+            .bind(p.run_id)
+            .bind(p.attempt)
+            .bind(p.after)
+            .bind(p.limit)
+            .bind(p.budget_bytes)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let more = rows.len() as i64 >= p.limit
+            || rows
+                .last()
+                .map(|row| row.try_get::<i64, _>("upto_bytes"))
+                .transpose()
+                .map_err(classify)?
+                .is_some_and(|upto| upto >= p.budget_bytes);
+        let lines = rows
+            .iter()
             .map(|row| {
                 Ok(LogLine {
                     id: row.try_get("id")?,
@@ -900,8 +935,8 @@ impl Store for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map(Some)
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(Some(LogPage { lines, more }))
     }
 
     async fn run_claim(&self, p: RunClaimParams) -> StoreResult<Vec<ClaimedRun>> {
