@@ -244,6 +244,9 @@ fn compile_bomb(functions: usize, ops: usize) -> Vec<u8> {
 #[tokio::test]
 async fn compile_bombs_are_refused_and_the_api_stays_responsive() {
     let r = TestRunner::start_with(|s| {
+        // The in-process path (no probe): a timed-out compile thread keeps its slot. The probe
+        // is tested below.
+        s.sandbox.compile_probe = None;
         s.sandbox.compile_timeout = Duration::from_millis(300);
         s.sandbox.compile_queue_wait = Duration::from_millis(50);
         s.sandbox.compile_caps.max_function_bytes = 256 * 1024;
@@ -690,5 +693,55 @@ async fn concurrent_first_uploads_of_one_name_both_succeed() {
             .collect();
         assert!(versions.contains(&1), "{versions:?}");
     }
+    r.shutdown().await;
+}
+
+/// The compile probe: an upload whose compile needs more address space than the runner allows
+/// is refused by a child process (422 `compile_memory`) and nothing is stored or compiled in
+/// the runner; a probe past the wall clock is killed (422 `compile_timeout`) before the runner
+/// compiles anything.
+#[tokio::test]
+async fn the_compile_probe_bounds_an_uploads_memory_and_time() {
+    let r = TestRunner::start_with(|s| {
+        if let Some(probe) = &mut s.sandbox.compile_probe {
+            probe.memory_bytes = 64 * 1024 * 1024;
+        }
+    })
+    .await;
+    let t = r.tenant("mallory").await;
+    let (status, body) = put(&r, &t, "hello", crate::support::example("hello")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "compile_memory", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("64 MiB"),
+        "{body}"
+    );
+    assert_eq!(
+        r.sandbox().compiles(),
+        0,
+        "the runner compiled nothing itself"
+    );
+    assert_eq!(r.count("SELECT count(*) FROM jobs").await, 0);
+    assert_eq!(r.count("SELECT count(*) FROM components").await, 0);
+    r.shutdown().await;
+
+    let r = TestRunner::start_with(|s| {
+        s.sandbox.compile_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let t = r.tenant("mallory").await;
+    let started = Instant::now();
+    let (status, body) = put(&r, &t, "bomb", compile_bomb(800, 150)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "compile_timeout", "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        r.sandbox().compiles(),
+        0,
+        "the probe was stopped, not the runner's compile"
+    );
     r.shutdown().await;
 }

@@ -35,6 +35,18 @@ enum Command {
     /// Start and inspect runs (tenant key).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Internal: compile a component read from stdin under an address-space limit (the
+    /// runner's compile probe for uploads).
+    #[command(hide = true)]
+    CompileProbe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    #[arg(long)]
+    memory_bytes: u64,
+    #[arg(long)]
+    max_memory_bytes: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +98,10 @@ struct ServeArgs {
     /// How long an upload waits for a free compile slot before 503 with `Retry-After`.
     #[arg(long, default_value = "5s", value_parser = duration)]
     compile_queue_wait: Duration,
+    /// Address space an upload's compile may use, in MiB (checked in a child process first;
+    /// 0 compiles uploads in-process without that check).
+    #[arg(long, default_value_t = 2048)]
+    compile_memory_mb: u64,
     /// Memory for compiled components kept ready, all tenants together, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: usize,
@@ -174,6 +190,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Tenant(cmd) => cli::tenant(&cli.client, cmd).await,
         Command::Job(cmd) => cli::job(&cli.client, cmd).await,
         Command::Run(cmd) => cli::run(&cli.client, cmd).await,
+        Command::CompileProbe(a) => std::process::exit(sandfire::sandbox::probe::run_child(
+            a.memory_bytes,
+            a.max_memory_bytes,
+        )),
     }
 }
 
@@ -234,6 +254,12 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.sandbox.compile_concurrency = args.compile_concurrency.max(1);
     settings.sandbox.compile_timeout = args.compile_timeout;
     settings.sandbox.compile_queue_wait = args.compile_queue_wait;
+    if args.compile_memory_mb > 0 {
+        settings.sandbox.compile_probe = Some(sandfire::sandbox::probe::ProbeConfig {
+            program: std::env::current_exe().context("finding the sandfire executable")?,
+            memory_bytes: args.compile_memory_mb.saturating_mul(1024 * 1024),
+        });
+    }
     settings.sandbox.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
     settings.sandbox.cache_tenant_bytes = args.cache_tenant_mb.saturating_mul(1024 * 1024);
     settings.quotas = sandfire::config::TenantLimits {

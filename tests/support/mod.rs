@@ -68,6 +68,11 @@ pub fn test_settings() -> Settings {
     s.worker.journal_flush = Duration::from_millis(100);
     s.limits.default.backoff_base_ms = 10;
     s.limits.default.timeout_ms = 10_000;
+    // Uploads are compiled in a probe process first, as `sandfire serve` does.
+    s.sandbox.compile_probe = Some(sandfire::sandbox::probe::ProbeConfig {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_sandfire")),
+        memory_bytes: 2048 * 1024 * 1024,
+    });
     s
 }
 

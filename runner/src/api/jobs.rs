@@ -38,6 +38,8 @@ fn component_error(err: ComponentError) -> ApiError {
         ComponentError::TooComplex(_) => "component_too_complex",
         ComponentError::CompileTimeout(_) => "compile_timeout",
         ComponentError::CompilerBusy(_) => "compiler_busy",
+        ComponentError::CompileMemory(_) => "compile_memory",
+        ComponentError::ProbeFailed => "compile_probe_failed",
     };
     ApiError::unprocessable(code, err.to_string())
 }

@@ -73,6 +73,16 @@ pub enum ComponentError {
     CompileTimeout(Duration),
     #[error("the runner is busy compiling other uploads: try again in {0} s")]
     CompilerBusy(u64),
+    #[error(
+        "compiling the component needed more than the {} MiB of memory this runner allows a \
+         compile: make the component smaller (fewer or shorter functions)",
+        .0 / (1024 * 1024)
+    )]
+    CompileMemory(u64),
+    #[error(
+        "the runner could not check the component (its compile probe failed to run); it is logged on the runner: try again later"
+    )]
+    ProbeFailed,
 }
 
 /// Why `Sandbox::prepare` could not produce a runnable component.

@@ -92,6 +92,40 @@ pub(crate) fn allowed_features() -> WasmFeatures {
         .difference(disabled_features())
 }
 
+/// An engine with the runner's code-generation settings but no instance pool: for the compile
+/// probe, which compiles and never instantiates (a pool would reserve address space the
+/// probe's limit is meant for).
+pub(crate) fn build_unpooled(config: &SandboxConfig) -> anyhow::Result<Engine> {
+    let mut wasm = codegen(config)?;
+    wasm.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Engine::new(&wasm)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
+}
+
+/// The settings that decide what compiled code looks like (a component compiled by one engine
+/// with these settings compiles the same way in another).
+fn codegen(config: &SandboxConfig) -> anyhow::Result<Config> {
+    let reservation = config.max_memory_bytes.div_ceil(WASM_PAGE) * WASM_PAGE;
+    let mut wasm = Config::new();
+    wasm.strategy(Strategy::Cranelift)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .memory_reservation(reservation)
+        .memory_guard_size(MEMORY_GUARD_BYTES)
+        // Pooled memories never move, so there is nothing to reserve for growth.
+        .memory_reservation_for_growth(0)
+        // One compile uses one core: `compile_concurrency` is then the number of cores
+        // compiles can take from attempts and the API.
+        .parallel_compilation(false)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .wasm_features(disabled_features(), false)
+        // Belt and braces: should relaxed SIMD ever be enabled, make it deterministic.
+        .relaxed_simd_deterministic(true);
+    Ok(wasm)
+}
+
 pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
     ensure!(
         (WASM_PAGE..=MAX_WASM32_MEMORY).contains(&config.max_memory_bytes),
@@ -133,23 +167,8 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .async_stack_keep_resident(KEEP_RESIDENT_STACK)
         .max_memory_size(usize::try_from(reservation).context("max_memory_bytes")?);
 
-    let mut wasm = Config::new();
-    wasm.strategy(Strategy::Cranelift)
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .memory_reservation(reservation)
-        .memory_guard_size(MEMORY_GUARD_BYTES)
-        // Pooled memories never move, so there is nothing to reserve for growth.
-        .memory_reservation_for_growth(0)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        // One compile uses one core: `compile_concurrency` is then the number of cores
-        // compiles can take from attempts and the API.
-        .parallel_compilation(false)
-        .max_wasm_stack(MAX_WASM_STACK)
-        .async_stack_size(ASYNC_STACK)
-        .wasm_features(disabled_features(), false)
-        // Belt and braces: should relaxed SIMD ever be enabled, make it deterministic.
-        .relaxed_simd_deterministic(true);
+    let mut wasm = codegen(config)?;
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
         .map_err(anyhow::Error::from)
         .context("configuring the wasmtime engine")

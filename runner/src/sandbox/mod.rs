@@ -26,6 +26,7 @@ mod engine;
 mod host;
 mod journal;
 mod limits;
+pub mod probe;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -91,6 +92,9 @@ pub struct SandboxConfig {
     pub compile_timeout: Duration,
     /// What one upload may ask the compiler to do (checked before compiling).
     pub compile_caps: CompileCaps,
+    /// Compile each upload first in a child process under an address-space limit (and kill
+    /// it at `compile_timeout`); `None` compiles uploads in-process only.
+    pub compile_probe: Option<probe::ProbeConfig>,
     /// Bytes at the start of each pooled linear memory kept resident between runs and zeroed
     /// instead of handed back to the kernel (0: hand everything back). Zeroing costs per byte
     /// kept; handing back costs a page fault per page the next run touches.
@@ -114,6 +118,7 @@ impl Default for SandboxConfig {
             compile_queue_wait: Duration::from_secs(5),
             compile_timeout: Duration::from_secs(30),
             compile_caps: CompileCaps::default(),
+            compile_probe: None,
             keep_resident_bytes: 0,
         }
     }
@@ -436,6 +441,13 @@ impl Sandbox {
             slots.acquire_owned().await
         }
         .map_err(|_| PrepareError::Load(anyhow::anyhow!("the sandbox is shutting down")))?;
+        // An upload proves in a child process, under the memory limit and a wall clock that
+        // really stops it, that it compiles; only then does the runner compile it itself.
+        if let Some(probe) = probe::applies(upload, config.compile_probe.as_ref()) {
+            probe::probe(probe, config, &bytes)
+                .await
+                .map_err(PrepareError::Component)?;
+        }
         let inner = self.inner.clone();
         let compile = tokio::task::spawn_blocking(move || {
             let _permit = permit;
