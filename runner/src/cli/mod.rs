@@ -198,8 +198,14 @@ mod tests {
     #[test]
     fn guest_text_cannot_send_terminal_escapes() {
         let shown = super::printable("red \u{1b}[31mtext\u{7}\ttab");
-        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown}");
-        assert!(shown.contains("\\u{1b}[31mtext") && shown.contains('\t'), "{shown}");
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\\u{1b}[31mtext") && shown.contains('\t'),
+            "{shown}"
+        );
     }
 }
 
