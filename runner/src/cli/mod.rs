@@ -179,36 +179,6 @@ pub async fn tenant(args: &ClientArgs, cmd: TenantCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Guest text made safe for a terminal: control characters (escape sequences that could move
-/// the cursor, recolour or rewrite the screen) are shown escaped, e.g. `\u{1b}`.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn guest_text_cannot_send_terminal_escapes() {
-        let shown = super::printable("red \u{1b}[31mtext\u{7}\ttab");
-        assert!(
-            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("\\u{1b}[31mtext") && shown.contains('\t'),
-            "{shown}"
-        );
-    }
-}
-
 pub async fn job(args: &ClientArgs, cmd: JobCommand) -> anyhow::Result<()> {
     use reqwest::Method;
     let v = match cmd {
@@ -319,4 +289,34 @@ pub async fn run(args: &ClientArgs, cmd: RunCommand) -> anyhow::Result<()> {
     };
     print(&v);
     Ok(())
+}
+
+/// Guest text made safe for a terminal: control characters (escape sequences that could move
+/// the cursor, recolour or rewrite the screen) are shown escaped, e.g. `\u{1b}`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn guest_text_cannot_send_terminal_escapes() {
+        let shown = super::printable("red \u{1b}[31mtext\u{7}\ttab");
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\\u{1b}[31mtext") && shown.contains('\t'),
+            "{shown}"
+        );
+    }
 }
