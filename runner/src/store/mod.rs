@@ -343,6 +343,9 @@ pub struct ClaimedRun {
     /// `MAX_RUNNER_FAULT_REFUNDS`).
     pub runner_faults: i32,
     pub priority: i16,
+    /// The tenant's own `max_log_bytes_per_attempt`, read with the claim (`None`: the
+    /// runner's default applies).
+    pub log_budget: Option<i64>,
 }
 
 /// What a job version runs as: its tenant's and job's names and its component. Immutable, so

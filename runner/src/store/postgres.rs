@@ -347,6 +347,7 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedRun, sqlx::Error> {
         snoozes: row.try_get("snoozes")?,
         runner_faults: row.try_get("runner_faults")?,
         priority: row.try_get("priority")?,
+        log_budget: row.try_get("log_budget")?,
     })
 }
 

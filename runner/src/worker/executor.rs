@@ -45,9 +45,12 @@ fn log_rows(run_id: Uuid, attempt: i32, lines: Vec<LogLine>) -> Vec<NewLogLine> 
 /// Executes one claimed run (already registered in `in_flight` by the claim loop, so its
 /// lease was kept alive while it waited for a slot) and decides its completion.
 pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: CancelFlag) -> Done {
-    let journal = Arc::new(Journal::with_byte_budget(
-        ctx.log_budget(run.tenant_id).await,
-    ));
+    // The tenant's own log budget came with the claim; else the runner's default.
+    let budget = run
+        .log_budget
+        .or(ctx.settings.tenant_max_log_bytes)
+        .map(|b| usize::try_from(b.max(0)).unwrap_or(usize::MAX));
+    let journal = Arc::new(Journal::with_byte_budget(budget));
     let input = std::mem::take(&mut run.input).into_bytes();
     let started = ctx.clock.now();
     let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
@@ -320,6 +323,7 @@ mod tests {
             snoozes: 0,
             runner_faults: 0,
             priority: 0,
+            log_budget: None,
         }
     }
 

@@ -168,12 +168,7 @@ pub(crate) struct WorkerContext {
     jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
     /// The database clock, for attempt times.
     clock: clock::DbClock,
-    /// Each tenant's log byte budget per attempt, looked up at most every [`LIMITS_TTL`].
-    log_budgets: Mutex<HashMap<i64, (std::time::Instant, Option<usize>)>>,
 }
-
-/// How long a tenant's quota looked up by the worker is used before it is read again.
-const LIMITS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl WorkerContext {
     /// The names and component of a job version, from the cache or the store.
@@ -196,36 +191,6 @@ impl WorkerContext {
 
     fn jobs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i32), Arc<JobVersionRef>>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The tenant's `max_log_bytes_per_attempt` (its own, else the runner's default). When the
-    /// lookup fails, the runner's default applies.
-    async fn log_budget(&self, tenant_id: i64) -> Option<usize> {
-        let cached = self
-            .log_budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&tenant_id)
-            .filter(|(at, _)| at.elapsed() < LIMITS_TTL)
-            .map(|(_, budget)| *budget);
-        if let Some(budget) = cached {
-            return budget;
-        }
-        let own = match self.store.tenant_limits_of(tenant_id).await {
-            Ok(limits) => limits.max_log_bytes_per_attempt,
-            Err(e) => {
-                tracing::warn!(error = %e, tenant_id, "reading the tenant's limits failed");
-                None
-            }
-        };
-        let budget = own
-            .or(self.settings.tenant_max_log_bytes)
-            .map(|b| usize::try_from(b.max(0)).unwrap_or(usize::MAX));
-        self.log_budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant_id, (std::time::Instant::now(), budget));
-        budget
     }
 }
 
@@ -254,7 +219,6 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         in_flight: InFlight::default(),
         promoter: parts.promoter,
         jobs: Mutex::new(HashMap::new()),
-        log_budgets: Mutex::new(HashMap::new()),
         clock: clock::DbClock::default(),
     });
     // Several samples: the first one may pay for opening a connection.

@@ -80,6 +80,7 @@ mod tests {
             snoozes: 0,
             runner_faults: 0,
             priority: 0,
+            log_budget: None,
         }
     }
 

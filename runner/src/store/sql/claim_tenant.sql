@@ -29,4 +29,6 @@ FROM leased l
 WHERE r.id = l.run_id
 RETURNING r.id, r.tenant_id, r.job_id, r.version, r.input::text AS input, r.attempt,
           r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb, r.backoff_base_ms, r.scheduled_at,
-          r.snoozes, r.runner_faults, r.priority, l.lease_token
+          r.snoozes, r.runner_faults, r.priority, l.lease_token,
+          (SELECT t.max_log_bytes_per_attempt FROM tenant_limits t
+           WHERE t.tenant_id = r.tenant_id) AS log_budget
