@@ -529,6 +529,25 @@ async fn pages_show_real_runs_with_their_outcomes() {
     }
     browser.screenshot("runs").await;
     browser.assert_clean("runs").await;
+    // Dark mode follows the system setting.
+    browser
+        .cmd(
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [
+                {"name": "prefers-color-scheme", "value": "dark"}]}}),
+            ),
+        )
+        .await;
+    let bg = browser
+        .exec(
+            "return getComputedStyle(document.body).backgroundColor;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bg, json!("rgb(13, 17, 23)"), "dark mode");
+    browser.screenshot("runs-dark").await;
 
     // The failed tab holds exactly the two failed runs; a job filter narrows the list.
     browser
@@ -627,6 +646,12 @@ async fn a_ticker_runs_log_lines_appear_live() {
         .wait_text("#log", "tick 6", Duration::from_secs(10))
         .await;
     assert!(log.contains("tick 5"), "{log}");
+    browser
+        .exec(
+            "document.querySelector('#logs').scrollIntoView();",
+            json!([]),
+        )
+        .await;
     browser.screenshot("run-live").await;
     browser
         .wait_text("#log", "tick 12", Duration::from_secs(10))

@@ -52,7 +52,8 @@ impl RunRowView {
     pub fn new(r: &UiRunRow) -> RunRowView {
         let id = r.id.to_string();
         RunRowView {
-            short_id: id[..8].to_string(),
+            // UUIDv7 ids start with their time: the random tail tells runs apart.
+            short_id: format!("…{}", &id[24..]),
             href: format!("/ui/runs/{id}"),
             id,
             tenant: r.tenant.clone(),

@@ -177,7 +177,7 @@ pub async fn page(
         .await?
         .into_iter()
         .map(|r| RunnerView {
-            id: r.id.to_string()[..8].to_string(),
+            id: format!("…{}", &r.id.to_string()[24..]),
             host: if viewer.is_admin() {
                 format!("{} (v{})", r.host, r.version)
             } else {

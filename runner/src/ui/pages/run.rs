@@ -228,7 +228,7 @@ pub async fn page(
             let memory_limit = run.memory_mb as i64 * 1024 * 1024;
             AttemptView {
                 number: a.number,
-                runner: a.runner_id.to_string()[..8].to_string(),
+                runner: format!("…{}", &a.runner_id.to_string()[24..]),
                 started: view::time(a.started_at),
                 started_dt: view::datetime(a.started_at),
                 duration: match a.duration_ms {
@@ -241,19 +241,27 @@ pub async fn page(
                     None => "running".to_string(),
                 },
                 duration_pct: view::percent(duration, run.timeout_ms),
-                fuel: format!(
-                    "{} of {} ({} %)",
-                    view::count(fuel),
-                    view::count(run.fuel),
-                    view::percent(fuel, run.fuel)
-                ),
+                fuel: if a.outcome.is_none() {
+                    format!("running; budget {}", view::count(run.fuel))
+                } else {
+                    format!(
+                        "{} of {} ({} %)",
+                        view::count(fuel),
+                        view::count(run.fuel),
+                        view::percent(fuel, run.fuel)
+                    )
+                },
                 fuel_pct: view::percent(fuel, run.fuel),
-                memory: format!(
-                    "{} of {} MiB ({} %)",
-                    view::bytes(memory),
-                    run.memory_mb,
-                    view::percent(memory, memory_limit)
-                ),
+                memory: if a.outcome.is_none() {
+                    format!("running; limit {} MiB", run.memory_mb)
+                } else {
+                    format!(
+                        "{} of {} MiB ({} %)",
+                        view::bytes(memory),
+                        run.memory_mb,
+                        view::percent(memory, memory_limit)
+                    )
+                },
                 memory_pct: view::percent(memory, memory_limit),
                 outcome: a.outcome.map(|o| o.as_str()),
                 hint: a.outcome.map(view::outcome_hint).unwrap_or(""),
