@@ -31,7 +31,7 @@ run: examples build ## Start a runner with a local database and the example jobs
 
 test: examples ## Run every test against a throwaway PostgreSQL
 	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
-	  $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report
+	  $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
 
 lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -902,3 +902,17 @@ async fn bulk_retry_reports_each_run() {
     browser.close().await;
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn no_ui_serves_no_dashboard() {
+    let r = TestRunner::start_with(|s| s.ui.enabled = false).await;
+    for path in ["/ui", "/ui/login", "/ui/static/app.css"] {
+        let resp = raw_client()
+            .get(format!("{}{path}", r.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    r.shutdown().await;
+}
