@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-EXAMPLES := hello flaky spin hog panic sleep report noop snooze files flood
+EXAMPLES := hello flaky spin hog panic sleep report noop snooze files flood ticker
 WASM_DIR := target/wasm32-wasip2/wasm
 # Throwaway PostgreSQL clusters (used only when DATABASE_URL is unset).
 RUN_PG_DIR := target/pg-run
@@ -31,7 +31,7 @@ run: examples build ## Start a runner with a local database and the example jobs
 
 test: examples ## Run every test against a throwaway PostgreSQL
 	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
-	  $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report
+	  $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
 
 lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -32,7 +32,7 @@ setup() {
     key=$(printf '%s' "$key" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')
     printf '%s' "$key" > "$KEY_FILE"
   fi
-  for job in hello flaky spin hog panic sleep report noop snooze; do
+  for job in hello flaky spin hog panic sleep report noop snooze ticker; do
     curl -fsS -X PUT "$URL/v1/jobs/$job" -H "Authorization: Bearer $key" \
       --data-binary "@target/wasm32-wasip2/wasm/$job.wasm" >/dev/null \
       || echo "uploading $job failed" >&2
@@ -41,6 +41,13 @@ setup() {
 
 ================================================================================
  Sandfire is running on $URL with the example jobs uploaded for tenant "dev".
+
+ Dashboard: $URL/ui   (sign in with the key below, or the admin token for every tenant)
+   login key:   $key
+   admin token: \$(cat target/dev/admin-token)
+ Watch a live log: start a ticker run, then open it under Runs:
+   curl -s -X POST \$SANDFIRE_URL/v1/jobs/ticker/runs -H "Authorization: Bearer \$SANDFIRE_API_KEY" \\
+        -H 'Content-Type: application/json' -d '{"input": {"ticks": 40, "interval_ms": 300}}'
 
    export SANDFIRE_URL=$URL
    export SANDFIRE_API_KEY=$key

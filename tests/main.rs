@@ -19,4 +19,5 @@ mod retention;
 mod schedules;
 mod store;
 mod tenancy;
+mod ui;
 mod upload;

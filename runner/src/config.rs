@@ -36,6 +36,32 @@ pub struct Settings {
     /// Database connections of the worker, its heartbeats and the maintenance services: a
     /// pool of their own, so API traffic can never starve a lease renewal.
     pub worker_pool_size: u32,
+    /// The dashboard (`/ui`).
+    pub ui: UiSettings,
+}
+
+/// The dashboard served under `/ui` (see `docs/dashboard.md`).
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    /// Serve `/ui` at all (`sandfire serve --no-ui` turns it off).
+    pub enabled: bool,
+    /// Mark the session cookie `Secure` (behind https; `--ui-secure-cookie`).
+    pub secure_cookie: bool,
+    /// How long a sign-in lasts.
+    pub session_ttl: Duration,
+    /// How often the run page's live log tail asks for new lines.
+    pub log_poll: Duration,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings {
+            enabled: true,
+            secure_cookie: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            log_poll: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -53,6 +79,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             api_pool_size: 16,
             worker_pool_size: 16,
+            ui: UiSettings::default(),
         }
     }
 }

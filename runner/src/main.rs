@@ -71,6 +71,12 @@ struct ServeArgs {
     /// Serve the API only, never execute runs.
     #[arg(long)]
     no_worker: bool,
+    /// Do not serve the dashboard (`/ui`).
+    #[arg(long, env = "SANDFIRE_NO_UI")]
+    no_ui: bool,
+    /// Mark the dashboard's session cookie `Secure` (when it is served over https).
+    #[arg(long, env = "SANDFIRE_UI_SECURE_COOKIE")]
+    ui_secure_cookie: bool,
     /// Fallback poll interval when no notification arrives, in ms.
     #[arg(long, default_value_t = 1000)]
     poll_interval_ms: u64,
@@ -238,6 +244,8 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.worker.slots = args.slots.max(1);
     settings.worker.queues = args.queues;
     settings.worker.enabled = !args.no_worker;
+    settings.ui.enabled = !args.no_ui;
+    settings.ui.secure_cookie = args.ui_secure_cookie;
     settings.worker.poll_interval = Duration::from_millis(args.poll_interval_ms.max(10));
     settings.worker.lease = Duration::from_millis(args.lease_ms);
     settings.worker.heartbeat = Duration::from_millis(args.heartbeat_ms);

@@ -109,9 +109,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .layer(DefaultBodyLimit::max(request_limit));
+    let ui = if state.settings.ui.enabled {
+        crate::ui::router().layer(DefaultBodyLimit::max(request_limit))
+    } else {
+        Router::new()
+    };
     uploads
         .merge(bulk)
         .merge(rest)
+        .merge(ui)
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })

@@ -46,13 +46,25 @@ pub enum RunDelete {
     NotEnded(RunState),
 }
 
+/// Who the API's own cancels and retries name in the run's history.
+pub const VIA_API: &str = "via API";
+
 /// Cancel, retry and delete. Implemented for PostgreSQL below.
 #[async_trait::async_trait]
 pub trait RunControlStore {
     /// Cancels a run that has not ended: at once unless running, else by request.
-    async fn run_cancel(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunCancel>;
+    async fn run_cancel(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunCancel> {
+        self.run_cancel_by(tenant_id, id, VIA_API).await
+    }
     /// Re-enqueues a `failed` or `cancelled` run for a new attempt.
-    async fn run_retry(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunRetry>;
+    async fn run_retry(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunRetry> {
+        self.run_retry_by(tenant_id, id, VIA_API).await
+    }
+    /// [`RunControlStore::run_cancel`], naming who asked (`actor`, e.g. "via dashboard (key
+    /// sfk_1234abcd)") in the history's reason ("cancelled {actor}").
+    async fn run_cancel_by(&self, tenant_id: i64, id: Uuid, actor: &str) -> StoreResult<RunCancel>;
+    /// [`RunControlStore::run_retry`], naming who asked ("retried {actor}").
+    async fn run_retry_by(&self, tenant_id: i64, id: Uuid, actor: &str) -> StoreResult<RunRetry>;
     /// Deletes a terminal run with its attempts, history and logs.
     async fn run_delete(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunDelete>;
 }
@@ -79,7 +91,7 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl RunControlStore for PgStore {
-    async fn run_cancel(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunCancel> {
+    async fn run_cancel_by(&self, tenant_id: i64, id: Uuid, actor: &str) -> StoreResult<RunCancel> {
         let mut tx = self.pool().begin().await.map_err(classify)?;
         let Some(state) = PgStore::run_lock_state(&mut tx, tenant_id, id)
             .await
@@ -97,9 +109,11 @@ impl RunControlStore for PgStore {
             ),
             ended => return Ok(RunCancel::Ended(ended)),
         };
-        let changed = sqlx::query(sql)
-            .bind(tenant_id)
-            .bind(id)
+        let mut query = sqlx::query(sql).bind(tenant_id).bind(id);
+        if done == RunCancel::Cancelled {
+            query = query.bind(actor);
+        }
+        let changed = query
             .execute(&mut *tx)
             .await
             .map_err(classify)?
@@ -114,7 +128,7 @@ impl RunControlStore for PgStore {
         Ok(done)
     }
 
-    async fn run_retry(&self, tenant_id: i64, id: Uuid) -> StoreResult<RunRetry> {
+    async fn run_retry_by(&self, tenant_id: i64, id: Uuid, actor: &str) -> StoreResult<RunRetry> {
         let mut tx = self.pool().begin().await.map_err(classify)?;
         let Some(state) = PgStore::run_lock_state(&mut tx, tenant_id, id)
             .await
@@ -128,6 +142,7 @@ impl RunControlStore for PgStore {
         let retried: Option<Uuid> = sqlx::query_scalar(include_str!("sql/control_retry.sql"))
             .bind(tenant_id)
             .bind(id)
+            .bind(actor)
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;

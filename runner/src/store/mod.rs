@@ -15,6 +15,7 @@ mod retention;
 mod runners;
 mod schedules;
 mod tenancy;
+mod ui;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -27,13 +28,14 @@ pub use batches::{
     Batch, BatchCancel, BatchContinuationParams, BatchCreateParams, BatchCreated, BatchDetail,
     BatchRun, BatchRunParams, BatchStore,
 };
-pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry};
+pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry, VIA_API};
 pub use group_commit::GroupCommit;
 pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
 pub use schedules::*;
 pub use tenancy::*;
+pub use ui::*;
 
 /// What can go wrong talking to the store, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -559,6 +561,7 @@ pub trait Store:
     + RetentionStore
     + ScheduleStore
     + TenancyStore
+    + UiStore
     + Send
     + Sync
     + 'static

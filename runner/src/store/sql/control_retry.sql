@@ -1,4 +1,5 @@
--- Re-enqueue failed or cancelled run $2 of tenant $1 as a new attempt: it gets at least one
+-- Re-enqueue failed or cancelled run $2 of tenant $1 as a new attempt ($3 says who asked, e.g.
+-- 'via API'): it gets at least one
 -- attempt more than it has used. A member of a finished batch re-opens the batch's progress
 -- (its continuations were already decided and are not run again).
 WITH retried AS (
@@ -12,7 +13,7 @@ WITH retried AS (
         max_attempts = greatest(max_attempts, attempt + 1),
         progress = NULL,
         progress_message = NULL,
-        state_reason = 'retried via API'
+        state_reason = 'retried ' || $3
     WHERE tenant_id = $1 AND id = $2 AND state IN ('failed', 'cancelled')
     RETURNING id, batch_id
 ), reopened AS (

@@ -1,0 +1,19 @@
+-- A page of runs for the dashboard's list: tenant $1 (every tenant when NULL), filters by state
+-- $2, job $3, queue $4, the latest attempt's outcome $5 and version $6; keyset paging by id
+-- (older than $7 or newer than $8). The ORDER BY and LIMIT are appended by the caller: newest
+-- first for "older" pages, oldest first (then reversed) for "newer" pages.
+SELECT r.id, t.name AS tenant, j.name AS job, r.version, r.state, r.queue, r.priority,
+       left(r.error, 200) AS error, r.attempt, r.max_attempts, r.created_at, r.started_at,
+       r.finished_at, r.progress, a.outcome AS last_outcome, a.duration_ms AS last_duration_ms
+FROM runs r
+JOIN jobs j ON j.id = r.job_id
+JOIN tenants t ON t.id = r.tenant_id
+LEFT JOIN attempts a ON a.run_id = r.id AND a.number = r.attempt
+WHERE ($1::int8 IS NULL OR r.tenant_id = $1)
+  AND ($2::run_state IS NULL OR r.state = $2)
+  AND ($3::text IS NULL OR j.name = $3)
+  AND ($4::text IS NULL OR r.queue = $4)
+  AND ($5::attempt_outcome IS NULL OR a.outcome = $5)
+  AND ($6::int4 IS NULL OR r.version = $6)
+  AND ($7::uuid IS NULL OR r.id < $7)
+  AND ($8::uuid IS NULL OR r.id > $8)

@@ -1,0 +1,358 @@
+//! What the dashboard (`/ui`) reads and writes beyond what the JSON API does: its sessions, the
+//! overview's counts, the run list with the latest outcome and a tenant column, and log pages
+//! read from the end.
+//!
+//! Every query is scoped: `tenant_id: Some(id)` reads one tenant's rows only, `None` (the admin's
+//! sessions, and nothing else) reads every tenant's. Every list is keyset-paged and every count
+//! is either exact over the hot table (`run_queue`) or bounded by a window of the newest runs:
+//! nothing here may scan all of `runs`.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::postgres::classify;
+use super::{LogLine, PgStore, StoreResult, Tenant};
+use crate::model::{Level, Outcome, RunState};
+use crate::store::KeyRole;
+
+/// A new session as stored.
+#[derive(Debug, Clone)]
+pub struct UiSessionCreateParams {
+    /// SHA-256 of the session id (the cookie's value); the id itself is never stored.
+    pub id_hash: Vec<u8>,
+    pub admin: bool,
+    /// The API key's hash, or a SHA-256 of the admin token.
+    pub key_hash: Vec<u8>,
+    pub role: KeyRole,
+    /// `None` for the admin.
+    pub tenant_id: Option<i64>,
+    pub ttl_ms: i64,
+}
+
+/// A live session with its credential as it is now.
+#[derive(Debug, Clone)]
+pub struct UiSession {
+    pub admin: bool,
+    pub key_hash: Vec<u8>,
+    /// For a tenant session: the key's prefix, its current role and its tenant. `None` when the
+    /// key or the tenant was disabled (the session is over).
+    pub key: Option<(String, KeyRole, Tenant)>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The dashboard's run list: filters, scope and a keyset cursor.
+#[derive(Debug, Clone, Default)]
+pub struct UiRunListParams {
+    pub tenant_id: Option<i64>,
+    pub state: Option<RunState>,
+    pub job: Option<String>,
+    pub queue: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub version: Option<i32>,
+    /// Runs older than this id (the "Older" link).
+    pub before: Option<Uuid>,
+    /// Runs newer than this id (the "Newer" link).
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// One row of the dashboard's run list.
+#[derive(Debug, Clone)]
+pub struct UiRunRow {
+    pub id: Uuid,
+    pub tenant: String,
+    pub job: String,
+    pub version: i32,
+    pub state: RunState,
+    pub queue: String,
+    pub priority: i16,
+    /// The first 200 characters.
+    pub error: Option<String>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub progress: Option<i16>,
+    /// The outcome of the run's latest attempt, once it ended.
+    pub last_outcome: Option<Outcome>,
+    pub last_duration_ms: Option<i64>,
+}
+
+/// Log lines of one run, read from either end.
+#[derive(Debug, Clone)]
+pub struct UiLogParams {
+    pub tenant_id: i64,
+    pub run_id: Uuid,
+    pub attempt: Option<i32>,
+    /// Lines at this level or above.
+    pub min_level: Option<Level>,
+    /// Lines before this id, newest first (the tail and "load earlier").
+    pub before: Option<i64>,
+    /// Lines after this id, oldest first (the live tail); wins over `before`.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// The dashboard's reads and its sessions. Implemented for PostgreSQL below.
+#[async_trait::async_trait]
+pub trait UiStore {
+    async fn ui_session_create(&self, params: UiSessionCreateParams) -> StoreResult<()>;
+    /// The session with this id hash, unless it expired.
+    async fn ui_session_get(&self, id_hash: &[u8]) -> StoreResult<Option<UiSession>>;
+    /// Records that the session was used now.
+    async fn ui_session_touch(&self, id_hash: &[u8]) -> StoreResult<()>;
+    async fn ui_session_delete(&self, id_hash: &[u8]) -> StoreResult<()>;
+    /// Deletes up to `limit` expired sessions; returns how many.
+    async fn ui_session_prune(&self, limit: i64) -> StoreResult<u64>;
+    /// Runs waiting or running, by state (exact).
+    async fn ui_active_counts(&self, tenant_id: Option<i64>) -> StoreResult<Vec<(RunState, i64)>>;
+    /// Runs by state among the newest `window` runs.
+    async fn ui_window_counts(
+        &self,
+        tenant_id: Option<i64>,
+        window: i64,
+    ) -> StoreResult<Vec<(RunState, i64)>>;
+    /// Attempts ended in the last 24 h by outcome, among those of the newest `window` runs.
+    async fn ui_outcomes_24h(
+        &self,
+        tenant_id: Option<i64>,
+        window: i64,
+    ) -> StoreResult<Vec<(Outcome, i64)>>;
+    /// The tenant owning a run (for the admin, who reads every tenant's runs).
+    async fn ui_run_tenant(&self, id: Uuid) -> StoreResult<Option<(i64, String)>>;
+    /// A page of runs, newest first.
+    async fn ui_run_list(&self, params: UiRunListParams) -> StoreResult<Vec<UiRunRow>>;
+    /// A page of log lines in id order; `None` when the tenant has no such run.
+    async fn ui_log_list(&self, params: UiLogParams) -> StoreResult<Vec<LogLine>>;
+}
+
+fn run_row(row: &sqlx::postgres::PgRow) -> Result<UiRunRow, sqlx::Error> {
+    Ok(UiRunRow {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        job: row.try_get("job")?,
+        version: row.try_get("version")?,
+        state: row.try_get("state")?,
+        queue: row.try_get("queue")?,
+        priority: row.try_get("priority")?,
+        error: row.try_get("error")?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        progress: row.try_get("progress")?,
+        last_outcome: row.try_get("last_outcome")?,
+        last_duration_ms: row.try_get("last_duration_ms")?,
+    })
+}
+
+fn role(text: &str) -> Result<KeyRole, sqlx::Error> {
+    match text {
+        "full" => Ok(KeyRole::Full),
+        "read" => Ok(KeyRole::Read),
+        other => Err(sqlx::Error::Decode(
+            format!("unknown key role {other:?}").into(),
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl UiStore for PgStore {
+    async fn ui_session_create(&self, p: UiSessionCreateParams) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO ui_sessions (id_hash, admin, key_hash, role, tenant_id, expires_at)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6::float8 / 1000))",
+        )
+        .bind(&p.id_hash)
+        .bind(p.admin)
+        .bind(&p.key_hash)
+        .bind(p.role.as_str())
+        .bind(p.tenant_id)
+        .bind(p.ttl_ms as f64)
+        .execute(self.pool())
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn ui_session_get(&self, id_hash: &[u8]) -> StoreResult<Option<UiSession>> {
+        let row = sqlx::query(include_str!("sql/ui_session_get.sql"))
+            .bind(id_hash)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || -> Result<UiSession, sqlx::Error> {
+            let tenant_id: Option<i64> = row.try_get("tenant_id")?;
+            let key = match tenant_id {
+                None => None,
+                Some(id) => Some((
+                    row.try_get("key_prefix")?,
+                    role(row.try_get("key_role")?)?,
+                    Tenant {
+                        id,
+                        name: row.try_get("tenant_name")?,
+                        weight: row.try_get("tenant_weight")?,
+                        created_at: row.try_get("tenant_created_at")?,
+                        disabled_at: row.try_get("tenant_disabled_at")?,
+                    },
+                )),
+            };
+            Ok(UiSession {
+                admin: row.try_get("admin")?,
+                key_hash: row.try_get("key_hash")?,
+                key,
+                last_seen_at: row.try_get("last_seen_at")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        };
+        read().map(Some).map_err(classify)
+    }
+
+    async fn ui_session_touch(&self, id_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE ui_sessions SET last_seen_at = now() WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(self.pool())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn ui_session_delete(&self, id_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(self.pool())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn ui_session_prune(&self, limit: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM ui_sessions WHERE id_hash IN (
+                 SELECT id_hash FROM ui_sessions WHERE expires_at <= now()
+                 ORDER BY expires_at LIMIT $1)",
+        )
+        .bind(limit)
+        .execute(self.pool())
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ui_active_counts(&self, tenant_id: Option<i64>) -> StoreResult<Vec<(RunState, i64)>> {
+        sqlx::query_as(include_str!("sql/ui_active_counts.sql"))
+            .bind(tenant_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)
+    }
+
+    async fn ui_window_counts(
+        &self,
+        tenant_id: Option<i64>,
+        window: i64,
+    ) -> StoreResult<Vec<(RunState, i64)>> {
+        sqlx::query_as(include_str!("sql/ui_window_counts.sql"))
+            .bind(tenant_id)
+            .bind(window)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)
+    }
+
+    async fn ui_outcomes_24h(
+        &self,
+        tenant_id: Option<i64>,
+        window: i64,
+    ) -> StoreResult<Vec<(Outcome, i64)>> {
+        sqlx::query_as(include_str!("sql/ui_outcomes_24h.sql"))
+            .bind(tenant_id)
+            .bind(window)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)
+    }
+
+    async fn ui_run_tenant(&self, id: Uuid) -> StoreResult<Option<(i64, String)>> {
+        sqlx::query_as(include_str!("sql/ui_run_tenant.sql"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(classify)
+    }
+
+    async fn ui_run_list(&self, p: UiRunListParams) -> StoreResult<Vec<UiRunRow>> {
+        // Static text only: the direction is chosen here, never taken from the request.
+        let order = if p.after.is_some() {
+            "ORDER BY r.id ASC LIMIT $9"
+        } else {
+            "ORDER BY r.id DESC LIMIT $9"
+        };
+        let sql = format!("{}{order}", include_str!("sql/ui_run_select.sql"));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(p.tenant_id)
+            .bind(p.state)
+            .bind(p.job)
+            .bind(p.queue)
+            .bind(p.outcome)
+            .bind(p.version)
+            .bind(if p.after.is_some() { None } else { p.before })
+            .bind(p.after)
+            .bind(p.limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        let mut runs = rows
+            .iter()
+            .map(run_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(classify)?;
+        if p.after.is_some() {
+            runs.reverse();
+        }
+        Ok(runs)
+    }
+
+    async fn ui_log_list(&self, p: UiLogParams) -> StoreResult<Vec<LogLine>> {
+        let order = if p.after.is_some() {
+            "ORDER BY l.id ASC LIMIT $7"
+        } else {
+            "ORDER BY l.id DESC LIMIT $7"
+        };
+        let sql = format!("{}{order}", include_str!("sql/ui_log_select.sql"));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(p.tenant_id)
+            .bind(p.run_id)
+            .bind(p.attempt)
+            .bind(p.min_level)
+            .bind(if p.after.is_some() { None } else { p.before })
+            .bind(p.after)
+            .bind(p.limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        let mut lines = rows
+            .iter()
+            .map(|row| {
+                Ok(LogLine {
+                    id: row.try_get("id")?,
+                    attempt: row.try_get("attempt")?,
+                    at: row.try_get("at")?,
+                    level: row.try_get("level")?,
+                    message: row.try_get("message")?,
+                    fields: row.try_get("fields")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)?;
+        if p.after.is_none() {
+            lines.reverse();
+        }
+        Ok(lines)
+    }
+}

@@ -1,0 +1,194 @@
+//! `/ui/runs`: runs newest first, a tab per state, filters (job, version, queue, the latest
+//! attempt's outcome; the admin also by tenant), a run-id jump, keyset paging (Newer/Older,
+//! never an offset) and bulk retry/cancel/delete of the selected rows.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{Layout, RunRowView};
+use crate::api::AppState;
+use crate::model::RunState;
+use crate::store::UiRunListParams;
+use crate::ui::error::{UiError, UiResult, render};
+use crate::ui::session::Viewer;
+use crate::ui::view;
+
+/// Rows per page.
+pub const PAGE: i64 = 50;
+
+pub struct Tab {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/runs.html")]
+struct RunsPage {
+    layout: Layout,
+    admin: bool,
+    can_act: bool,
+    tabs: Vec<Tab>,
+    state: String,
+    job: String,
+    queue: String,
+    outcome: String,
+    version: String,
+    tenant: String,
+    outcomes: Vec<&'static str>,
+    rows: Vec<RunRowView>,
+    newer: Option<String>,
+    older: Option<String>,
+    back: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunsQuery {
+    state: Option<String>,
+    job: Option<String>,
+    queue: Option<String>,
+    outcome: Option<String>,
+    version: Option<String>,
+    tenant: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    /// Run-id jump.
+    id: Option<String>,
+}
+
+fn cursor(v: &Option<String>, name: &str) -> UiResult<Option<Uuid>> {
+    view::given(v)
+        .map(|c| {
+            Uuid::parse_str(&c).map_err(|_| {
+                UiError::bad_request(format!("{name}: not a run id; use the page's links"))
+            })
+        })
+        .transpose()
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<RunsQuery>,
+) -> UiResult<Response> {
+    if let Some(id) = view::given(&q.id) {
+        let id = Uuid::parse_str(&id).map_err(|_| {
+            UiError::bad_request(format!("{id:?} is not a run id: run ids are UUIDs"))
+        })?;
+        return Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response());
+    }
+    let (scope, tenant) = super::overview::scope(&state, &viewer, &q.tenant).await?;
+    let run_state = match view::given(&q.state) {
+        None => None,
+        Some(s) => Some(
+            RunState::parse(&s)
+                .ok_or_else(|| UiError::bad_request(format!("{s:?} is not a run state")))?,
+        ),
+    };
+    let outcome = match view::given(&q.outcome) {
+        None => None,
+        Some(o) => Some(
+            view::parse_outcome(&o)
+                .ok_or_else(|| UiError::bad_request(format!("{o:?} is not an outcome")))?,
+        ),
+    };
+    let version = match view::given(&q.version) {
+        None => None,
+        Some(v) => Some(
+            v.trim_start_matches('v')
+                .parse::<i32>()
+                .map_err(|_| UiError::bad_request(format!("version {v:?} is not a number")))?,
+        ),
+    };
+    let before = cursor(&q.before, "before")?;
+    let after = cursor(&q.after, "after")?;
+    // One row more than shown says whether the next page in this direction exists.
+    let mut runs = state
+        .store
+        .ui_run_list(UiRunListParams {
+            tenant_id: scope,
+            state: run_state,
+            job: view::given(&q.job),
+            queue: view::given(&q.queue),
+            outcome,
+            version,
+            before,
+            after,
+            limit: PAGE + 1,
+        })
+        .await?;
+    let more = runs.len() as i64 > PAGE;
+    if more {
+        if after.is_some() {
+            runs.remove(0);
+        } else {
+            runs.pop();
+        }
+    }
+    let filters = |extra: (&'static str, Option<String>)| {
+        let mut pairs = vec![
+            ("state", view::given(&q.state)),
+            ("job", view::given(&q.job)),
+            ("queue", view::given(&q.queue)),
+            ("outcome", view::given(&q.outcome)),
+            ("version", view::given(&q.version)),
+            ("tenant", view::given(&q.tenant)),
+        ];
+        pairs.push(extra);
+        format!("/ui/runs{}", view::query(&pairs))
+    };
+    let (first, last) = (runs.first().map(|r| r.id), runs.last().map(|r| r.id));
+    // Older exists when this page came from above with a full page, or from below at all.
+    let older = match (after.is_some(), more) {
+        (false, true) | (true, _) => last.map(|id| filters(("before", Some(id.to_string())))),
+        _ => None,
+    };
+    let newer = match (after.is_some(), more, before.is_some()) {
+        (true, true, _) | (false, _, true) => {
+            first.map(|id| filters(("after", Some(id.to_string()))))
+        }
+        _ => None,
+    };
+    let tab = |label: &'static str, s: Option<&str>| Tab {
+        label,
+        current: view::given(&q.state).as_deref() == s,
+        href: format!(
+            "/ui/runs{}",
+            view::query(&[
+                ("state", s.map(str::to_string)),
+                ("job", view::given(&q.job)),
+                ("queue", view::given(&q.queue)),
+                ("version", view::given(&q.version)),
+                ("tenant", view::given(&q.tenant)),
+            ])
+        ),
+    };
+    let mut tabs = vec![tab("All", None)];
+    tabs.extend(
+        RunState::ALL
+            .iter()
+            .map(|s| tab(s.as_str(), Some(s.as_str()))),
+    );
+    let back = filters(("before", before.map(|b| b.to_string())));
+    Ok(render(&RunsPage {
+        layout: Layout::new(&viewer, "runs"),
+        admin: viewer.is_admin(),
+        can_act: viewer.can_act(),
+        tabs,
+        state: view::given(&q.state).unwrap_or_default(),
+        job: view::given(&q.job).unwrap_or_default(),
+        queue: view::given(&q.queue).unwrap_or_default(),
+        outcome: view::given(&q.outcome).unwrap_or_default(),
+        version: view::given(&q.version).unwrap_or_default(),
+        tenant,
+        outcomes: view::OUTCOMES.iter().map(|o| o.as_str()).collect(),
+        rows: runs.iter().map(RunRowView::new).collect(),
+        newer,
+        older,
+        back,
+    })?
+    .into_response())
+}

@@ -1,0 +1,918 @@
+//! The dashboard (`/ui`) in a real headless Chromium, driven over WebDriver (chromedriver, plain
+//! JSON over HTTP) against a real runner executing real example runs. Each test starts its own
+//! chromedriver on a free port and its own runner on its own database.
+//!
+//! Chromium is required: without it these tests fail and say how to install it
+//! (`apt-get install -y chromium chromium-driver`; `.ci/run` does it).
+//!
+//! After every page the browser's log must hold no error (a console error, an uncaught
+//! exception, a Content-Security-Policy violation or a failed asset load all land there).
+//! Screenshots of each page go to `target/ui-screens/<page>.png`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant};
+
+/// The WebDriver element reference key (W3C).
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn chromedriver_path() -> PathBuf {
+    let candidates = [
+        std::env::var("CHROMEDRIVER").ok().map(PathBuf::from),
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("chromedriver"))
+                .find(|p| p.is_file())
+        }),
+        Some(PathBuf::from("/usr/bin/chromedriver")),
+        Some(PathBuf::from("/usr/lib/chromium/chromedriver")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromedriver not found: the dashboard tests need Chromium and its WebDriver. \
+                 Install them with `apt-get install -y chromium chromium-driver` (Debian; \
+                 `.ci/run` does this), or set CHROMEDRIVER to the driver's path"
+            )
+        })
+}
+
+fn chromium_binary() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+}
+
+/// A chromedriver process, killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One browser session.
+struct Browser {
+    http: reqwest::Client,
+    url: String,
+    _driver: Driver,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let path = chromedriver_path();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+        let driver = Driver(child);
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(r) = ready
+                && r.json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["value"]["ready"].as_bool())
+                    == Some(true)
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut options = json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1360,1000", "--lang=en-US"],
+        });
+        if let Some(binary) = chromium_binary() {
+            options["binary"] = json!(binary);
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("chromedriver answers JSON");
+        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| {
+            panic!(
+                "Chromium did not start ({resp}); install it with \
+                 `apt-get install -y chromium chromium-driver`"
+            )
+        });
+        Browser {
+            url: format!("{base}/session/{session}"),
+            http,
+            _driver: driver,
+        }
+    }
+
+    async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        req = req.json(&body.unwrap_or_else(|| json!({})));
+        let resp: Value = req
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("chromedriver answers JSON");
+        resp["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        let v = self
+            .cmd(Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+        assert!(v.is_null(), "navigating to {url}: {v}");
+    }
+
+    async fn current_url(&self) -> String {
+        let v = self.http.get(format!("{}/url", self.url)).send().await;
+        let v: Value = v.unwrap().json().await.unwrap();
+        v["value"].as_str().unwrap_or_default().to_string()
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .cmd(
+                Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[ELEMENT].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found = self.find_all(css).await;
+        found
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element matches {css:?}"))
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        let v = self
+            .cmd(Method::POST, &format!("/element/{e}/click"), None)
+            .await;
+        assert!(v.is_null(), "clicking {css}: {v}");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        let v = self
+            .cmd(
+                Method::POST,
+                &format!("/element/{e}/value"),
+                Some(json!({ "text": text })),
+            )
+            .await;
+        assert!(v.is_null(), "typing into {css}: {v}");
+    }
+
+    /// Runs a script in the page (a returned promise is awaited).
+    async fn exec(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// The text of the page's body.
+    async fn text(&self) -> String {
+        self.exec("return document.body.innerText;", json!([]))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn text_of(&self, css: &str) -> String {
+        self.exec(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Waits until the element's text contains `needle`.
+    async fn wait_text(&self, css: &str, needle: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.text_of(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{css:?} did not show {needle:?} within {within:?}; it shows:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot(&self, page: &str) {
+        let v = self.cmd(Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("a screenshot"))
+            .expect("base64 screenshot");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screens");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{page}.png")), png).unwrap();
+    }
+
+    /// The browser's log since the last call.
+    async fn log(&self) -> Vec<Value> {
+        let v = self
+            .cmd(Method::POST, "/se/log", Some(json!({"type": "browser"})))
+            .await;
+        let v = if v.is_array() {
+            v
+        } else {
+            self.cmd(Method::POST, "/log", Some(json!({"type": "browser"})))
+                .await
+        };
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Asserts the browser logged no error (console errors, exceptions, CSP violations, failed
+    /// loads) since the last check.
+    async fn assert_clean(&self, page: &str) {
+        let errors: Vec<Value> = self
+            .log()
+            .await
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "the browser logged errors on {page}: {errors:#?}"
+        );
+    }
+
+    /// Signs in through the login form.
+    async fn login(&self, base: &str, key: &str) {
+        self.goto(&format!("{base}/ui/login")).await;
+        self.type_into("#key", key).await;
+        self.click("button[type=submit]").await;
+        let start = Instant::now();
+        while self.current_url().await.contains("/ui/login") {
+            assert!(start.elapsed() < Duration::from_secs(5), "sign-in failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.http.delete(&self.url).send().await;
+    }
+}
+
+/// A client that does not follow redirects, for checks on the HTTP level.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in over HTTP; returns the `Cookie` header value.
+async fn cookie_for(base: &str, key: &str) -> String {
+    let resp = raw_client()
+        .post(format!("{base}/ui/login"))
+        .header(header::ORIGIN, base)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("key={key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn get_with(base: &str, path: &str, cookie: &str) -> reqwest::Response {
+    raw_client()
+        .get(format!("{base}{path}"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn run_to_end(r: &TestRunner, t: &TestTenant, job: &str, input: Value) -> Value {
+    let run = r
+        .enqueue(t, job, json!({"input": input, "max_attempts": 1}))
+        .await;
+    r.wait_terminal(t, run["id"].as_str().unwrap()).await
+}
+
+async fn read_key(r: &TestRunner, tenant: &str) -> String {
+    let (status, body) = r
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/keys"),
+            Some(ADMIN_TOKEN),
+            Some(Body::Json(json!({"role": "read"}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["api_key"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn login_is_required_and_sessions_end_with_their_key() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "hello", "hello").await;
+    let run = run_to_end(&r, &acme, "hello", json!({"name": "Ada"})).await;
+    let id = run["id"].as_str().unwrap();
+
+    // Without a session every page sends the browser to the login page, showing no run data.
+    let browser = Browser::start().await;
+    for path in ["/ui", "/ui/runs", &format!("/ui/runs/{id}")] {
+        browser.goto(&format!("{}{path}", r.base)).await;
+        let url = browser.current_url().await;
+        assert!(url.contains("/ui/login"), "{path} led to {url}");
+        assert!(!browser.text().await.contains(id));
+    }
+    browser.screenshot("login").await;
+    browser.assert_clean("login").await;
+
+    // A wrong key sets no cookie.
+    let resp = raw_client()
+        .post(format!("{}/ui/login", r.base))
+        .header(header::ORIGIN, &r.base)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("key=sfk_0000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get(header::SET_COOKIE).is_none());
+
+    // A right key: an HttpOnly, SameSite=Strict cookie scoped to /ui; strict headers.
+    let resp = raw_client()
+        .post(format!("{}/ui/login", r.base))
+        .header(header::ORIGIN, &r.base)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("key={}", acme.key))
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set.contains(part), "cookie {set} lacks {part}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let page = get_with(&r.base, "/ui", &cookie).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()[header::X_FRAME_OPTIONS], "DENY");
+    assert!(page.headers().contains_key(header::REFERRER_POLICY));
+    // The cookie never authenticates the JSON API.
+    let api = raw_client()
+        .get(format!("{}/v1/runs", r.base))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+
+    // Disabling the tenant ends its sessions at once.
+    let (status, _) = r
+        .call(
+            Method::POST,
+            "/v1/tenants/acme/disable",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = get_with(&r.base, "/ui", &cookie).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert!(
+        page.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/login")
+    );
+
+    // Logout deletes the session: the old cookie no longer works.
+    let (status, _) = r
+        .call(
+            Method::POST,
+            "/v1/tenants/acme/enable",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = cookie_for(&r.base, &acme.key).await;
+    assert_eq!(
+        get_with(&r.base, "/ui", &cookie).await.status(),
+        StatusCode::OK
+    );
+    let out = raw_client()
+        .post(format!("{}/ui/logout", r.base))
+        .header(header::ORIGIN, &r.base)
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        get_with(&r.base, "/ui", &cookie).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn pages_show_real_runs_with_their_outcomes() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    for job in ["hello", "flaky", "spin"] {
+        r.upload(&acme, job, job).await;
+    }
+    let ok = run_to_end(
+        &r,
+        &acme,
+        "hello",
+        json!({"name": "<img src=x onerror=alert(1)>"}),
+    )
+    .await;
+    let failed = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let fuel = r
+        .enqueue(&acme, "spin", json!({"max_attempts": 1, "fuel": 1_000_000}))
+        .await;
+    let fuel = r.wait_terminal(&acme, fuel["id"].as_str().unwrap()).await;
+    assert_eq!(ok["state"], "succeeded");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(fuel["state"], "failed");
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    let overview = browser.text().await;
+    assert!(overview.contains("out_of_fuel"), "{overview}");
+    browser.screenshot("overview").await;
+    browser.assert_clean("overview").await;
+
+    browser.goto(&format!("{}/ui/runs", r.base)).await;
+    let table = browser.text_of("#runs").await;
+    for needle in [
+        "hello@v1",
+        "flaky@v1",
+        "spin@v1",
+        "ok",
+        "error",
+        "out_of_fuel",
+    ] {
+        assert!(
+            table.contains(needle),
+            "the runs table lacks {needle}:\n{table}"
+        );
+    }
+    browser.screenshot("runs").await;
+    browser.assert_clean("runs").await;
+    // Dark mode follows the system setting.
+    browser
+        .cmd(
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [
+                {"name": "prefers-color-scheme", "value": "dark"}]}}),
+            ),
+        )
+        .await;
+    let bg = browser
+        .exec(
+            "return getComputedStyle(document.body).backgroundColor;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bg, json!("rgb(13, 17, 23)"), "dark mode");
+    browser.screenshot("runs-dark").await;
+
+    // The failed tab holds exactly the two failed runs; a job filter narrows the list.
+    browser
+        .goto(&format!("{}/ui/runs?state=failed", r.base))
+        .await;
+    assert_eq!(browser.find_all("#runs tbody tr").await.len(), 2);
+    browser.goto(&format!("{}/ui/runs?job=hello", r.base)).await;
+    let rows = browser.find_all("#runs tbody tr").await;
+    assert_eq!(rows.len(), 1);
+    browser
+        .goto(&format!("{}/ui/runs?outcome=out_of_fuel", r.base))
+        .await;
+    assert_eq!(browser.find_all("#runs tbody tr").await.len(), 1);
+
+    // The run page: the input is text, not markup; attempts are measured against the limits.
+    let id = fuel["id"].as_str().unwrap();
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    let attempts = browser.text_of("#attempts").await;
+    assert!(attempts.contains("out_of_fuel"), "{attempts}");
+    assert!(attempts.contains("raise the run's fuel"), "{attempts}");
+    assert!(attempts.contains("of 1 000 000"), "{attempts}");
+    browser.screenshot("run-failed").await;
+    browser.assert_clean("run page").await;
+    let id = ok["id"].as_str().unwrap();
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    assert!(
+        browser
+            .text_of("#input")
+            .await
+            .contains("<img src=x onerror=alert(1)>")
+    );
+    assert!(browser.find_all("#input img").await.is_empty());
+    browser.screenshot("run").await;
+    browser.assert_clean("run page").await;
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_from_the_run_page_names_the_dashboard_without_a_reload() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "flaky", "flaky").await;
+    let failed = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let id = failed["id"].as_str().unwrap();
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    browser.exec("window.__sf = 1;", json!([])).await;
+    browser.click("#retry").await;
+    let prefix = &acme.key[..12];
+    let history = browser
+        .wait_text(
+            "#history",
+            &format!("retried via dashboard (key {prefix}…)"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(history.contains("failed"), "{history}");
+    assert_eq!(
+        browser.exec("return window.__sf;", json!([])).await,
+        json!(1),
+        "the page was reloaded"
+    );
+    let run = r.wait_terminal(&acme, id).await;
+    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["attempt"], 2);
+    browser.assert_clean("run page after retry").await;
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ticker_runs_log_lines_appear_live() {
+    let r = TestRunner::start_with(|s| s.ui.log_poll = Duration::from_millis(200)).await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "ticker", "ticker").await;
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    let run = r
+        .enqueue(
+            &acme,
+            "ticker",
+            json!({"input": {"ticks": 12, "interval_ms": 250}, "max_attempts": 1}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap();
+    r.wait_for(&acme, id, Duration::from_secs(10), |run| {
+        run["state"] == "running"
+    })
+    .await;
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    browser.exec("window.__sf = 1;", json!([])).await;
+    let log = browser
+        .wait_text("#log", "tick 6", Duration::from_secs(10))
+        .await;
+    assert!(log.contains("tick 5"), "{log}");
+    browser
+        .exec(
+            "document.querySelector('#logs').scrollIntoView();",
+            json!([]),
+        )
+        .await;
+    browser.screenshot("run-live").await;
+    browser
+        .wait_text("#log", "tick 12", Duration::from_secs(10))
+        .await;
+    browser
+        .wait_text("#run-state", "succeeded", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        browser.exec("return window.__sf;", json!([])).await,
+        json!(1),
+        "the page was reloaded"
+    );
+    browser.assert_clean("live log").await;
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_read_only_key_sees_no_actions_and_its_posts_get_403() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "flaky", "flaky").await;
+    let failed = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let id = failed["id"].as_str().unwrap();
+    let read = read_key(&r, "acme").await;
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &read).await;
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    assert!(browser.text_of("#history").await.contains("failed"));
+    assert!(
+        browser.find_all("form[method=post] button").await.len() == 1,
+        "only sign-out"
+    );
+    assert!(
+        browser
+            .find_all("#retry, #cancel, #delete")
+            .await
+            .is_empty()
+    );
+    browser.goto(&format!("{}/ui/runs", r.base)).await;
+    assert!(
+        browser
+            .find_all("input[type=checkbox][name=id]")
+            .await
+            .is_empty()
+    );
+    let status = browser
+        .exec(
+            "return fetch(arguments[0], {method: 'POST'}).then(r => r.status);",
+            json!([format!("/ui/runs/{id}/retry")]),
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    let (status, _) = r
+        .call(
+            Method::POST,
+            &format!("/v1/runs/{id}/retry"),
+            Some(&read),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(r.run(&acme, id).await["state"], "failed");
+    browser.screenshot("runs-read-only").await;
+    // The 403 of the fetch above is the one error this page may log.
+    let logged = browser.log().await;
+    assert!(
+        logged
+            .iter()
+            .all(|e| e["message"].as_str().unwrap_or("").contains("403")),
+        "{logged:#?}"
+    );
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_runs_and_the_admin_sees_all() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    let globex = r.tenant("globex").await;
+    r.upload(&acme, "hello", "hello").await;
+    r.upload(&globex, "hello", "hello").await;
+    let a = run_to_end(&r, &acme, "hello", json!({"name": "a"})).await;
+    let g = run_to_end(&r, &globex, "hello", json!({"name": "g"})).await;
+    let (a, g) = (a["id"].as_str().unwrap(), g["id"].as_str().unwrap());
+
+    let cookie = cookie_for(&r.base, &globex.key).await;
+    let other = get_with(&r.base, &format!("/ui/runs/{a}"), &cookie).await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let random = get_with(
+        &r.base,
+        &format!("/ui/runs/{}", uuid::Uuid::now_v7()),
+        &cookie,
+    )
+    .await;
+    assert_eq!(random.status(), StatusCode::NOT_FOUND);
+    let logs = get_with(&r.base, &format!("/ui/runs/{a}/logs"), &cookie).await;
+    assert_eq!(logs.status(), StatusCode::NOT_FOUND);
+    let list = get_with(&r.base, "/ui/runs", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(g) && !list.contains(a));
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &globex.key).await;
+    browser.goto(&format!("{}/ui/runs/{a}", r.base)).await;
+    assert!(browser.text().await.contains("Not found"));
+    let _ = browser.log().await; // the 404 itself is logged by the browser
+    browser.goto(&format!("{}/ui/login", r.base)).await;
+    browser
+        .exec(
+            "document.querySelector('form[action=\"/ui/logout\"]')?.submit();",
+            json!([]),
+        )
+        .await;
+
+    // The admin sees both tenants, with a tenant column and filter.
+    let admin = Browser::start().await;
+    admin.login(&r.base, ADMIN_TOKEN).await;
+    admin.goto(&format!("{}/ui/runs", r.base)).await;
+    let table = admin.text_of("#runs").await;
+    assert!(
+        table.contains("acme") && table.contains("globex"),
+        "{table}"
+    );
+    admin.screenshot("runs-admin").await;
+    admin.goto(&format!("{}/ui/runs?tenant=acme", r.base)).await;
+    assert_eq!(admin.find_all("#runs tbody tr").await.len(), 1);
+    admin.goto(&format!("{}/ui/runs/{g}", r.base)).await;
+    assert!(admin.text().await.contains("tenant globex"));
+    admin.assert_clean("admin pages").await;
+    admin.close().await;
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cross_origin_post_is_refused() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "hello", "hello").await;
+    let run = r
+        .enqueue(
+            &acme,
+            "hello",
+            json!({"input": {"name": "x"}, "delay": "1h"}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(run["state"], "scheduled");
+
+    // Another origin (another port on the same host: same site, so the cookie goes along).
+    let target = format!("{}/ui/runs/{id}/cancel", r.base);
+    let page = format!(
+        "<!doctype html><title>elsewhere</title><form method=post action=\"{target}\">\
+         <button id=go type=submit>go</button></form>"
+    );
+    let evil = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil_url = format!("http://{}/", evil.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(evil, app).await });
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.goto(&evil_url).await;
+    browser.click("#go").await;
+    let start = Instant::now();
+    while !browser.text().await.contains("cross-origin") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            browser.text().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(r.run(&acme, &id).await["state"], "scheduled");
+
+    // The same over HTTP: a foreign Origin, or no origin at all, is refused with 403.
+    let cookie = cookie_for(&r.base, &acme.key).await;
+    for origin in [Some("http://evil.example"), None] {
+        let mut req = raw_client().post(&target).header(header::COOKIE, &cookie);
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        assert_eq!(req.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(r.run(&acme, &id).await["state"], "scheduled");
+    // And from the dashboard's own origin it works (303 back to the run).
+    let ok = raw_client()
+        .post(&target)
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, &r.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let run = r.run(&acme, &id).await;
+    assert_eq!(run["state"], "cancelled");
+    assert!(
+        run["history"]
+            .to_string()
+            .contains("cancelled via dashboard (key sfk_"),
+        "{run:#}"
+    );
+    server.abort();
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_retry_reports_each_run() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "flaky", "flaky").await;
+    r.upload(&acme, "hello", "hello").await;
+    let f1 = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let f2 = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let ok = run_to_end(&r, &acme, "hello", json!({"name": "x"})).await;
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.goto(&format!("{}/ui/runs", r.base)).await;
+    browser.click("input[data-select-all]").await;
+    browser.click("button[value=retry]").await;
+    let result = browser
+        .wait_text("#bulk", "skipped: it is succeeded", Duration::from_secs(5))
+        .await;
+    assert!(
+        browser.text().await.contains("2 done, 1 skipped"),
+        "{result}"
+    );
+    browser.screenshot("bulk").await;
+    browser.assert_clean("bulk result").await;
+    for f in [&f1, &f2] {
+        let run = r.wait_terminal(&acme, f["id"].as_str().unwrap()).await;
+        assert_eq!(run["attempt"], 2, "{run:#}");
+    }
+    assert_eq!(r.run(&acme, ok["id"].as_str().unwrap()).await["attempt"], 1);
+    browser.close().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_ui_serves_no_dashboard() {
+    let r = TestRunner::start_with(|s| s.ui.enabled = false).await;
+    for path in ["/ui", "/ui/login", "/ui/static/app.css"] {
+        let resp = raw_client()
+            .get(format!("{}{path}", r.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    r.shutdown().await;
+}
