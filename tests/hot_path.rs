@@ -310,9 +310,18 @@ async fn a_quiet_tenant_runs_at_the_next_freed_slot_despite_a_busy_tenants_backl
     .await
     .unwrap();
     let held_slots = 2;
+    let timeline: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT t.name, a.started_at::text, a.finished_at::text, r.created_at::text
+         FROM attempts a JOIN runs r ON r.id = a.run_id JOIN tenants t ON t.id = r.tenant_id
+         ORDER BY a.started_at",
+    )
+    .fetch_all(r.store.pool())
+    .await
+    .unwrap();
     assert!(
         busy_before <= held_slots,
-        "{busy_before} busy runs ended before the quiet tenant's run started"
+        "{busy_before} busy runs started before the quiet tenant's run (started {started_mine}): \
+         {timeline:#?}"
     );
     r.shutdown().await;
 }

@@ -390,7 +390,11 @@ async fn claim_loop(
                 drop(permit);
             }
             _ = wake.notified() => {
-                if buffer.len() >= want.div_ceil(2).max(1) {
+                // A full buffer gets a top-up claim for the tenants not in it. So does a
+                // notification that arrives while a claim is on its way: that claim's snapshot
+                // may predate the new run, and the buffer it fills might not run low again
+                // for a whole attempt.
+                if buffer.len() >= want.div_ceil(2).max(1) || claiming.is_some() {
                     top_up = true;
                 }
                 exhausted.fill(false);
