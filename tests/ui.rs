@@ -916,3 +916,156 @@ async fn no_ui_serves_no_dashboard() {
     }
     r.shutdown().await;
 }
+
+/// Sets a form field's value (replacing what it holds).
+async fn set_value(browser: &Browser, css: &str, value: &str) {
+    browser
+        .exec(
+            "document.querySelector(arguments[0]).value = arguments[1];",
+            json!([css, value]),
+        )
+        .await;
+}
+
+/// Waits until the browser's URL contains `needle`; returns it.
+async fn wait_url(browser: &Browser, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let url = browser.current_url().await;
+        if url.contains(needle) {
+            return url;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the browser did not reach {needle:?}; it is at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_jobs_pages_show_versions_with_their_outcomes_and_enqueue_a_run() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    // Two versions of one job: v1 succeeds, v2 (other bytes) fails.
+    r.upload(&acme, "greet", "hello").await;
+    let ok = run_to_end(&r, &acme, "greet", json!({"name": "v1"})).await;
+    assert_eq!(ok["state"], "succeeded");
+    r.upload(&acme, "greet", "flaky").await;
+    let failed = run_to_end(&r, &acme, "greet", json!({"succeed_on_attempt": 2})).await;
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["version"], 2);
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.click("nav.main a[href='/ui/jobs']").await;
+    wait_url(&browser, "/ui/jobs").await;
+    let table = browser.text_of("#jobs").await;
+    assert!(table.contains("greet"), "{table}");
+    assert!(table.contains("v2"), "{table}");
+    browser.screenshot("jobs").await;
+    browser.assert_clean("jobs").await;
+
+    browser.click("#jobs a[href='/ui/jobs/greet']").await;
+    wait_url(&browser, "/ui/jobs/greet").await;
+    let versions = browser.text_of("#versions").await;
+    assert!(versions.contains("v1"), "{versions}");
+    assert!(versions.contains("ok 1"), "{versions}");
+    assert!(versions.contains("error 1"), "{versions}");
+    assert!(versions.contains("sha256:"), "{versions}");
+    assert!(browser.text().await.contains("newest 1 000 runs"));
+    browser.assert_clean("job").await;
+
+    // Not JSON: the form comes back with the reason and the text as typed.
+    set_value(&browser, "#input", "{\"name\": ").await;
+    browser.click("#enqueue-submit").await;
+    let error = browser
+        .wait_text("#enqueue-error", "not JSON", Duration::from_secs(5))
+        .await;
+    assert!(error.contains("not JSON"), "{error}");
+    assert_eq!(
+        browser
+            .exec("return document.querySelector('#input').value;", json!([]))
+            .await,
+        json!("{\"name\": ")
+    );
+    browser.screenshot("job-bad-input").await;
+    // The 422 of the refused form is the one error this page may log.
+    let logged = browser.log().await;
+    assert!(
+        logged
+            .iter()
+            .all(|e| e["message"].as_str().unwrap_or("").contains("422")),
+        "{logged:#?}"
+    );
+
+    // JSON: a run of the current version, and the browser lands on its page.
+    set_value(&browser, "#input", "{\"succeed_on_attempt\": 1}").await;
+    browser.click("#enqueue-submit").await;
+    let url = wait_url(&browser, "/ui/runs/").await;
+    let id = url.rsplit('/').next().unwrap().to_string();
+    let run = r.wait_terminal(&acme, &id).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["version"], 2);
+    assert_eq!(run["input"], json!({"succeed_on_attempt": 1}));
+    let prefix = &acme.key[..12];
+    browser
+        .wait_text(
+            "#history",
+            &format!("enqueued via dashboard (key {prefix}…)"),
+            Duration::from_secs(5),
+        )
+        .await;
+    browser.assert_clean("run enqueued from the job page").await;
+    browser.goto(&format!("{}/ui/jobs/greet", r.base)).await;
+    browser.screenshot("job").await;
+    browser.assert_clean("job").await;
+
+    // A read key sees the job but no enqueue form, and its POST gets 403.
+    let read = read_key(&r, "acme").await;
+    let reader = Browser::start().await;
+    reader.login(&r.base, &read).await;
+    reader.goto(&format!("{}/ui/jobs/greet", r.base)).await;
+    assert!(reader.text_of("#versions").await.contains("v2"));
+    assert!(reader.find_all("#enqueue, textarea").await.is_empty());
+    assert_eq!(
+        reader.find_all("form[method=post] button").await.len(),
+        1,
+        "only sign-out"
+    );
+    let status = reader
+        .exec(
+            "return fetch('/ui/jobs/greet/runs', {method: 'POST', headers: \
+             {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'input=%7B%7D'}) \
+             .then(r => r.status);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    reader.close().await;
+
+    // Another tenant's job answers 404 like a missing one; the admin sees the tenant column.
+    let other = r.tenant("other").await;
+    let cookie = cookie_for(&r.base, &other.key).await;
+    assert_eq!(
+        get_with(&r.base, "/ui/jobs/greet", &cookie).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let list = get_with(&r.base, "/ui/jobs", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains("greet"), "{list}");
+    let admin = cookie_for(&r.base, ADMIN_TOKEN).await;
+    let list = get_with(&r.base, "/ui/jobs", &admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("/ui/jobs/greet?tenant=acme"), "{list}");
+    let page = get_with(&r.base, "/ui/jobs/greet?tenant=acme", &admin).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    browser.close().await;
+    r.shutdown().await;
+}

@@ -7,14 +7,14 @@ mod batches;
 mod bulk;
 mod control;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod jobs;
 pub mod limits;
 mod queues;
 mod quota;
 mod runners;
-mod runs;
+pub(crate) mod runs;
 mod schedules;
 mod tenants;
 

@@ -120,6 +120,21 @@ pub async fn enqueue(
     Path(name): Path<String>,
     Json(body): Json<EnqueueRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let (status, run) =
+        enqueue_run(&state, &grant, &name, body, "enqueued via API".to_string()).await?;
+    Ok((status, axum::Json(json!(run))))
+}
+
+/// Validates and admits (quotas) one enqueue request of the grant's tenant and inserts the run:
+/// the API's `POST /v1/jobs/{name}/runs` and the dashboard's enqueue form both come here.
+pub(crate) async fn enqueue_run(
+    state: &AppState,
+    grant: &TenantGrant,
+    name: &str,
+    body: EnqueueRequest,
+    reason: String,
+) -> ApiResult<(StatusCode, crate::store::Run)> {
+    let name = name.to_string();
     let options = RunOptions {
         max_attempts: body.max_attempts,
         timeout_ms: body.timeout_ms,
@@ -193,7 +208,7 @@ pub async fn enqueue(
             format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
         )
     })?;
-    super::quota::admit_runs(&state, &grant, 1).await?;
+    super::quota::admit_runs(state, grant, 1).await?;
     let params = RunInsertParams {
         id: Uuid::now_v7(),
         tenant_id: tenant.id,
@@ -201,7 +216,7 @@ pub async fn enqueue(
         version: job.version,
         options: merged.resolve(limits),
         input: body.input.clone(),
-        reason: "enqueued via API".to_string(),
+        reason,
         due,
         after,
     };
@@ -241,7 +256,7 @@ pub async fn enqueue(
     if run.state == RunState::Scheduled {
         state.promoter.notify_one();
     }
-    Ok((status, axum::Json(json!(run))))
+    Ok((status, run))
 }
 
 fn parse_run_id(id: &str) -> ApiResult<Uuid> {

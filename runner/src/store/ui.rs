@@ -96,6 +96,31 @@ pub struct UiLogParams {
     pub limit: i64,
 }
 
+/// One row of the dashboard's job list: the job with its current version.
+#[derive(Debug, Clone)]
+pub struct UiJobRow {
+    pub id: i64,
+    pub tenant: String,
+    pub name: String,
+    pub version: i32,
+    pub digest: String,
+    pub size: i32,
+    pub uploaded_at: DateTime<Utc>,
+    pub versions: i64,
+}
+
+/// One version's attempts among the job's newest runs: outcome counts (in the order of
+/// `ui::view::OUTCOMES`) and percentiles of what the finished attempts measured.
+#[derive(Debug, Clone)]
+pub struct UiJobVersionStats {
+    pub version: i32,
+    pub attempts: i64,
+    pub outcomes: [i64; 8],
+    pub duration_ms: (Option<i64>, Option<i64>),
+    pub fuel: (Option<i64>, Option<i64>),
+    pub memory: (Option<i64>, Option<i64>),
+}
+
 /// The dashboard's reads and its sessions. Implemented for PostgreSQL below.
 #[async_trait::async_trait]
 pub trait UiStore {
@@ -127,6 +152,20 @@ pub trait UiStore {
     async fn ui_run_list(&self, params: UiRunListParams) -> StoreResult<Vec<UiRunRow>>;
     /// A page of log lines in id order; `None` when the tenant has no such run.
     async fn ui_log_list(&self, params: UiLogParams) -> StoreResult<Vec<LogLine>>;
+    /// A page of jobs ordered by tenant and name, after `after` (tenant, job).
+    async fn ui_job_list(
+        &self,
+        tenant_id: Option<i64>,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiJobRow>>;
+    /// Per version of the job, its attempts among the job's newest `window` runs.
+    async fn ui_job_stats(
+        &self,
+        tenant_id: i64,
+        job_id: i64,
+        window: i64,
+    ) -> StoreResult<Vec<UiJobVersionStats>>;
 }
 
 fn run_row(row: &sqlx::postgres::PgRow) -> Result<UiRunRow, sqlx::Error> {
@@ -354,5 +393,81 @@ impl UiStore for PgStore {
             lines.reverse();
         }
         Ok(lines)
+    }
+
+    async fn ui_job_list(
+        &self,
+        tenant_id: Option<i64>,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiJobRow>> {
+        let (t, j) = after.unzip();
+        let rows = sqlx::query(include_str!("sql/ui_job_list.sql"))
+            .bind(tenant_id)
+            .bind(t)
+            .bind(j)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UiJobRow {
+                    id: row.try_get("id")?,
+                    tenant: row.try_get("tenant")?,
+                    name: row.try_get("name")?,
+                    version: row.try_get("version")?,
+                    digest: row.try_get("digest")?,
+                    size: row.try_get("size")?,
+                    uploaded_at: row.try_get("uploaded_at")?,
+                    versions: row.try_get("versions")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn ui_job_stats(
+        &self,
+        tenant_id: i64,
+        job_id: i64,
+        window: i64,
+    ) -> StoreResult<Vec<UiJobVersionStats>> {
+        let rows = sqlx::query(include_str!("sql/ui_job_stats.sql"))
+            .bind(job_id)
+            .bind(tenant_id)
+            .bind(window)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let mut outcomes = [0i64; 8];
+                for (i, name) in [
+                    "ok",
+                    "error",
+                    "out_of_fuel",
+                    "memory_limit",
+                    "timeout",
+                    "panic",
+                    "cancelled",
+                    "runner_lost",
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    outcomes[i] = row.try_get(name)?;
+                }
+                Ok(UiJobVersionStats {
+                    version: row.try_get("version")?,
+                    attempts: row.try_get("attempts")?,
+                    outcomes,
+                    duration_ms: (row.try_get("duration_p50")?, row.try_get("duration_p95")?),
+                    fuel: (row.try_get("fuel_p50")?, row.try_get("fuel_p95")?),
+                    memory: (row.try_get("memory_p50")?, row.try_get("memory_p95")?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)
     }
 }
