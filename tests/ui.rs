@@ -1069,3 +1069,184 @@ async fn the_jobs_pages_show_versions_with_their_outcomes_and_enqueue_a_run() {
     browser.close().await;
     r.shutdown().await;
 }
+
+async fn put_schedule(r: &TestRunner, t: &TestTenant, name: &str, body: Value) {
+    let (status, resp) = r
+        .call(
+            Method::PUT,
+            &format!("/v1/schedules/{name}"),
+            Some(&t.key),
+            Some(Body::Json(body)),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {resp}");
+}
+
+async fn schedule_json(r: &TestRunner, t: &TestTenant, name: &str) -> (StatusCode, Value) {
+    r.call(
+        Method::GET,
+        &format!("/v1/schedules/{name}"),
+        Some(&t.key),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_schedules_page_shows_fire_times_and_pauses_triggers_and_deletes() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "hello", "hello").await;
+    put_schedule(
+        &r,
+        &acme,
+        "weekday-report",
+        json!({"job": "hello", "cron": "30 9 * * 1-5", "timezone": "Europe/Berlin",
+               "input": {"name": "report"}}),
+    )
+    .await;
+    put_schedule(
+        &r,
+        &acme,
+        "cleanup",
+        json!({"job": "hello", "cron": "0 3 1 1 *", "input": {"name": "cleanup"}}),
+    )
+    .await;
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.click("nav.main a[href='/ui/schedules']").await;
+    wait_url(&browser, "/ui/schedules").await;
+    let row = browser.text_of("#schedule-weekday-report").await;
+    for needle in [
+        "30 9 * * 1-5",
+        "at 09:30 on Monday to Friday",
+        "Europe/Berlin",
+        "none yet",
+        "active",
+    ] {
+        assert!(row.contains(needle), "{needle} missing:\n{row}");
+    }
+    assert_eq!(
+        browser
+            .find_all("#schedule-weekday-report ol.fires li")
+            .await
+            .len(),
+        5
+    );
+    browser.screenshot("schedules").await;
+    browser.assert_clean("schedules").await;
+
+    // Pause and resume swap the list in place (no reload).
+    browser.exec("window.__sf = 1;", json!([])).await;
+    browser
+        .click("#schedule-weekday-report button[data-action=pause]")
+        .await;
+    browser
+        .wait_text("#schedule-weekday-report", "paused", Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        schedule_json(&r, &acme, "weekday-report").await.1["paused"],
+        true
+    );
+    assert!(
+        browser
+            .text_of("#schedule-weekday-report")
+            .await
+            .contains("none while paused")
+    );
+    browser.screenshot("schedules-paused").await;
+    browser
+        .click("#schedule-weekday-report button[data-action=resume]")
+        .await;
+    browser
+        .wait_text("#schedule-weekday-report", "active", Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        schedule_json(&r, &acme, "weekday-report").await.1["paused"],
+        false
+    );
+    assert_eq!(
+        browser.exec("return window.__sf;", json!([])).await,
+        json!(1),
+        "the page was reloaded"
+    );
+    browser
+        .assert_clean("schedules after pause and resume")
+        .await;
+
+    // Trigger now: a run of the schedule, and the browser lands on its page.
+    browser
+        .click("#schedule-weekday-report button[data-action=trigger]")
+        .await;
+    let url = wait_url(&browser, "/ui/runs/").await;
+    let id = url.rsplit('/').next().unwrap().to_string();
+    let run = r.wait_terminal(&acme, &id).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["input"], json!({"name": "report"}));
+    browser.goto(&format!("{}/ui/schedules", r.base)).await;
+    let row = browser.text_of("#schedule-weekday-report").await;
+    assert!(row.contains(&id[24..]), "{row}");
+    assert!(row.contains("succeeded"), "{row}");
+    browser.assert_clean("schedules after a trigger").await;
+
+    // Delete (behind a disclosure).
+    browser.click("#schedule-cleanup details summary").await;
+    browser
+        .click("#schedule-cleanup button[data-action=delete]")
+        .await;
+    let start = Instant::now();
+    while !browser.find_all("#schedule-cleanup").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        schedule_json(&r, &acme, "cleanup").await.0,
+        StatusCode::NOT_FOUND
+    );
+    browser.assert_clean("schedules after a delete").await;
+    browser.screenshot("schedules").await;
+
+    // A read key sees the schedules and no action controls; its POST gets 403.
+    let read = read_key(&r, "acme").await;
+    let reader = Browser::start().await;
+    reader.login(&r.base, &read).await;
+    reader.goto(&format!("{}/ui/schedules", r.base)).await;
+    assert!(
+        reader
+            .text_of("#schedules")
+            .await
+            .contains("weekday-report")
+    );
+    assert!(reader.find_all("button[data-action]").await.is_empty());
+    assert_eq!(
+        reader.find_all("form[method=post] button").await.len(),
+        1,
+        "only sign-out"
+    );
+    let status = reader
+        .exec(
+            "return fetch('/ui/schedules/weekday-report/pause', {method: 'POST'}) \
+             .then(r => r.status);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    assert_eq!(
+        schedule_json(&r, &acme, "weekday-report").await.1["paused"],
+        false
+    );
+    reader.close().await;
+
+    // Another tenant sees none of them; the admin sees them with their tenant.
+    let other = r.tenant("other").await;
+    let cookie = cookie_for(&r.base, &other.key).await;
+    let page = get_with(&r.base, "/ui/schedules", &cookie).await;
+    assert!(!page.text().await.unwrap().contains("weekday-report"));
+    let admin = cookie_for(&r.base, ADMIN_TOKEN).await;
+    let page = get_with(&r.base, "/ui/schedules", &admin).await;
+    let page = page.text().await.unwrap();
+    assert!(page.contains("weekday-report/pause?tenant=acme"), "{page}");
+    browser.close().await;
+    r.shutdown().await;
+}

@@ -244,7 +244,7 @@ fn overlap_from_row(row: &PgRow) -> Result<OverlapPolicy, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode("overlap policy".to_string().into()))
 }
 
-fn schedule_from_row(row: &PgRow) -> Result<Schedule, sqlx::Error> {
+pub(super) fn schedule_from_row(row: &PgRow) -> Result<Schedule, sqlx::Error> {
     Ok(Schedule {
         id: row.try_get("id")?,
         name: row.try_get("name")?,

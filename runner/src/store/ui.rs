@@ -121,6 +121,16 @@ pub struct UiJobVersionStats {
     pub memory: (Option<i64>, Option<i64>),
 }
 
+/// One row of the dashboard's schedule list.
+#[derive(Debug, Clone)]
+pub struct UiScheduleRow {
+    pub tenant: String,
+    pub schedule: super::Schedule,
+}
+
+/// The latest run of a schedule: (schedule id, run id, state, created).
+pub type UiScheduleLastRun = (i64, Uuid, RunState, DateTime<Utc>);
+
 /// The dashboard's reads and its sessions. Implemented for PostgreSQL below.
 #[async_trait::async_trait]
 pub trait UiStore {
@@ -159,6 +169,19 @@ pub trait UiStore {
         after: Option<(String, String)>,
         limit: i64,
     ) -> StoreResult<Vec<UiJobRow>>;
+    /// A page of schedules ordered by tenant and name, after `after` (tenant, schedule).
+    async fn ui_schedule_list(
+        &self,
+        tenant_id: Option<i64>,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiScheduleRow>>;
+    /// The latest run of each schedule.
+    async fn ui_schedule_last_runs(
+        &self,
+        tenant_id: Option<i64>,
+        schedule_ids: &[i64],
+    ) -> StoreResult<Vec<UiScheduleLastRun>>;
     /// Per version of the job, its attempts among the job's newest `window` runs.
     async fn ui_job_stats(
         &self,
@@ -468,6 +491,45 @@ impl UiStore for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn ui_schedule_list(
+        &self,
+        tenant_id: Option<i64>,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiScheduleRow>> {
+        let (t, n) = after.unzip();
+        let rows = sqlx::query(include_str!("sql/ui_schedule_list.sql"))
+            .bind(tenant_id)
+            .bind(t)
+            .bind(n)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UiScheduleRow {
+                    tenant: row.try_get("tenant")?,
+                    schedule: super::schedules::schedule_from_row(row)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn ui_schedule_last_runs(
+        &self,
+        tenant_id: Option<i64>,
+        schedule_ids: &[i64],
+    ) -> StoreResult<Vec<UiScheduleLastRun>> {
+        sqlx::query_as(include_str!("sql/ui_schedule_last_runs.sql"))
+            .bind(tenant_id)
+            .bind(schedule_ids)
+            .fetch_all(self.pool())
+            .await
             .map_err(classify)
     }
 }

@@ -43,6 +43,20 @@ pub fn router() -> Router<AppState> {
         .route("/ui/jobs", get(pages::jobs::list))
         .route("/ui/jobs/{name}", get(pages::jobs::page))
         .route("/ui/jobs/{name}/runs", post(pages::jobs::enqueue))
+        .route("/ui/schedules", get(pages::schedules::list))
+        .route(
+            "/ui/schedules/{name}/trigger",
+            post(pages::schedules::trigger),
+        )
+        .route("/ui/schedules/{name}/pause", post(pages::schedules::pause))
+        .route(
+            "/ui/schedules/{name}/resume",
+            post(pages::schedules::resume),
+        )
+        .route(
+            "/ui/schedules/{name}/delete",
+            post(pages::schedules::delete),
+        )
         .route("/ui/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .route("/robots.txt", get(assets::robots))

@@ -124,6 +124,99 @@ pub fn given(v: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A cron expression in words, for the common shapes (`*/5 * * * *`: "every 5 minutes",
+/// `30 9 * * 1-5`: "at 09:30 on Monday to Friday"); empty when it is not one of them (the page
+/// then shows the expression alone).
+pub fn cron_words(expr: &str) -> String {
+    let lower = expr.trim().to_ascii_lowercase();
+    let macro_words = match lower.as_str() {
+        "@yearly" | "@annually" => "once a year, at midnight on 1 January",
+        "@monthly" => "once a month, at midnight on the 1st",
+        "@weekly" => "once a week, at midnight on Sunday",
+        "@daily" | "@midnight" => "every day at midnight",
+        "@hourly" => "every hour, on the hour",
+        _ => "",
+    };
+    if !macro_words.is_empty() {
+        return macro_words.to_string();
+    }
+    let mut f: Vec<&str> = lower.split_whitespace().collect();
+    let mut second = None;
+    if f.len() == 6 {
+        second = Some(f.remove(0));
+    }
+    let [min, hour, dom, mon, dow] = f[..] else {
+        return String::new();
+    };
+    let num = |s: &str| s.parse::<u32>().ok();
+    let step = |s: &str| s.strip_prefix("*/").and_then(num);
+    let days = match dow {
+        "*" | "?" => String::new(),
+        "1-5" | "mon-fri" => " on Monday to Friday".to_string(),
+        "0,6" | "6,0" | "sat,sun" => " on Saturday and Sunday".to_string(),
+        d => match num(d).or_else(|| {
+            ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+                .iter()
+                .position(|n| *n == d)
+                .map(|i| i as u32)
+        }) {
+            Some(n) if n <= 7 => format!(
+                " on {}",
+                [
+                    "Sunday",
+                    "Monday",
+                    "Tuesday",
+                    "Wednesday",
+                    "Thursday",
+                    "Friday",
+                    "Saturday"
+                ][(n % 7) as usize]
+            ),
+            _ => return String::new(),
+        },
+    };
+    if mon != "*" {
+        return String::new();
+    }
+    let monthday = match (dom, num(dom)) {
+        ("*" | "?", _) => String::new(),
+        (_, Some(d)) if days.is_empty() => format!(" on day {d} of the month"),
+        _ => return String::new(),
+    };
+    let when = match (second, min, hour) {
+        (Some("*"), "*", "*") => "every second".to_string(),
+        (Some(s), "*", "*") if step(s).is_some() => {
+            format!("every {} seconds", step(s).unwrap_or(1))
+        }
+        (None | Some("0"), "*", "*") => "every minute".to_string(),
+        (None | Some("0"), m, "*") if step(m).is_some() => {
+            format!("every {} minutes", step(m).unwrap_or(1))
+        }
+        (None | Some("0"), m, "*") if num(m).is_some() => {
+            format!("every hour at minute {}", num(m).unwrap_or(0))
+        }
+        (None | Some("0"), m, h) if num(m).is_some() && step(h).is_some() => format!(
+            "every {} hours at minute {}",
+            step(h).unwrap_or(1),
+            num(m).unwrap_or(0)
+        ),
+        (None | Some("0"), m, h) if num(m).is_some() && num(h).is_some() => format!(
+            "{} at {:02}:{:02}",
+            if days.is_empty() && monthday.is_empty() {
+                "every day"
+            } else {
+                ""
+            },
+            num(h).unwrap_or(0),
+            num(m).unwrap_or(0)
+        )
+        .trim()
+        .to_string(),
+        _ => return String::new(),
+    };
+    format!("{when}{days}{monthday}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +233,12 @@ mod tests {
         assert_eq!(percent(5, 0), 0);
         assert_eq!(query(&[("a", Some("x y".into())), ("b", None)]), "?a=x+y");
         assert_eq!(query(&[("a", Some(String::new()))]), "");
+        assert_eq!(cron_words("*/5 * * * *"), "every 5 minutes");
+        assert_eq!(cron_words("30 9 * * 1-5"), "at 09:30 on Monday to Friday");
+        assert_eq!(cron_words("0 3 * * *"), "every day at 03:00");
+        assert_eq!(cron_words("*/2 * * * * *"), "every 2 seconds");
+        assert_eq!(cron_words("@daily"), "every day at midnight");
+        assert_eq!(cron_words("0 0 1 * *"), "at 00:00 on day 1 of the month");
+        assert_eq!(cron_words("0 0 L * *"), "");
     }
 }

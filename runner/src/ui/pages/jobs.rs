@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Layout;
+use super::{Layout, tenant_for};
 use crate::api::AppState;
 use crate::api::extract::TenantGrant;
 use crate::store::Tenant;
@@ -152,21 +152,6 @@ struct JobPage {
 #[derive(Debug, Deserialize)]
 pub struct JobQuery {
     tenant: Option<String>,
-}
-
-/// The tenant a job page is about: the session's, or for the admin the `tenant` parameter.
-async fn tenant_for(state: &AppState, viewer: &Viewer, tenant: Option<String>) -> UiResult<Tenant> {
-    if let Some(t) = &viewer.tenant {
-        return Ok(t.clone());
-    }
-    let name = view::given(&tenant).ok_or_else(|| {
-        UiError::not_found("Open a job from the jobs list (it names the tenant).")
-    })?;
-    state
-        .store
-        .tenant_get(&name)
-        .await?
-        .ok_or_else(|| UiError::not_found(format!("No tenant named {name:?}.")))
 }
 
 fn no_job(name: &str) -> UiError {

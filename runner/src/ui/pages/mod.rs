@@ -8,10 +8,13 @@ pub mod logs;
 pub mod overview;
 pub mod run;
 pub mod runs;
+pub mod schedules;
 
+use super::error::{UiError, UiResult};
 use super::session::Viewer;
 use super::view;
-use crate::store::UiRunRow;
+use crate::api::AppState;
+use crate::store::{Tenant, UiRunRow};
 
 /// What the layout (`base.html`) shows around every page.
 pub struct Layout {
@@ -75,4 +78,24 @@ impl RunRowView {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The tenant a page about one named thing (job, schedule, queue) is about: the session's, or
+/// for the admin the `tenant` parameter (the admin's lists link with it).
+pub async fn tenant_for(
+    state: &AppState,
+    viewer: &Viewer,
+    tenant: Option<String>,
+) -> UiResult<Tenant> {
+    if let Some(t) = &viewer.tenant {
+        return Ok(t.clone());
+    }
+    let name = view::given(&tenant).ok_or_else(|| {
+        UiError::not_found("Open it from its list: as the admin, the link names the tenant.")
+    })?;
+    state
+        .store
+        .tenant_get(&name)
+        .await?
+        .ok_or_else(|| UiError::not_found(format!("No tenant named {name:?}.")))
 }
