@@ -1250,3 +1250,107 @@ async fn the_schedules_page_shows_fire_times_and_pauses_triggers_and_deletes() {
     browser.close().await;
     r.shutdown().await;
 }
+
+async fn queue_json(r: &TestRunner, t: &TestTenant, name: &str) -> Value {
+    let (status, body) = r.call(Method::GET, "/v1/queues", Some(&t.key), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_queues_page_shows_waiting_runs_and_pauses_and_resumes() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "hello", "hello").await;
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            "/v1/queues/default",
+            Some(&acme.key),
+            Some(Body::Json(json!({"paused": true, "concurrency_limit": 3}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let waiting = r
+        .enqueue(&acme, "hello", json!({"input": {"name": "q"}}))
+        .await;
+    let id = waiting["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(r.run(&acme, &id).await["state"], "enqueued");
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.click("nav.main a[href='/ui/queues']").await;
+    wait_url(&browser, "/ui/queues").await;
+    let row = browser.text_of("#queue-acme-default").await;
+    for needle in ["default", "paused", "3", "1", " s"] {
+        assert!(row.contains(needle), "{needle:?} missing:\n{row}");
+    }
+    browser.screenshot("queues").await;
+    browser.assert_clean("queues").await;
+
+    // Resume in place: the waiting run starts and ends.
+    browser.exec("window.__sf = 1;", json!([])).await;
+    browser
+        .click("#queue-acme-default button[data-action=resume]")
+        .await;
+    browser
+        .wait_text("#queue-acme-default", "active", Duration::from_secs(5))
+        .await;
+    assert_eq!(queue_json(&r, &acme, "default").await["paused"], false);
+    let run = r.wait_terminal(&acme, &id).await;
+    assert_eq!(run["state"], "succeeded");
+    // And pause again.
+    browser
+        .click("#queue-acme-default button[data-action=pause]")
+        .await;
+    browser
+        .wait_text("#queue-acme-default", "paused", Duration::from_secs(5))
+        .await;
+    assert_eq!(queue_json(&r, &acme, "default").await["paused"], true);
+    assert_eq!(
+        browser.exec("return window.__sf;", json!([])).await,
+        json!(1),
+        "the page was reloaded"
+    );
+    browser.assert_clean("queues after resume and pause").await;
+
+    // A read key: no action controls, and its POST gets 403.
+    let read = read_key(&r, "acme").await;
+    let reader = Browser::start().await;
+    reader.login(&r.base, &read).await;
+    reader.goto(&format!("{}/ui/queues", r.base)).await;
+    assert!(reader.text_of("#queues").await.contains("default"));
+    assert!(reader.find_all("button[data-action]").await.is_empty());
+    let status = reader
+        .exec(
+            "return fetch('/ui/queues/default/resume', {method: 'POST'}).then(r => r.status);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    assert_eq!(queue_json(&r, &acme, "default").await["paused"], true);
+    reader.close().await;
+
+    // Another tenant's page does not show acme's queue; the admin's does, with the tenant.
+    let other = r.tenant("other").await;
+    let cookie = cookie_for(&r.base, &other.key).await;
+    let page = get_with(&r.base, "/ui/queues", &cookie).await;
+    assert!(!page.text().await.unwrap().contains("queue-acme-default"));
+    let admin = cookie_for(&r.base, ADMIN_TOKEN).await;
+    let page = get_with(&r.base, "/ui/queues", &admin).await;
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("/ui/queues/default/resume?tenant=acme")
+    );
+    browser.close().await;
+    r.shutdown().await;
+}

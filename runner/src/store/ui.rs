@@ -131,6 +131,22 @@ pub struct UiScheduleRow {
 /// The latest run of a schedule: (schedule id, run id, state, created).
 pub type UiScheduleLastRun = (i64, Uuid, RunState, DateTime<Utc>);
 
+/// One queue of one tenant, with its active runs (exact, from `run_queue`).
+#[derive(Debug, Clone)]
+pub struct UiQueueRow {
+    pub tenant: String,
+    pub name: String,
+    pub paused: bool,
+    pub concurrency_limit: Option<i32>,
+    pub enqueued: i64,
+    pub running: i64,
+    pub scheduled: i64,
+    pub retrying: i64,
+    /// When the oldest enqueued run became due, and the database's now.
+    pub oldest_due: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
 /// The dashboard's reads and its sessions. Implemented for PostgreSQL below.
 #[async_trait::async_trait]
 pub trait UiStore {
@@ -182,6 +198,12 @@ pub trait UiStore {
         tenant_id: Option<i64>,
         schedule_ids: &[i64],
     ) -> StoreResult<Vec<UiScheduleLastRun>>;
+    /// Up to `limit` queues (with settings or active runs), by tenant and name.
+    async fn ui_queue_list(
+        &self,
+        tenant_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiQueueRow>>;
     /// Per version of the job, its attempts among the job's newest `window` runs.
     async fn ui_job_stats(
         &self,
@@ -530,6 +552,36 @@ impl UiStore for PgStore {
             .bind(schedule_ids)
             .fetch_all(self.pool())
             .await
+            .map_err(classify)
+    }
+
+    async fn ui_queue_list(
+        &self,
+        tenant_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiQueueRow>> {
+        let rows = sqlx::query(include_str!("sql/ui_queue_list.sql"))
+            .bind(tenant_id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UiQueueRow {
+                    tenant: row.try_get("tenant")?,
+                    name: row.try_get("name")?,
+                    paused: row.try_get("paused")?,
+                    concurrency_limit: row.try_get("concurrency_limit")?,
+                    enqueued: row.try_get("enqueued")?,
+                    running: row.try_get("running")?,
+                    scheduled: row.try_get("scheduled")?,
+                    retrying: row.try_get("retrying")?,
+                    oldest_due: row.try_get("oldest_due")?,
+                    now: row.try_get("now")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(classify)
     }
 }

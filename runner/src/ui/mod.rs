@@ -57,6 +57,9 @@ pub fn router() -> Router<AppState> {
             "/ui/schedules/{name}/delete",
             post(pages::schedules::delete),
         )
+        .route("/ui/queues", get(pages::queues::list))
+        .route("/ui/queues/{name}/pause", post(pages::queues::pause))
+        .route("/ui/queues/{name}/resume", post(pages::queues::resume))
         .route("/ui/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .route("/robots.txt", get(assets::robots))

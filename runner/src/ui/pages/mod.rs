@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod login;
 pub mod logs;
 pub mod overview;
+pub mod queues;
 pub mod run;
 pub mod runs;
 pub mod schedules;
