@@ -1354,3 +1354,81 @@ async fn the_queues_page_shows_waiting_runs_and_pauses_and_resumes() {
     browser.close().await;
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_runners_page_shows_slots_heartbeats_and_hides_hosts_from_tenants() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "ticker", "ticker").await;
+    let run = r
+        .enqueue(
+            &acme,
+            "ticker",
+            json!({"input": {"ticks": 40, "interval_ms": 250}, "max_attempts": 1}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    r.wait_for(&acme, &id, Duration::from_secs(10), |run| {
+        run["state"] == "running"
+    })
+    .await;
+    let (_, admin_view) = r
+        .call(Method::GET, "/v1/runners", Some(ADMIN_TOKEN), None)
+        .await;
+    let host = admin_view["runners"][0]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.click("nav.main a[href='/ui/runners']").await;
+    wait_url(&browser, "/ui/runners").await;
+    let runners = browser.text_of("#runners").await;
+    assert!(runners.contains("1 yours of"), "{runners}");
+    assert!(runners.contains("default"), "{runners}");
+    assert!(runners.contains("ago"), "{runners}");
+    assert!(
+        !browser.text().await.contains(&host),
+        "a tenant sees the host"
+    );
+    assert!(!runners.contains("leader"), "{runners}");
+    let in_flight = browser.text_of("#in-flight").await;
+    assert!(in_flight.contains("ticker"), "{in_flight}");
+    assert!(in_flight.contains(&id[24..]), "{in_flight}");
+    assert!(browser.find_all("button[data-action]").await.is_empty());
+    browser.screenshot("runners").await;
+    browser.assert_clean("runners").await;
+
+    // Another tenant sees the runner but not acme's attempt.
+    let other = r.tenant("other").await;
+    let cookie = cookie_for(&r.base, &other.key).await;
+    let page = get_with(&r.base, "/ui/runners", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("0 yours of"), "{page}");
+    assert!(!page.contains(&id[24..]), "{page}");
+    // The admin sees the host, the leader and every attempt.
+    let admin = Browser::start().await;
+    admin.login(&r.base, ADMIN_TOKEN).await;
+    admin.goto(&format!("{}/ui/runners", r.base)).await;
+    let runners = admin.text_of("#runners").await;
+    assert!(runners.contains(&host), "{runners}");
+    assert!(runners.contains("leader"), "{runners}");
+    assert!(runners.contains("1 of"), "{runners}");
+    assert!(admin.text_of("#in-flight").await.contains(&id[24..]));
+    admin.screenshot("runners-admin").await;
+    admin.assert_clean("runners (admin)").await;
+    admin.close().await;
+    r.call(
+        Method::POST,
+        &format!("/v1/runs/{id}/cancel"),
+        Some(&acme.key),
+        None,
+    )
+    .await;
+    browser.close().await;
+    r.shutdown().await;
+}

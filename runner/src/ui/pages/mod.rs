@@ -8,6 +8,7 @@ pub mod logs;
 pub mod overview;
 pub mod queues;
 pub mod run;
+pub mod runners;
 pub mod runs;
 pub mod schedules;
 
