@@ -1432,3 +1432,72 @@ async fn the_runners_page_shows_slots_heartbeats_and_hides_hosts_from_tenants() 
     browser.close().await;
     r.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_batch_page_shows_its_progress_members_and_continuations() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "hello", "hello").await;
+    let hello = json!({"job": "hello", "input": {"name": "b"}});
+    let (status, created) = r
+        .call(
+            Method::POST,
+            "/v1/batches",
+            Some(&acme.key),
+            Some(Body::Json(json!({
+                "runs": [hello, hello, hello],
+                "then": [{"job": "hello", "on": "succeeded", "input": {"name": "after"}}],
+            }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let batch = created["id"].as_str().unwrap().to_string();
+    let then = created["then"][0].as_str().unwrap().to_string();
+    let member = created["runs"][0].as_str().unwrap().to_string();
+    assert_eq!(r.wait_terminal(&acme, &then).await["state"], "succeeded");
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    browser.goto(&format!("{}/ui/runs/{member}", r.base)).await;
+    browser
+        .click(&format!("a[href='/ui/batches/{batch}']"))
+        .await;
+    wait_url(&browser, &format!("/ui/batches/{batch}")).await;
+    let progress = browser.text_of("#batch-progress").await;
+    assert!(progress.contains("100 % of 3 runs ended"), "{progress}");
+    assert!(browser.text().await.contains("finished"));
+    assert_eq!(browser.find_all("#members tbody tr").await.len(), 3);
+    let conts = browser.text_of("#continuations").await;
+    assert!(
+        conts.contains(&then[24..]) && conts.contains("succeeded"),
+        "{conts}"
+    );
+    assert!(browser.find_all("button[data-action]").await.is_empty());
+    browser.screenshot("batch").await;
+    browser.assert_clean("batch").await;
+
+    // Another tenant's view of the batch is a 404, like a random id; the admin sees it.
+    let other = r.tenant("other").await;
+    let cookie = cookie_for(&r.base, &other.key).await;
+    let path = format!("/ui/batches/{batch}");
+    assert_eq!(
+        get_with(&r.base, &path, &cookie).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let random = format!("/ui/batches/{}", uuid_like());
+    assert_eq!(
+        get_with(&r.base, &random, &cookie).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let admin = cookie_for(&r.base, ADMIN_TOKEN).await;
+    assert_eq!(
+        get_with(&r.base, &path, &admin).await.status(),
+        StatusCode::OK
+    );
+    browser.close().await;
+    r.shutdown().await;
+}
+
+fn uuid_like() -> String {
+    "01890a5d-ac96-774b-bcce-b302099a8057".to_string()
+}

@@ -204,6 +204,8 @@ pub trait UiStore {
         tenant_id: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<UiQueueRow>>;
+    /// The tenant owning a batch (for the admin, who reads every tenant's batches).
+    async fn ui_batch_tenant(&self, id: Uuid) -> StoreResult<Option<i64>>;
     /// Per version of the job, its attempts among the job's newest `window` runs.
     async fn ui_job_stats(
         &self,
@@ -582,6 +584,14 @@ impl UiStore for PgStore {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(classify)
+    }
+
+    async fn ui_batch_tenant(&self, id: Uuid) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT tenant_id FROM batches WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
             .map_err(classify)
     }
 }

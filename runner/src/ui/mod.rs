@@ -61,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/queues/{name}/pause", post(pages::queues::pause))
         .route("/ui/queues/{name}/resume", post(pages::queues::resume))
         .route("/ui/runners", get(pages::runners::page))
+        .route("/ui/batches/{id}", get(pages::batches::page))
         .route("/ui/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .route("/robots.txt", get(assets::robots))

@@ -2,6 +2,7 @@
 //! session's scope and hand plain view structs (strings already formatted) to the templates.
 
 pub mod actions;
+pub mod batches;
 pub mod jobs;
 pub mod login;
 pub mod logs;

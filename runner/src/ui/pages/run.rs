@@ -295,14 +295,14 @@ pub async fn page(
         relations.push(Relation {
             label: "Continues after batch",
             value: batch.to_string(),
-            href: None,
+            href: Some(format!("/ui/batches/{batch}")),
         });
     }
     if let Some(batch) = run.batch_id {
         relations.push(Relation {
             label: "Batch",
             value: batch.to_string(),
-            href: None,
+            href: Some(format!("/ui/batches/{batch}")),
         });
     }
     if let Some(schedule) = &run.schedule {
