@@ -1399,6 +1399,14 @@ async fn the_runners_page_shows_slots_heartbeats_and_hides_hosts_from_tenants() 
     assert!(browser.find_all("button[data-action]").await.is_empty());
     browser.screenshot("runners").await;
     browser.assert_clean("runners").await;
+    // The overview's runner table shows a tenant the same (no leader, no host).
+    browser.goto(&format!("{}/ui", r.base)).await;
+    let overview = browser.text().await;
+    assert!(
+        !overview.contains("leader") && !overview.contains(&host),
+        "{overview}"
+    );
+    browser.assert_clean("runners").await;
 
     // Another tenant sees the runner but not acme's attempt.
     let other = r.tenant("other").await;
