@@ -1066,6 +1066,38 @@ async fn the_jobs_pages_show_versions_with_their_outcomes_and_enqueue_a_run() {
     assert!(list.contains("/ui/jobs/greet?tenant=acme"), "{list}");
     let page = get_with(&r.base, "/ui/jobs/greet?tenant=acme", &admin).await;
     assert_eq!(page.status(), StatusCode::OK);
+    // The admin enqueues into the tenant named by the link, as the admin.
+    let resp = raw_client()
+        .post(format!("{}/ui/jobs/greet/runs?tenant=acme", r.base))
+        .header(header::COOKIE, &admin)
+        .header(header::ORIGIN, &r.base)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("input=%7B%22succeed_on_attempt%22%3A1%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let id = to.strip_prefix("/ui/runs/").expect("a run page");
+    let run = r.wait_terminal(&acme, id).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let (_, history) = r
+        .call(
+            Method::GET,
+            &format!("/v1/runs/{id}"),
+            Some(&acme.key),
+            None,
+        )
+        .await;
+    assert!(
+        history
+            .to_string()
+            .contains("enqueued via dashboard (admin)"),
+        "{history}"
+    );
     browser.close().await;
     r.shutdown().await;
 }
