@@ -562,7 +562,14 @@ async fn thousands_of_pollables_hit_the_resource_cap() {
 /// Hostile test 20: a stderr flood written one byte per call ends at its timeout, truncated.
 #[tokio::test]
 async fn a_byte_at_a_time_flood_is_truncated_and_ends_at_its_timeout() {
-    let r = runner().await;
+    // A small capture, so that even a loaded machine writes past it within the timeout.
+    let r = TestRunner::start_with(|s| {
+        s.worker.slots = 4;
+        s.limits.default.timeout_ms = 2_000;
+        s.limits.default.max_attempts = 1;
+        s.sandbox.max_stdio_bytes = 2 * 1024;
+    })
+    .await;
     let (a, b) = two_tenants(&r).await;
     r.upload(&a, "flood", "flood").await;
     let run = run_beside(
