@@ -44,7 +44,7 @@ setup() {
 
  Dashboard: $URL/ui   (sign in with the key below, or the admin token for every tenant)
    login key:   $key
-   admin token: \$(cat target/dev/admin-token)
+   admin token: in target/dev/admin-token (or your SANDFIRE_ADMIN_TOKEN)
  Watch a live log: start a ticker run, then open it under Runs:
    curl -s -X POST \$SANDFIRE_URL/v1/jobs/ticker/runs -H "Authorization: Bearer \$SANDFIRE_API_KEY" \\
         -H 'Content-Type: application/json' -d '{"input": {"ticks": 40, "interval_ms": 300}}'
