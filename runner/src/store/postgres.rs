@@ -329,6 +329,18 @@ async fn insert_runs(
 /// Most runs one bulk insert statement carries (bounds the statement's size and memory).
 const BULK_CHUNK: usize = 5_000;
 
+/// A stored log line, as both the API's and the dashboard's log pages read it.
+pub(super) fn log_line_from_row(row: &PgRow) -> Result<LogLine, sqlx::Error> {
+    Ok(LogLine {
+        id: row.try_get("id")?,
+        attempt: row.try_get("attempt")?,
+        at: row.try_get("at")?,
+        level: row.try_get("level")?,
+        message: row.try_get("message")?,
+        fields: row.try_get("fields")?,
+    })
+}
+
 fn claimed_from_row(row: &PgRow) -> Result<ClaimedRun, sqlx::Error> {
     Ok(ClaimedRun {
         id: row.try_get("id")?,
@@ -925,16 +937,7 @@ impl Store for PgStore {
                 .is_some_and(|upto| upto >= p.budget_bytes);
         let lines = rows
             .iter()
-            .map(|row| {
-                Ok(LogLine {
-                    id: row.try_get("id")?,
-                    attempt: row.try_get("attempt")?,
-                    at: row.try_get("at")?,
-                    level: row.try_get("level")?,
-                    message: row.try_get("message")?,
-                    fields: row.try_get("fields")?,
-                })
-            })
+            .map(log_line_from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(classify)?;
         Ok(Some(LogPage { lines, more }))

@@ -424,16 +424,7 @@ impl UiStore for PgStore {
             .map_err(classify)?;
         let mut lines = rows
             .iter()
-            .map(|row| {
-                Ok(LogLine {
-                    id: row.try_get("id")?,
-                    attempt: row.try_get("attempt")?,
-                    at: row.try_get("at")?,
-                    level: row.try_get("level")?,
-                    message: row.try_get("message")?,
-                    fields: row.try_get("fields")?,
-                })
-            })
+            .map(super::postgres::log_line_from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(classify)?;
         if p.after.is_none() {
