@@ -29,9 +29,11 @@ build: ## Build the runner (release)
 run: examples build ## Start a runner with a local database and the example jobs uploaded
 	scripts/with-pg.sh $(RUN_PG_DIR) $(RUN_PG_PORT) durable -- scripts/dev-run.sh
 
+# A hung test fails the run at TEST_TIMEOUT instead of holding CI until its own limit.
+TEST_TIMEOUT ?= 45m
 test: examples ## Run every test against a throwaway PostgreSQL
 	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
-	  $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
+	  timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
 
 lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check

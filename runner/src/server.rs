@@ -20,6 +20,50 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpSettings;
 
+/// File descriptors kept for everything but client connections: database pools, the
+/// compile probe's pipes, wasm files, the listener.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises this process's soft open-file limit to its hard limit (as Go's runtime and most
+/// servers do: the soft default, often 1,024, is below our connection cap) and returns the
+/// soft limit now in force (`None`: unlimited).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => return limit.maximum,
+            Err(e) => tracing::warn!(error = %e, "raising the open-file limit failed"),
+        }
+    }
+    limit.current
+}
+
+/// The connection cap that fits in the open-file limit, after raising it. Above the limit,
+/// `accept` and every other open (database connections, other tasks' sockets) would fail with
+/// EMFILE, so the cap is lowered with a warning instead.
+pub fn connection_cap(wanted: usize) -> usize {
+    let Some(soft) = raise_open_file_limit() else {
+        return wanted;
+    };
+    let fits = soft.saturating_sub(RESERVED_FDS).max(16) as usize;
+    if wanted > fits {
+        tracing::warn!(
+            wanted,
+            open_file_limit = soft,
+            cap = fits,
+            "the open-file limit is too low for --max-connections; capping connections (raise `ulimit -n`)"
+        );
+        fits
+    } else {
+        wanted
+    }
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled, then lets every open connection finish
 /// its in-flight request (for at most `http.body_timeout`) and returns.
 pub async fn serve(
@@ -34,7 +78,8 @@ pub async fn serve(
         .header_read_timeout(http.header_timeout)
         .max_header_size(http.max_header_bytes)
         .keep_alive(true);
-    let connections = Arc::new(Semaphore::new(http.max_connections.max(1)));
+    let max_connections = connection_cap(http.max_connections);
+    let connections = Arc::new(Semaphore::new(max_connections.max(1)));
     // Every connection task holds a sender; when all are dropped, every connection is done.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let drain = http.body_timeout.max(Duration::from_secs(1));
