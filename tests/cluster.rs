@@ -141,6 +141,16 @@ async fn a_crashed_runners_attempts_are_rescued_and_retried() {
         matches!(run["state"].as_str(), Some("retrying" | "enqueued")),
         "{run:#}"
     );
+    // The rescue counted the lost attempt in the dashboard's rollup, once per bucket width,
+    // under the lost runner; the run was not ended by it.
+    let counted: Vec<(i32, i64, i64)> = sqlx::query_as(
+        "SELECT width_s, attempts, runs_ended FROM run_stats
+         WHERE outcome = 'runner_lost' ORDER BY width_s",
+    )
+    .fetch_all(b.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(counted, [(10, 1, 0), (3600, 1, 0), (86400, 1, 0)]);
     assert!(
         run["history"]
             .as_array()

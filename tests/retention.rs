@@ -68,6 +68,7 @@ async fn the_pruner_deletes_only_expired_terminal_runs() {
             retention_versions: HOUR,
             prune_interval: Duration::from_millis(50),
             prune_batch: 2,
+            ..Default::default()
         };
     })
     .await;
@@ -159,6 +160,8 @@ fn short(batch: usize) -> RetentionSettings {
         retention_versions: HOUR,
         prune_interval: HOUR,
         prune_batch: batch,
+        retention_stats_fine: HOUR,
+        retention_stats: 48 * HOUR,
     }
 }
 
@@ -397,5 +400,48 @@ async fn unused_old_job_versions_are_pruned() {
     let report = pass(&r, &short(10)).await;
     assert_eq!(report.job_versions, 1, "{report:?}");
     assert_eq!(r.count("SELECT count(*) FROM components").await, 2);
+    r.shutdown().await;
+}
+
+/// The rollup `run_stats`: 10-second rows go after the fine retention, hourly and daily rows
+/// after the long one, and a pass deletes nothing newer.
+#[tokio::test]
+async fn old_statistics_are_pruned_by_width() {
+    let r = quiet_runner().await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    for (width, ago) in [
+        (10, "3 hours"),
+        (10, "2 hours"),
+        (10, "10 minutes"),
+        (3600, "3 hours"),
+        (3600, "3 days"),
+        (86400, "1 day"),
+        (86400, "4 days"),
+    ] {
+        sqlx::query(
+            "INSERT INTO run_stats (width_s, bucket, tenant_id, job_id, runner_id, outcome,
+                                    attempts, runs_ended, fuel_used, duration_ms,
+                                    peak_memory_max)
+             SELECT $1, now() - $2::interval, j.tenant_id, j.id, gen_random_uuid(), 'ok',
+                    1, 1, 1, 1, 1
+             FROM jobs j WHERE j.name = 'noop'",
+        )
+        .bind(width)
+        .bind(ago)
+        .execute(r.store.pool())
+        .await
+        .unwrap();
+    }
+    // Batches of 2: the drain goes on until a batch comes back short.
+    let report = pass(&r, &short(2)).await;
+    assert_eq!(report.stats_rows, 4, "{report:?}");
+    let left: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT width_s, count(*) FROM run_stats GROUP BY 1 ORDER BY 1")
+            .fetch_all(r.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, [(10, 1), (3600, 1), (86400, 1)]);
+    assert_eq!(pass(&r, &short(2)).await.stats_rows, 0);
     r.shutdown().await;
 }

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant};
+use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant, example};
 
 /// The WebDriver element reference key (W3C).
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -254,8 +254,27 @@ impl Browser {
         }
     }
 
+    /// Saves a PNG of the whole page (the window grows to the page's height, at most 4000 px).
     async fn screenshot(&self, page: &str) {
+        let height = self
+            .exec("return document.documentElement.scrollHeight;", json!([]))
+            .await
+            .as_i64()
+            .unwrap_or(1000)
+            .clamp(600, 4000);
+        self.cmd(
+            Method::POST,
+            "/window/rect",
+            Some(json!({"width": 1360, "height": height + 140})),
+        )
+        .await;
         let v = self.cmd(Method::GET, "/screenshot", None).await;
+        self.cmd(
+            Method::POST,
+            "/window/rect",
+            Some(json!({"width": 1360, "height": 1000})),
+        )
+        .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().expect("a screenshot"))
             .expect("base64 screenshot");
@@ -1540,4 +1559,197 @@ async fn a_batch_page_shows_its_progress_members_and_continuations() {
 
 fn uuid_like() -> String {
     "01890a5d-ac96-774b-bcce-b302099a8057".to_string()
+}
+
+/// The overview's charts and the usage page read the rollup the runners write (`run_stats`):
+/// their numbers match the attempts the API reports, the realtime chart follows new attempts
+/// without a reload, and the usage page shows the tenant's quotas and their refusals.
+#[tokio::test]
+async fn the_charts_and_usage_come_from_the_rollup_and_match_the_api() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    for job in ["hello", "flaky", "spin"] {
+        r.upload(&acme, job, job).await;
+    }
+    run_to_end(&r, &acme, "hello", json!({"name": "chart"})).await;
+    run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let spin = r
+        .enqueue(&acme, "spin", json!({"max_attempts": 1, "fuel": 1_000_000}))
+        .await;
+    let spin = r.wait_terminal(&acme, spin["id"].as_str().unwrap()).await;
+    assert_eq!(spin["attempts"][0]["outcome"], "out_of_fuel", "{spin:#}");
+    // What the API says about every attempt: the figures every chart must add up to.
+    let (status, list) = r.call(Method::GET, "/v1/runs", Some(&acme.key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut by_outcome = std::collections::BTreeMap::<String, i64>::new();
+    for run in list["runs"].as_array().unwrap() {
+        let run = r.run(&acme, run["id"].as_str().unwrap()).await;
+        for a in run["attempts"].as_array().unwrap() {
+            *by_outcome
+                .entry(a["outcome"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        by_outcome,
+        [("error", 1), ("ok", 1), ("out_of_fuel", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    );
+    // A quota refusal, counted for the usage page: a fourth job over max_jobs 3.
+    let (status, _) = r
+        .call(
+            Method::PUT,
+            "/v1/tenants/acme/limits",
+            Some(ADMIN_TOKEN),
+            Some(Body::Json(json!({"max_jobs": 3}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            "/v1/jobs/noop",
+            Some(&acme.key),
+            Some(Body::Raw(example("noop"), None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    // The runner writes its sums every 100 ms here: reload until they are in.
+    let start = Instant::now();
+    loop {
+        browser.goto(&format!("{}/ui", r.base)).await;
+        if browser
+            .text_of("#history figcaption")
+            .await
+            .contains("out_of_fuel 1")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the history never showed the attempts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (chart, outcome_count) in [("#history", 1), ("#realtime", 1)] {
+        let legend = browser.text_of(&format!("{chart} figcaption")).await;
+        for (outcome, n) in &by_outcome {
+            assert!(
+                legend.contains(&format!("{outcome} {n}")),
+                "{chart} legend lacks {outcome} {n}: {legend}"
+            );
+        }
+        assert!(legend.contains("timeout 0"), "{legend}");
+        assert_eq!(
+            browser
+                .find_all(&format!("{chart} rect.seg.o-out_of_fuel"))
+                .await
+                .len(),
+            outcome_count,
+            "{chart} draws one out_of_fuel segment"
+        );
+    }
+    // The data table (closed by default) has the same numbers: its columns, in legend order,
+    // add up to the API's counts.
+    let sums = browser
+        .exec(
+            "const sums = new Array(8).fill(0);
+             document.querySelectorAll('#history tbody tr').forEach(r => {
+               [...r.querySelectorAll('td')].slice(0, 8).forEach((td, i) => {
+                 sums[i] += parseInt(td.textContent.replace(/\\s/g, ''), 10);
+               });
+             });
+             return sums;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        sums,
+        json!([1, 1, 1, 0, 0, 0, 0, 0]),
+        "ok, error, out_of_fuel, …"
+    );
+    browser.screenshot("overview-charts").await;
+    browser.assert_clean("overview").await;
+
+    // The realtime chart follows a new attempt without a reload.
+    browser.exec("window.__sf = 1; return 1;", json!([])).await;
+    let spin = r
+        .enqueue(&acme, "spin", json!({"max_attempts": 1, "fuel": 1_000_000}))
+        .await;
+    r.wait_terminal(&acme, spin["id"].as_str().unwrap()).await;
+    browser
+        .wait_text(
+            "#realtime figcaption",
+            "out_of_fuel 2",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(
+        browser.exec("return window.__sf;", json!([])).await,
+        json!(1),
+        "the page was reloaded"
+    );
+
+    // Usage: today's row adds up every attempt, and names the refusal; the quotas table shows
+    // max_jobs 3 with 3 in use.
+    browser.goto(&format!("{}/ui/usage", r.base)).await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let first = browser.text_of("#usage-table tbody tr").await;
+    assert!(first.contains(&today), "{first}");
+    let attempts = browser
+        .exec(
+            "return document.querySelector('#usage-table tbody tr').children[2].innerText;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(attempts, json!("4"), "{first}");
+    assert!(first.contains("max_jobs 1"), "{first}");
+    let quotas = browser.text_of("#quota-table").await;
+    let max_jobs = quotas
+        .lines()
+        .find(|l| l.contains("max_jobs"))
+        .unwrap_or_default();
+    assert!(max_jobs.contains('3'), "{quotas}");
+    let top = browser.text_of("#top-jobs-table").await;
+    let first_job = top
+        .lines()
+        .find(|l| ["spin", "hello", "flaky"].iter().any(|j| l.contains(j)))
+        .unwrap_or_default();
+    assert!(first_job.contains("spin"), "{top}");
+    browser.screenshot("usage").await;
+    browser.assert_clean("usage").await;
+    browser.close().await;
+
+    // The admin sees every tenant's usage, with a tenant column.
+    let globex = r.tenant("globex").await;
+    r.upload(&globex, "hello", "hello").await;
+    run_to_end(&r, &globex, "hello", json!({"name": "g"})).await;
+    let admin = cookie_for(&r.base, ADMIN_TOKEN).await;
+    let start = Instant::now();
+    loop {
+        let page = get_with(&r.base, "/ui/usage", &admin)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if page.contains("<td>acme</td>") && page.contains("<td>globex</td>") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And a tenant never sees another's.
+    let acme_cookie = cookie_for(&r.base, &acme.key).await;
+    let page = get_with(&r.base, "/ui/usage", &acme_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("globex"), "{page}");
+    r.shutdown().await;
 }

@@ -268,6 +268,9 @@ pub struct WorkerSettings {
     pub complete_linger: Duration,
     /// How often logs and progress of long attempts are flushed while they run.
     pub journal_flush: Duration,
+    /// How often the sums of ended attempts are written to `run_stats` (the dashboard's
+    /// charts and usage lag by at most this).
+    pub stats_flush: Duration,
     /// Start executing runs at all (a runner may serve only the API).
     pub enabled: bool,
     /// The quota default `max_running` (copied from [`Settings::quotas`] at start): claims
@@ -289,6 +292,7 @@ impl Default for WorkerSettings {
             complete_batch: 512,
             complete_linger: Duration::from_millis(2),
             journal_flush: Duration::from_millis(500),
+            stats_flush: Duration::from_secs(5),
             enabled: true,
             tenant_max_running: None,
             tenant_max_log_bytes: None,
@@ -311,6 +315,10 @@ pub struct RetentionSettings {
     pub prune_interval: Duration,
     /// Most rows deleted by one statement (each its own short transaction).
     pub prune_batch: usize,
+    /// 10-second rows of the rollup `run_stats` (the realtime chart) are deleted after this.
+    pub retention_stats_fine: Duration,
+    /// Hourly and daily rows of `run_stats` (history charts, usage) are deleted after this.
+    pub retention_stats: Duration,
 }
 
 impl Default for RetentionSettings {
@@ -321,6 +329,8 @@ impl Default for RetentionSettings {
             retention_versions: Duration::from_secs(30 * 24 * 3600),
             prune_interval: Duration::from_secs(60),
             prune_batch: 1000,
+            retention_stats_fine: Duration::from_secs(2 * 3600),
+            retention_stats: Duration::from_secs(400 * 24 * 3600),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Module map (see DESIGN.md): `api` serves HTTP, `store` is the only code that speaks SQL,
 //! `worker` claims and executes runs, `sandbox` is the only code that touches wasmtime,
 //! `maintenance` runs the background services, `runner` puts one process together, `cli` holds
-//! the client subcommands, `ui` serves the dashboard.
+//! the client subcommands, `ui` serves the dashboard, `stats` sums ended attempts for its charts and usage.
 
 pub mod api;
 pub mod auth;
@@ -16,6 +16,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod schedule;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod ui;
 pub mod worker;

@@ -126,6 +126,15 @@ struct ServeArgs {
     /// Delete job versions that are not current and no run references this long after upload.
     #[arg(long, default_value = "30d", value_parser = duration)]
     retention_versions: Duration,
+    /// Keep the dashboard's 10-second statistics (the realtime chart) this long.
+    #[arg(long, default_value = "2h", value_parser = duration)]
+    retention_stats_fine: Duration,
+    /// Keep the hourly and daily statistics (history charts, usage) this long.
+    #[arg(long, default_value = "400d", value_parser = duration)]
+    retention_stats: Duration,
+    /// How often a runner writes the sums of the attempts it ended (charts lag by this).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    stats_flush: Duration,
     /// How long an idempotency key names its run (e.g. "24h").
     #[arg(long, default_value = "24h", value_parser = duration)]
     idempotency_window: Duration,
@@ -255,6 +264,9 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.retention.retention_succeeded = args.retention_succeeded;
     settings.retention.retention_failed = args.retention_failed;
     settings.retention.retention_versions = args.retention_versions;
+    settings.retention.retention_stats_fine = args.retention_stats_fine;
+    settings.retention.retention_stats = args.retention_stats;
+    settings.worker.stats_flush = args.stats_flush;
     settings.limits.max_timeout_ms = args.max_timeout_ms;
     for lowered in settings.limits.clamp_defaults() {
         tracing::warn!("{lowered}");

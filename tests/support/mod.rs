@@ -66,6 +66,7 @@ pub fn test_settings() -> Settings {
     s.worker.poll_interval = Duration::from_millis(200);
     s.worker.heartbeat = Duration::from_millis(200);
     s.worker.journal_flush = Duration::from_millis(100);
+    s.worker.stats_flush = Duration::from_millis(100);
     s.limits.default.backoff_base_ms = 10;
     s.limits.default.timeout_ms = 10_000;
     // Uploads are compiled in a probe process first, as `sandfire serve` does.

@@ -1,6 +1,6 @@
 //! The pruner: deletes ended runs past their retention period (with their attempts, history and
-//! logs), batches left without runs, expired idempotency keys and old records of fired schedule
-//! times.
+//! logs), batches left without runs, expired idempotency keys, old records of fired schedule
+//! times, unused old job versions and rollup rows (`run_stats`) past their retention.
 //!
 //! Every `prune_interval` it deletes in bounded batches of `prune_batch` rows, each batch its own
 //! short transaction, until nothing expired is left. Only one runner prunes at a time: it runs on
@@ -25,6 +25,7 @@ pub struct PruneReport {
     pub idempotency_keys: u64,
     pub schedule_fires: u64,
     pub job_versions: u64,
+    pub stats_rows: u64,
     /// Another runner held the pruning lock, so this pass stopped early.
     pub skipped: bool,
 }
@@ -38,7 +39,12 @@ impl PruneReport {
     }
 
     fn deleted(&self) -> u64 {
-        self.runs + self.batches + self.idempotency_keys + self.schedule_fires + self.job_versions
+        self.runs
+            + self.batches
+            + self.idempotency_keys
+            + self.schedule_fires
+            + self.job_versions
+            + self.stats_rows
     }
 }
 
@@ -58,6 +64,7 @@ pub async fn run(store: Arc<dyn Store>, settings: RetentionSettings, stop: Cance
                     idempotency_keys = report.idempotency_keys,
                     schedule_fires = report.schedule_fires,
                     job_versions = report.job_versions,
+                    stats_rows = report.stats_rows,
                     "pruned expired rows"
                 );
             }
@@ -141,5 +148,13 @@ pub async fn prune(
         return Ok(report.with_skip());
     };
     report.job_versions = n;
+    let (fine_ms, coarse_ms) = (
+        millis(settings.retention_stats_fine),
+        millis(settings.retention_stats),
+    );
+    let Some(n) = drain(limit, stop, || store.stats_prune(fine_ms, coarse_ms, limit)).await? else {
+        return Ok(report.with_skip());
+    };
+    report.stats_rows = n;
     Ok(report)
 }

@@ -14,6 +14,7 @@ mod postgres;
 mod retention;
 mod runners;
 mod schedules;
+mod stats;
 mod tenancy;
 mod ui;
 
@@ -34,6 +35,7 @@ pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
 pub use schedules::*;
+pub use stats::*;
 pub use tenancy::*;
 pub use ui::*;
 
@@ -441,6 +443,9 @@ pub struct AttemptRecord {
 pub struct Completion {
     pub run_id: Uuid,
     pub lease_token: Uuid,
+    /// The run's tenant and job (for the rollup of ended attempts, `run_stats`).
+    pub tenant_id: i64,
+    pub job_id: i64,
     pub transition: Transition,
     /// Why, in words (the run's history).
     pub reason: String,
@@ -459,6 +464,8 @@ impl Completion {
         Completion {
             run_id: run.id,
             lease_token: run.lease_token,
+            tenant_id: run.tenant_id,
+            job_id: run.job_id,
             transition,
             reason,
             record,
@@ -560,6 +567,7 @@ pub trait Store:
     + RunControlStore
     + RetentionStore
     + ScheduleStore
+    + StatsStore
     + TenancyStore
     + UiStore
     + Send

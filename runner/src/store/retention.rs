@@ -57,7 +57,7 @@ pub trait RetentionStore {
 
 impl PgStore {
     /// Runs one bounded delete under the pruning lock, in its own transaction.
-    async fn prune_locked(
+    pub(super) async fn prune_locked(
         &self,
         sql: &'static str,
         bind: impl FnOnce(

@@ -166,12 +166,6 @@ pub trait UiStore {
         tenant_id: Option<i64>,
         window: i64,
     ) -> StoreResult<Vec<(RunState, i64)>>;
-    /// Attempts ended in the last 24 h by outcome, among those of the newest `window` runs.
-    async fn ui_outcomes_24h(
-        &self,
-        tenant_id: Option<i64>,
-        window: i64,
-    ) -> StoreResult<Vec<(Outcome, i64)>>;
     /// The tenant owning a run (for the admin, who reads every tenant's runs).
     async fn ui_run_tenant(&self, id: Uuid) -> StoreResult<Option<(i64, String)>>;
     /// A page of runs, newest first.
@@ -344,19 +338,6 @@ impl UiStore for PgStore {
         window: i64,
     ) -> StoreResult<Vec<(RunState, i64)>> {
         sqlx::query_as(include_str!("sql/ui_window_counts.sql"))
-            .bind(tenant_id)
-            .bind(window)
-            .fetch_all(self.pool())
-            .await
-            .map_err(classify)
-    }
-
-    async fn ui_outcomes_24h(
-        &self,
-        tenant_id: Option<i64>,
-        window: i64,
-    ) -> StoreResult<Vec<(Outcome, i64)>> {
-        sqlx::query_as(include_str!("sql/ui_outcomes_24h.sql"))
             .bind(tenant_id)
             .bind(window)
             .fetch_all(self.pool())

@@ -8,6 +8,7 @@
 //! accept a POST from another origin (`guard.rs`).
 
 mod assets;
+mod chart;
 mod error;
 mod guard;
 mod pages;
@@ -27,6 +28,8 @@ pub use session::SESSION_COOKIE;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ui", get(pages::overview::page))
+        .route("/ui/charts/realtime", get(pages::overview::realtime))
+        .route("/ui/usage", get(pages::usage::page))
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
         .route(
             "/ui/login",

@@ -54,6 +54,18 @@ pub fn count(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// `950`, `12.3 k`, `4.1 M`, `2.0 G`: big figures (fuel) at a glance; exact ones are in tables.
+pub fn compact(n: i64) -> String {
+    let f = n as f64;
+    match n.unsigned_abs() {
+        ..10_000 => count(n),
+        10_000..1_000_000 => format!("{:.1} k", f / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} M", f / 1e6),
+        1_000_000_000..1_000_000_000_000 => format!("{:.1} G", f / 1e9),
+        _ => format!("{:.1} T", f / 1e12),
+    }
+}
+
 /// `used` against `limit` in percent (0-100, rounded, capped at 100 for the meter).
 pub fn percent(used: i64, limit: i64) -> i64 {
     if limit <= 0 {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::WorkerContext;
 use crate::model::RunState;
+use crate::stats::EndedAttempt;
 use crate::store::{Completion, NewLogLine, StoreError};
 
 /// A finished attempt waiting to be written.
@@ -101,6 +102,30 @@ async fn write_retrying(
     loop {
         match ctx.store.run_complete_many(completions, lines).await {
             Ok(accepted) => {
+                // Usually every completion is accepted; otherwise look the ids up by hash.
+                let all = accepted.len() == completions.len();
+                let accepted_set: std::collections::HashSet<_> = if all {
+                    Default::default()
+                } else {
+                    accepted.iter().collect()
+                };
+                for c in completions
+                    .iter()
+                    .filter(|c| all || accepted_set.contains(&c.run_id))
+                {
+                    if c.transition.records_attempt() {
+                        ctx.stats.add(EndedAttempt {
+                            tenant_id: c.tenant_id,
+                            job_id: c.job_id,
+                            outcome: c.record.outcome,
+                            ended_at: c.record.ended_at,
+                            run_ended: c.transition.state().is_terminal(),
+                            fuel_used: c.record.fuel_used,
+                            duration_ms: c.record.duration_ms,
+                            peak_memory: c.record.peak_memory,
+                        });
+                    }
+                }
                 if completions.iter().any(|c| {
                     matches!(
                         c.transition.state(),

@@ -168,6 +168,8 @@ pub(crate) struct WorkerContext {
     jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
     /// The database clock, for attempt times.
     clock: clock::DbClock,
+    /// Sums of the attempts this runner ended, for `run_stats`.
+    pub stats: Arc<crate::stats::Rollup>,
 }
 
 impl WorkerContext {
@@ -220,6 +222,7 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         promoter: parts.promoter,
         jobs: Mutex::new(HashMap::new()),
         clock: clock::DbClock::default(),
+        stats: Arc::new(crate::stats::Rollup::new(parts.runner_id)),
     });
     // Several samples: the first one may pay for opening a connection.
     for _ in 0..5 {
@@ -235,6 +238,12 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         background.clone(),
     )));
     let mut heartbeat = AbortOnDrop(tokio::spawn(heartbeat(ctx.clone(), background.clone())));
+    let mut stats = AbortOnDrop(tokio::spawn(crate::stats::run(
+        ctx.stats.clone(),
+        ctx.store.clone(),
+        ctx.settings.stats_flush,
+        background.clone(),
+    )));
 
     let mut attempts = claim_loop(ctx.clone(), wake, done_tx, shutdown).await;
 
@@ -258,6 +267,7 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
     background.cancel();
     let _ = (&mut listener.0).await;
     let _ = (&mut heartbeat.0).await;
+    let _ = (&mut stats.0).await;
 }
 
 /// A task that is aborted when its handle is dropped.

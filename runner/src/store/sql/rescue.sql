@@ -29,12 +29,30 @@ WITH input AS (
     FROM lost l
     JOIN input i ON i.run_id = l.run_id AND i.lease_token = l.lease_token
     WHERE r.id = l.run_id
-    RETURNING r.id, r.attempt, r.started_at, l.runner_id
+    RETURNING r.id, r.attempt, r.started_at, l.runner_id, r.tenant_id, r.job_id, r.state
 ), recorded AS (
     INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error)
     SELECT id, attempt, runner_id, started_at, now(), 'runner_lost',
            'the runner executing this attempt stopped renewing its lease'
     FROM rescued
     ON CONFLICT (run_id, number) DO NOTHING
+), counted AS (
+    -- The rollup of ended attempts (`run_stats`), under the lost runner's id: that runner never
+    -- writes a `runner_lost` row itself, so nothing else contends for these rows.
+    INSERT INTO run_stats AS s (width_s, bucket, tenant_id, job_id, runner_id, outcome,
+                                attempts, runs_ended, fuel_used, duration_ms, peak_memory_max)
+    SELECT w.width_s, to_timestamp(floor(extract(epoch FROM now()) / w.width_s) * w.width_s),
+           x.tenant_id, x.job_id, x.runner_id, 'runner_lost', count(*),
+           count(*) FILTER (WHERE x.state IN ('failed', 'cancelled')), 0,
+           coalesce(sum(greatest(extract(epoch FROM now() - x.started_at) * 1000, 0)), 0)::int8,
+           0
+    FROM rescued x
+    CROSS JOIN (VALUES (10), (3600), (86400)) AS w(width_s)
+    GROUP BY 1, 2, 3, 4, 5
+    ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (width_s, bucket, tenant_id, job_id, runner_id, outcome) DO UPDATE
+    SET attempts = s.attempts + EXCLUDED.attempts,
+        runs_ended = s.runs_ended + EXCLUDED.runs_ended,
+        duration_ms = s.duration_ms + EXCLUDED.duration_ms
 )
 SELECT id FROM rescued

@@ -12,6 +12,7 @@ pub mod run;
 pub mod runners;
 pub mod runs;
 pub mod schedules;
+pub mod usage;
 
 use super::error::{UiError, UiResult};
 use super::session::Viewer;

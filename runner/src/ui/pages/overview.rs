@@ -1,16 +1,20 @@
 //! `/ui`: what is waiting and running now (exact, from the hot table `run_queue`), how the newest
-//! runs ended (a bounded window, labelled), attempt outcomes of the last 24 hours as an SVG chart
-//! with a data table, the latest failures and the live runners.
+//! runs ended (a bounded window, labelled), a realtime chart (the last 10 minutes in 10-second
+//! buckets, refreshed every 5 s) and a history chart (24 h or 7 d by hour, 30 d by day) of
+//! attempts stacked by outcome kind, both from the rollup `run_stats` with their data tables,
+//! fuel used today, the latest failures and the live runners.
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Html;
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 
 use super::{Layout, RunRowView};
 use crate::api::AppState;
 use crate::model::RunState;
 use crate::store::UiRunListParams;
+use crate::ui::chart::{self, Buckets, Chart};
 use crate::ui::error::{UiResult, render};
 use crate::ui::session::Viewer;
 use crate::ui::view;
@@ -23,15 +27,6 @@ pub struct Tile {
     pub label: &'static str,
     pub n: String,
     pub href: String,
-}
-
-pub struct OutcomeBar {
-    pub name: &'static str,
-    pub n: String,
-    pub y: i64,
-    pub text_y: i64,
-    pub width: i64,
-    pub count_x: i64,
 }
 
 pub struct RunnerView {
@@ -52,9 +47,13 @@ struct OverviewPage {
     active: Vec<Tile>,
     window: Vec<Tile>,
     window_size: String,
-    outcomes: Vec<OutcomeBar>,
-    outcomes_total: String,
-    chart_height: i64,
+    realtime: String,
+    realtime_href: String,
+    history: String,
+    ranges: Vec<RangeLink>,
+    fuel_today: String,
+    attempts_today: String,
+    usage_href: String,
     failures: Vec<RunRowView>,
     runners: Vec<RunnerView>,
 }
@@ -62,6 +61,88 @@ struct OverviewPage {
 #[derive(Debug, Deserialize)]
 pub struct OverviewQuery {
     tenant: Option<String>,
+    /// History range: `24h` (default), `7d` or `30d`.
+    range: Option<String>,
+}
+
+pub struct RangeLink {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// The history chart's ranges: (name, width of a bucket, buckets, label every n-th).
+const RANGES: [(&str, i64, usize, usize); 3] = [
+    ("24h", 3600, 24, 3),
+    ("7d", 3600, 168, 24),
+    ("30d", 86400, 30, 5),
+];
+
+/// How often the realtime chart refreshes itself (htmx; not in a background tab).
+const REALTIME_EVERY: &str = "5s";
+
+fn floor(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    at.duration_trunc(Duration::seconds(seconds)).unwrap_or(at)
+}
+
+/// The last 10 minutes in 10-second buckets.
+async fn realtime_chart(
+    state: &AppState,
+    scope: Option<i64>,
+    now: DateTime<Utc>,
+) -> UiResult<Chart> {
+    let start = floor(now, 10) - Duration::seconds(590);
+    let points = state.store.stats_series(scope, 10, start).await?;
+    Ok(chart::stacked(
+        "realtime",
+        "Attempts that ended in the last 10 minutes, per 10 seconds, by outcome".to_string(),
+        &points,
+        &Buckets {
+            start,
+            width: Duration::seconds(10),
+            n: 60,
+            label_every: 12,
+            label: |b| b.format("%H:%M:%S").to_string(),
+        },
+    ))
+}
+
+/// `/ui/charts/realtime`: the realtime chart alone, for its refresh.
+pub async fn realtime(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<OverviewQuery>,
+) -> UiResult<Html<String>> {
+    let (scope, tenant_filter) = scope(&state, &viewer, &q.tenant).await?;
+    let now = state.store.clock().await?;
+    let chart = realtime_chart(&state, scope, now).await?;
+    Ok(Html(realtime_box(&chart, &realtime_href(&tenant_filter))?))
+}
+
+fn realtime_href(tenant_filter: &str) -> String {
+    format!(
+        "/ui/charts/realtime{}",
+        view::query(&[("tenant", Some(tenant_filter.to_string()))])
+    )
+}
+
+/// The realtime chart in the element that refreshes it.
+#[derive(Template)]
+#[template(path = "ui/realtime.html")]
+struct RealtimeBox<'a> {
+    href: &'a str,
+    every: &'static str,
+    /// The chart, rendered (and escaped) by its own template.
+    chart: String,
+}
+
+fn realtime_box(chart: &Chart, href: &str) -> UiResult<String> {
+    Ok(RealtimeBox {
+        href,
+        every: REALTIME_EVERY,
+        chart: chart.render()?,
+    }
+    .render()?)
 }
 
 /// The scope of a page: the session's tenant, or for the admin every tenant or the one named by
@@ -133,33 +214,55 @@ pub async fn page(
         href: tq(s.as_str()),
     })
     .collect();
-    let outcome_counts = store.ui_outcomes_24h(scope, WINDOW).await?;
-    let max = outcome_counts
+    let now = store.clock().await?;
+    let realtime = realtime_chart(&state, scope, now).await?;
+    let range = RANGES
         .iter()
-        .map(|(_, n)| *n)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let outcomes: Vec<OutcomeBar> = view::OUTCOMES
+        .find(|r| Some(r.0) == q.range.as_deref())
+        .unwrap_or(&RANGES[0]);
+    let (range_label, width, n, label_every) = *range;
+    let start = floor(now, width) - Duration::seconds(width * (n as i64 - 1));
+    let points = store.stats_series(scope, width as i32, start).await?;
+    let history = chart::stacked(
+        "history",
+        format!(
+            "Attempts that ended in the last {}, per {}, by outcome",
+            match range_label {
+                "24h" => "24 hours",
+                "7d" => "7 days",
+                _ => "30 days",
+            },
+            if width == 3600 { "hour" } else { "day (UTC)" }
+        ),
+        &points,
+        &Buckets {
+            start,
+            width: Duration::seconds(width),
+            n,
+            label_every,
+            label: if width == 3600 {
+                |b| b.format("%a %H:00").to_string()
+            } else {
+                |b| b.format("%b %d").to_string()
+            },
+        },
+    );
+    let today = floor(now, 86400);
+    let usage = store.stats_usage(scope, today, 10_000).await?;
+    let ranges = RANGES
         .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let n = outcome_counts
-                .iter()
-                .find(|(x, _)| x == o)
-                .map_or(0, |(_, n)| *n);
-            let width = n * 380 / max;
-            OutcomeBar {
-                name: o.as_str(),
-                n: view::count(n),
-                y: i as i64 * 26 + 4,
-                text_y: i as i64 * 26 + 19,
-                width,
-                count_x: 120 + width + 8,
-            }
+        .map(|r| RangeLink {
+            label: r.0,
+            href: format!(
+                "/ui{}",
+                view::query(&[
+                    ("tenant", Some(tenant_filter.clone())),
+                    ("range", Some(r.0.to_string()))
+                ])
+            ),
+            current: r.0 == range_label,
         })
         .collect();
-    let total: i64 = outcome_counts.iter().map(|(_, n)| n).sum();
     let failures = store
         .ui_run_list(UiRunListParams {
             tenant_id: scope,
@@ -171,7 +274,6 @@ pub async fn page(
         .iter()
         .map(RunRowView::new)
         .collect();
-    let now = store.clock().await?;
     let runners = store
         .runner_list(viewer.scope())
         .await?
@@ -196,6 +298,11 @@ pub async fn page(
             leader: r.leader,
         })
         .collect();
+    let rt_href = realtime_href(&tenant_filter);
+    let usage_href = format!(
+        "/ui/usage{}",
+        view::query(&[("tenant", Some(tenant_filter.clone()))])
+    );
     render(&OverviewPage {
         layout: Layout::new(&viewer, "overview"),
         admin: viewer.is_admin(),
@@ -203,9 +310,13 @@ pub async fn page(
         active,
         window,
         window_size: view::count(WINDOW),
-        outcomes,
-        outcomes_total: view::count(total),
-        chart_height: view::OUTCOMES.len() as i64 * 26 + 4,
+        realtime: realtime_box(&realtime, &rt_href)?,
+        realtime_href: rt_href,
+        history: history.render()?,
+        ranges,
+        fuel_today: view::compact(usage.iter().map(|u| u.fuel_used).sum()),
+        attempts_today: view::count(usage.iter().map(|u| u.attempts).sum()),
+        usage_href,
         failures,
         runners,
     })
