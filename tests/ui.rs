@@ -1753,3 +1753,43 @@ async fn the_charts_and_usage_come_from_the_rollup_and_match_the_api() {
     assert!(!page.contains("globex"), "{page}");
     r.shutdown().await;
 }
+
+/// The dashboard reads through a pool of its own whose statements the database cancels at
+/// `ui.statement_timeout`: a page stuck behind a lock answers 503 in words instead of holding
+/// a connection, and the page works again once the lock is gone.
+#[tokio::test]
+async fn a_slow_dashboard_query_is_cancelled_at_the_statement_timeout() {
+    let r = TestRunner::start_with(|s| {
+        s.ui.statement_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let acme = r.tenant("acme").await;
+    let cookie = cookie_for(&r.base, &acme.key).await;
+    assert_eq!(
+        get_with(&r.base, "/ui/runs", &cookie).await.status(),
+        StatusCode::OK
+    );
+    // Another session holds a lock every read of `runs` waits for.
+    use sqlx::Connection as _;
+    let mut locker = sqlx::PgConnection::connect_with(r.store.pool().connect_options().as_ref())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let page = get_with(&r.base, "/ui/runs", &cookie).await;
+    let waited = started.elapsed();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("took too long"), "{body}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(
+        get_with(&r.base, "/ui/runs", &cookie).await.status(),
+        StatusCode::OK
+    );
+    r.shutdown().await;
+}

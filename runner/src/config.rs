@@ -51,6 +51,12 @@ pub struct UiSettings {
     pub session_ttl: Duration,
     /// How often the run page's live log tail asks for new lines.
     pub log_poll: Duration,
+    /// Database connections of the dashboard: a pool of its own, so an open dashboard never
+    /// takes connections from the API or from claims.
+    pub pool_size: u32,
+    /// The database cancels a dashboard statement running longer than this (the page then
+    /// says so), so no page can load the database for long.
+    pub statement_timeout: Duration,
 }
 
 impl Default for UiSettings {
@@ -60,6 +66,8 @@ impl Default for UiSettings {
             secure_cookie: false,
             session_ttl: Duration::from_secs(12 * 3600),
             log_poll: Duration::from_secs(1),
+            pool_size: 4,
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }

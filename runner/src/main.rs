@@ -77,6 +77,12 @@ struct ServeArgs {
     /// Mark the dashboard's session cookie `Secure` (when it is served over https).
     #[arg(long, env = "SANDFIRE_UI_SECURE_COOKIE")]
     ui_secure_cookie: bool,
+    /// Database connections of the dashboard (a pool of its own).
+    #[arg(long, default_value_t = 4)]
+    ui_pool_size: u32,
+    /// The database cancels a dashboard statement running longer than this (e.g. "5s").
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    ui_statement_timeout: Duration,
     /// Fallback poll interval when no notification arrives, in ms.
     #[arg(long, default_value_t = 1000)]
     poll_interval_ms: u64,
@@ -255,6 +261,8 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.worker.enabled = !args.no_worker;
     settings.ui.enabled = !args.no_ui;
     settings.ui.secure_cookie = args.ui_secure_cookie;
+    settings.ui.pool_size = args.ui_pool_size.max(1);
+    settings.ui.statement_timeout = args.ui_statement_timeout;
     settings.worker.poll_interval = Duration::from_millis(args.poll_interval_ms.max(10));
     settings.worker.lease = Duration::from_millis(args.lease_ms);
     settings.worker.heartbeat = Duration::from_millis(args.heartbeat_ms);

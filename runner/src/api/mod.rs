@@ -110,7 +110,18 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .layer(DefaultBodyLimit::max(request_limit));
     let ui = if state.settings.ui.enabled {
-        crate::ui::router().layer(DefaultBodyLimit::max(request_limit))
+        // The dashboard reads through a small pool of its own with a statement timeout.
+        let ui_settings = &state.settings.ui;
+        let ui_state = AppState {
+            store: state
+                .store
+                .sibling(ui_settings.pool_size, Some(ui_settings.statement_timeout))
+                .unwrap_or_else(|| state.store.clone()),
+            ..state.clone()
+        };
+        crate::ui::router()
+            .layer(DefaultBodyLimit::max(request_limit))
+            .with_state(ui_state)
     } else {
         Router::new()
     };

@@ -583,9 +583,14 @@ pub trait Store:
     }
     /// A store on the same database with a pool of its own of at most `max_connections`
     /// (connecting lazily), so one kind of traffic can never starve another of connections;
-    /// `None` for stores without a pool (callers then share this one).
-    fn sibling(&self, max_connections: u32) -> Option<std::sync::Arc<dyn Store>> {
-        let _ = max_connections;
+    /// `None` for stores without a pool (callers then share this one). With
+    /// `statement_timeout`, the database cancels any statement of that pool running longer.
+    fn sibling(
+        &self,
+        max_connections: u32,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Option<std::sync::Arc<dyn Store>> {
+        let _ = (max_connections, statement_timeout);
         None
     }
     /// Applies pending migrations.

@@ -55,6 +55,20 @@ impl UiError {
 
 impl From<StoreError> for UiError {
     fn from(e: StoreError) -> Self {
+        // The dashboard pool's statement timeout cancelled the query (SQLSTATE 57014).
+        if let StoreError::Other(sqlx::Error::Database(db)) = &e
+            && db.code().as_deref() == Some("57014")
+        {
+            tracing::warn!(error = %e, "dashboard: a query ran past the statement timeout");
+            return UiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "This page took too long",
+                message: "The database stopped this page's query at the dashboard's time limit \
+                          (--ui-statement-timeout), so it could not slow down the runs. Narrow \
+                          the filters (a job, a state) or try again."
+                    .to_string(),
+            };
+        }
         tracing::error!(error = %e, "dashboard: store error");
         UiError::internal()
     }
