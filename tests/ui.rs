@@ -580,6 +580,46 @@ async fn pages_show_real_runs_with_their_outcomes() {
         .goto(&format!("{}/ui/runs?outcome=out_of_fuel", r.base))
         .await;
     assert_eq!(browser.find_all("#runs tbody tr").await.len(), 1);
+    // Created-time filters (UTC): the three runs were created between the spin run's creation
+    // time minus an hour and now; nothing after a minute from now, nothing before an hour ago.
+    let created = |offset: chrono::Duration| {
+        (chrono::Utc::now() + offset)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    for (query, rows) in [
+        (format!("from={}", created(chrono::Duration::hours(-1))), 3),
+        (format!("from={}", created(chrono::Duration::minutes(2))), 0),
+        (format!("to={}", created(chrono::Duration::hours(-1))), 0),
+        (
+            format!(
+                "job=spin&from={}&to={}",
+                created(chrono::Duration::hours(-1)),
+                created(chrono::Duration::minutes(2))
+            ),
+            1,
+        ),
+    ] {
+        browser.goto(&format!("{}/ui/runs?{query}", r.base)).await;
+        assert_eq!(
+            browser.find_all("#runs tbody tr").await.len(),
+            rows,
+            "{query}"
+        );
+    }
+    // The quick range link keeps the other filters.
+    browser.goto(&format!("{}/ui/runs?job=hello", r.base)).await;
+    browser.click(".filters .ranges a").await;
+    assert!(browser.current_url().await.contains("job=hello"));
+    assert_eq!(browser.find_all("#runs tbody tr").await.len(), 1);
+    let bad = get_with(
+        &r.base,
+        "/ui/runs?from=yesterday",
+        &cookie_for(&r.base, &acme.key).await,
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("is not a time"));
 
     // The run page: the input is text, not markup; attempts are measured against the limits.
     let id = fuel["id"].as_str().unwrap();

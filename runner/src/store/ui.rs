@@ -55,6 +55,10 @@ pub struct UiRunListParams {
     pub before: Option<Uuid>,
     /// Runs newer than this id (the "Newer" link).
     pub after: Option<Uuid>,
+    /// Runs created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Runs created before this time.
+    pub created_before: Option<DateTime<Utc>>,
     pub limit: i64,
 }
 
@@ -207,6 +211,13 @@ pub trait UiStore {
         job_id: i64,
         window: i64,
     ) -> StoreResult<Vec<UiJobVersionStats>>;
+}
+
+/// The smallest UUIDv7 of the millisecond `at` falls in: runs with a smaller id were created
+/// before `at` (as `sandfire_uuid_v7_floor` in SQL).
+fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
+    let ms = at.timestamp_millis().clamp(0, (1 << 48) - 1) as u128;
+    Uuid::from_u128(ms << 80)
 }
 
 fn run_row(row: &sqlx::postgres::PgRow) -> Result<UiRunRow, sqlx::Error> {
@@ -371,6 +382,8 @@ impl UiStore for PgStore {
             .bind(if p.after.is_some() { None } else { p.before })
             .bind(p.after)
             .bind(p.limit)
+            .bind(p.created_from.map(uuid_v7_floor))
+            .bind(p.created_before.map(uuid_v7_floor))
             .fetch_all(self.pool())
             .await
             .map_err(classify)?;

@@ -1,6 +1,8 @@
 -- A page of runs for the dashboard's list: tenant $1 (every tenant when NULL), filters by state
 -- $2, job $3, queue $4, the latest attempt's outcome $5 and version $6; keyset paging by id
--- (older than $7 or newer than $8). The ORDER BY and LIMIT are appended by the caller: newest
+-- (older than $7 or newer than $8); created at or after the UUIDv7 floor $10 and before the
+-- floor $11 (a run's id starts with its creation time, so a time range is an id range of the
+-- same index the paging uses). The ORDER BY and LIMIT are appended by the caller: newest
 -- first for "older" pages, oldest first (then reversed) for "newer" pages.
 SELECT r.id, t.name AS tenant, j.name AS job, r.version, r.state, r.queue, r.priority,
        left(r.error, 200) AS error, r.attempt, r.max_attempts, r.created_at, r.started_at,
@@ -17,3 +19,5 @@ WHERE ($1::int8 IS NULL OR r.tenant_id = $1)
   AND ($6::int4 IS NULL OR r.version = $6)
   AND ($7::uuid IS NULL OR r.id < $7)
   AND ($8::uuid IS NULL OR r.id > $8)
+  AND ($10::uuid IS NULL OR r.id >= $10)
+  AND ($11::uuid IS NULL OR r.id < $11)

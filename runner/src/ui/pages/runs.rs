@@ -1,10 +1,11 @@
 //! `/ui/runs`: runs newest first, a tab per state, filters (job, version, queue, the latest
-//! attempt's outcome; the admin also by tenant), a run-id jump, keyset paging (Newer/Older,
+//! attempt's outcome, created from/to in UTC; the admin also by tenant), a run-id jump, keyset paging (Newer/Older,
 //! never an offset) and bulk retry/cancel/delete of the selected rows.
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -38,6 +39,10 @@ struct RunsPage {
     outcome: String,
     version: String,
     tenant: String,
+    from: String,
+    to: String,
+    /// Quick ranges: (label, link).
+    ranges: Vec<(&'static str, String)>,
     outcomes: Vec<&'static str>,
     rows: Vec<RunRowView>,
     newer: Option<String>,
@@ -53,6 +58,10 @@ pub struct RunsQuery {
     outcome: Option<String>,
     version: Option<String>,
     tenant: Option<String>,
+    /// Created at or after (UTC): `2026-05-01T09:30`, with seconds, or a date.
+    from: Option<String>,
+    /// Created before (UTC), the same forms.
+    to: Option<String>,
     before: Option<String>,
     after: Option<String>,
     /// Run-id jump.
@@ -67,6 +76,31 @@ fn cursor(v: &Option<String>, name: &str) -> UiResult<Option<Uuid>> {
             })
         })
         .transpose()
+}
+
+/// A time typed into the filter (the browser's `datetime-local` value, read as UTC), or a
+/// date alone (its midnight).
+fn time_filter(v: &Option<String>, name: &str) -> UiResult<Option<DateTime<Utc>>> {
+    let Some(text) = view::given(v) else {
+        return Ok(None);
+    };
+    let text = text.trim().trim_end_matches('Z');
+    for format in [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    Err(UiError::bad_request(format!(
+        "{name}: {text:?} is not a time; use 2026-05-01T09:30 (UTC) or a date"
+    )))
 }
 
 pub async fn page(
@@ -103,6 +137,8 @@ pub async fn page(
                 .map_err(|_| UiError::bad_request(format!("version {v:?} is not a number")))?,
         ),
     };
+    let created_from = time_filter(&q.from, "from")?;
+    let created_before = time_filter(&q.to, "to")?;
     let before = cursor(&q.before, "before")?;
     let after = cursor(&q.after, "after")?;
     // One row more than shown says whether the next page in this direction exists.
@@ -117,6 +153,8 @@ pub async fn page(
             version,
             before,
             after,
+            created_from,
+            created_before,
             limit: PAGE + 1,
         })
         .await?;
@@ -136,6 +174,8 @@ pub async fn page(
             ("outcome", view::given(&q.outcome)),
             ("version", view::given(&q.version)),
             ("tenant", view::given(&q.tenant)),
+            ("from", view::given(&q.from)),
+            ("to", view::given(&q.to)),
         ];
         pairs.push(extra);
         format!("/ui/runs{}", view::query(&pairs))
@@ -163,9 +203,35 @@ pub async fn page(
                 ("queue", view::given(&q.queue)),
                 ("version", view::given(&q.version)),
                 ("tenant", view::given(&q.tenant)),
+                ("from", view::given(&q.from)),
+                ("to", view::given(&q.to)),
             ])
         ),
     };
+    let now = state.store.clock().await?;
+    let ranges = [
+        ("last hour", Duration::hours(1)),
+        ("24 h", Duration::hours(24)),
+        ("7 days", Duration::days(7)),
+    ]
+    .into_iter()
+    .map(|(label, span)| {
+        let from = (now - span).format("%Y-%m-%dT%H:%M").to_string();
+        let href = format!(
+            "/ui/runs{}",
+            view::query(&[
+                ("state", view::given(&q.state)),
+                ("job", view::given(&q.job)),
+                ("queue", view::given(&q.queue)),
+                ("outcome", view::given(&q.outcome)),
+                ("version", view::given(&q.version)),
+                ("tenant", view::given(&q.tenant)),
+                ("from", Some(from)),
+            ])
+        );
+        (label, href)
+    })
+    .collect();
     let mut tabs = vec![tab("All", None)];
     tabs.extend(
         RunState::ALL
@@ -184,6 +250,9 @@ pub async fn page(
         outcome: view::given(&q.outcome).unwrap_or_default(),
         version: view::given(&q.version).unwrap_or_default(),
         tenant,
+        from: view::given(&q.from).unwrap_or_default(),
+        to: view::given(&q.to).unwrap_or_default(),
+        ranges,
         outcomes: view::OUTCOMES.iter().map(|o| o.as_str()).collect(),
         rows: runs.iter().map(RunRowView::new).collect(),
         newer,
