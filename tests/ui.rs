@@ -1572,8 +1572,69 @@ async fn a_batch_page_shows_its_progress_members_and_continuations() {
         "{conts}"
     );
     assert!(browser.find_all("button[data-action]").await.is_empty());
+    // A finished batch offers no cancel.
+    assert!(browser.find_all("#cancel-batch").await.is_empty());
     browser.screenshot("batch").await;
     browser.assert_clean("batch").await;
+
+    // A second batch of long runs, cancelled from its page: the list shows both, the new one
+    // first, and the cancel ends every member.
+    r.upload(&acme, "sleep", "sleep").await;
+    let sleep = json!({"job": "sleep", "timeout_ms": 30_000, "max_attempts": 1});
+    let (status, created) = r
+        .call(
+            Method::POST,
+            "/v1/batches",
+            Some(&acme.key),
+            Some(Body::Json(json!({"runs": [sleep, sleep]}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let long = created["id"].as_str().unwrap().to_string();
+    browser.goto(&format!("{}/ui/batches", r.base)).await;
+    let rows = browser.find_all("#batches tbody tr").await;
+    assert_eq!(rows.len(), 2);
+    let list = browser.text_of("#batches").await;
+    let (first, second) = (list.find(&long[24..]), list.find(&batch[24..]));
+    assert!(first.is_some() && first < second, "newest first:\n{list}");
+    assert!(
+        list.contains("finished") && list.contains("running"),
+        "{list}"
+    );
+    browser.screenshot("batches").await;
+    browser.assert_clean("batches").await;
+    // A read key sees the running batch without its cancel button, and its POST gets 403.
+    let read = read_key(&r, "acme").await;
+    let read_cookie = cookie_for(&r.base, &read).await;
+    let page = get_with(&r.base, &format!("/ui/batches/{long}"), &read_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("running") && !page.contains("cancel-batch"),
+        "{page}"
+    );
+    let refused = raw_client()
+        .post(format!("{}/ui/batches/{long}/cancel", r.base))
+        .header(header::ORIGIN, &r.base)
+        .header(header::COOKIE, &read_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    browser
+        .click(&format!("a[href='/ui/batches/{long}']"))
+        .await;
+    wait_url(&browser, &format!("/ui/batches/{long}")).await;
+    browser.click("#cancel-batch").await;
+    browser
+        .wait_text("h1", "cancelled", Duration::from_secs(10))
+        .await;
+    for id in created["runs"].as_array().unwrap() {
+        let run = r.wait_terminal(&acme, id.as_str().unwrap()).await;
+        assert_eq!(run["state"], "cancelled", "{run:#}");
+    }
 
     // Another tenant's view of the batch is a 404, like a random id; the admin sees it.
     let other = r.tenant("other").await;

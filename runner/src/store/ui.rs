@@ -151,6 +151,21 @@ pub struct UiQueueRow {
     pub now: DateTime<Utc>,
 }
 
+/// One batch in the dashboard's list, with its progress counters.
+#[derive(Debug, Clone)]
+pub struct UiBatchRow {
+    pub id: Uuid,
+    pub tenant: String,
+    pub total: i32,
+    /// Members not yet ended.
+    pub pending: i32,
+    /// Members that ended other than succeeded.
+    pub unsuccessful: i32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
 /// The dashboard's reads and its sessions. Implemented for PostgreSQL below.
 #[async_trait::async_trait]
 pub trait UiStore {
@@ -204,6 +219,13 @@ pub trait UiStore {
     ) -> StoreResult<Vec<UiQueueRow>>;
     /// The tenant owning a batch (for the admin, who reads every tenant's batches).
     async fn ui_batch_tenant(&self, id: Uuid) -> StoreResult<Option<i64>>;
+    /// A page of batches, newest first, older than `before`.
+    async fn ui_batch_list(
+        &self,
+        tenant_id: Option<i64>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiBatchRow>>;
     /// Per version of the job, its attempts among the job's newest `window` runs.
     async fn ui_job_stats(
         &self,
@@ -577,6 +599,36 @@ impl UiStore for PgStore {
             .bind(id)
             .fetch_optional(self.pool())
             .await
+            .map_err(classify)
+    }
+
+    async fn ui_batch_list(
+        &self,
+        tenant_id: Option<i64>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<UiBatchRow>> {
+        let rows = sqlx::query(include_str!("sql/ui_batch_list.sql"))
+            .bind(tenant_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UiBatchRow {
+                    id: row.try_get("id")?,
+                    tenant: row.try_get("tenant")?,
+                    total: row.try_get("total")?,
+                    pending: row.try_get("pending")?,
+                    unsuccessful: row.try_get("unsuccessful")?,
+                    created_at: row.try_get("created_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    cancelled_at: row.try_get("cancelled_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(classify)
     }
 }
