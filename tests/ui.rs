@@ -1281,6 +1281,50 @@ async fn the_schedules_page_shows_fire_times_and_pauses_triggers_and_deletes() {
     assert!(row.contains("succeeded"), "{row}");
     browser.assert_clean("schedules after a trigger").await;
 
+    // The schedule's page: its runs (the triggered one), and a fire time it skipped, with why.
+    sqlx::query(
+        "INSERT INTO schedule_fires (schedule_id, fire_at, skipped)
+         SELECT id, now() - interval '1 day', 'overlap skip: run 0190 was still running'
+         FROM schedules WHERE name = 'weekday-report'",
+    )
+    .execute(r.store.pool())
+    .await
+    .unwrap();
+    browser
+        .click("#schedule-weekday-report a[href='/ui/schedules/weekday-report']")
+        .await;
+    wait_url(&browser, "/ui/schedules/weekday-report").await;
+    let runs = browser.text_of("#schedule-runs").await;
+    assert!(
+        runs.contains(&id[24..]) && runs.contains("triggered"),
+        "{runs}"
+    );
+    let skipped = browser.text_of("#schedule-skipped").await;
+    assert!(
+        skipped.contains("overlap skip: run 0190 was still running"),
+        "{skipped}"
+    );
+    assert!(browser.text_of("#schedule-input").await.contains("report"));
+    assert_eq!(browser.find_all("ol.fires li").await.len(), 5);
+    browser.screenshot("schedule").await;
+    browser.assert_clean("schedule page").await;
+    // Pause from its page comes back to its page.
+    browser.click("button[data-action=pause]").await;
+    browser
+        .wait_text("h1", "paused", Duration::from_secs(5))
+        .await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .contains("/ui/schedules/weekday-report")
+    );
+    browser.click("button[data-action=resume]").await;
+    browser
+        .wait_text("h1", "active", Duration::from_secs(5))
+        .await;
+    browser.goto(&format!("{}/ui/schedules", r.base)).await;
+
     // Delete (behind a disclosure).
     browser.click("#schedule-cleanup details summary").await;
     browser

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/jobs/{name}", get(pages::jobs::page))
         .route("/ui/jobs/{name}/runs", post(pages::jobs::enqueue))
         .route("/ui/schedules", get(pages::schedules::list))
+        .route("/ui/schedules/{name}", get(pages::schedules::page))
         .route(
             "/ui/schedules/{name}/trigger",
             post(pages::schedules::trigger),

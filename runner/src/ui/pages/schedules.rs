@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Layout, tenant_for};
 use crate::api::AppState;
+use crate::model::RunState;
 use crate::schedule::Timetable;
 use crate::store::{Schedule, ScheduleTrigger, ScheduleTriggerParams};
 use crate::ui::error::{UiError, UiResult, render};
@@ -35,6 +36,8 @@ pub struct ScheduleView {
     /// The action URLs' prefix (`/ui/schedules/{name}`) and query (`?tenant=` for the admin).
     pub base: String,
     pub q: String,
+    /// The schedule's own page.
+    pub href: String,
     pub job: String,
     pub job_href: String,
     pub cron: String,
@@ -74,6 +77,50 @@ fn next_fire_times(s: &Schedule) -> Vec<DateTime<Utc>> {
         .collect()
 }
 
+/// A schedule as the list and its page show it.
+fn schedule_view(
+    admin: bool,
+    tenant: &str,
+    s: &Schedule,
+    last_run: Option<(Uuid, RunState, DateTime<Utc>)>,
+) -> ScheduleView {
+    let q = if admin {
+        view::query(&[("tenant", Some(tenant.to_string()))])
+    } else {
+        String::new()
+    };
+    let base = format!("/ui/schedules/{}", view::url_encode(&s.name));
+    ScheduleView {
+        tenant: tenant.to_string(),
+        href: format!("{base}{q}"),
+        base,
+        job_href: format!("/ui/jobs/{}{q}", view::url_encode(&s.job)),
+        q,
+        name: s.name.clone(),
+        job: s.job.clone(),
+        cron: s.cron.clone(),
+        cron_words: view::cron_words(&s.cron),
+        timezone: s.timezone.clone(),
+        overlap: s.overlap.as_str(),
+        paused: s.paused,
+        next: next_fire_times(s)
+            .into_iter()
+            .map(|t| FireTime {
+                utc: view::time(t),
+                dt: view::datetime(t),
+            })
+            .collect(),
+        last_run: last_run.map(|(id, st, at)| {
+            (
+                format!("/ui/runs/{id}"),
+                format!("…{}", &id.to_string()[24..]),
+                st.as_str(),
+                view::time(at),
+            )
+        }),
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -94,40 +141,11 @@ pub async fn list(
     let schedules: Vec<ScheduleView> = rows
         .iter()
         .map(|r| {
-            let s = &r.schedule;
-            let q = if viewer.is_admin() {
-                view::query(&[("tenant", Some(r.tenant.clone()))])
-            } else {
-                String::new()
-            };
-            ScheduleView {
-                tenant: r.tenant.clone(),
-                base: format!("/ui/schedules/{}", view::url_encode(&s.name)),
-                job_href: format!("/ui/jobs/{}{q}", view::url_encode(&s.job)),
-                q,
-                name: s.name.clone(),
-                job: s.job.clone(),
-                cron: s.cron.clone(),
-                cron_words: view::cron_words(&s.cron),
-                timezone: s.timezone.clone(),
-                overlap: s.overlap.as_str(),
-                paused: s.paused,
-                next: next_fire_times(s)
-                    .into_iter()
-                    .map(|t| FireTime {
-                        utc: view::time(t),
-                        dt: view::datetime(t),
-                    })
-                    .collect(),
-                last_run: last.iter().find(|l| l.0 == s.id).map(|(_, id, st, at)| {
-                    (
-                        format!("/ui/runs/{id}"),
-                        format!("…{}", &id.to_string()[24..]),
-                        st.as_str(),
-                        view::time(*at),
-                    )
-                }),
-            }
+            let last_run = last
+                .iter()
+                .find(|l| l.0 == r.schedule.id)
+                .map(|(_, id, st, at)| (*id, *st, *at));
+            schedule_view(viewer.is_admin(), &r.tenant, &r.schedule, last_run)
         })
         .collect();
     let next = more.then(|| {
@@ -151,17 +169,125 @@ pub async fn list(
     })
 }
 
+/// Runs and skipped fire times shown on a schedule's page.
+const DETAIL_ROWS: i64 = 20;
+
+pub struct ScheduleRunView {
+    pub href: String,
+    pub short_id: String,
+    pub state: &'static str,
+    pub fire: String,
+    pub created: String,
+    pub created_dt: String,
+    pub finished: String,
+}
+
+pub struct SkippedView {
+    pub fire: String,
+    pub fire_dt: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/schedule.html")]
+struct SchedulePage {
+    layout: Layout,
+    can_act: bool,
+    s: ScheduleView,
+    /// The query of the actions that come back to this page.
+    detail_q: String,
+    misfire: String,
+    input: String,
+    runs: Vec<ScheduleRunView>,
+    skipped: Vec<SkippedView>,
+}
+
+/// `/ui/schedules/{name}`: one schedule with its latest runs and the fire times it skipped
+/// (and why).
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Query(q): Query<ActionQuery>,
+) -> UiResult<Html<String>> {
+    let tenant = tenant_for(&state, &viewer, q.tenant).await?;
+    let store = &state.store;
+    let s = store
+        .schedule_get(tenant.id, &name)
+        .await?
+        .ok_or_else(|| no_schedule(&name))?;
+    let runs = store.schedule_runs(tenant.id, &[s.id], DETAIL_ROWS).await?;
+    let skipped = store.schedule_skipped(tenant.id, s.id, DETAIL_ROWS).await?;
+    let last = runs.first().map(|(_, r)| (r.id, r.state, r.created_at));
+    render(&SchedulePage {
+        layout: Layout::new(&viewer, "schedules"),
+        can_act: viewer.can_act(),
+        detail_q: view::query(&[
+            ("tenant", viewer.is_admin().then(|| tenant.name.clone())),
+            ("from", Some("schedule".to_string())),
+        ]),
+        misfire: match s.misfire.policy {
+            crate::schedule::MisfirePolicy::FireAll => format!(
+                "fire_all (at most {}), grace {}",
+                s.misfire.max,
+                view::duration_ms(s.misfire.grace_ms as i64)
+            ),
+            policy => format!(
+                "{}, grace {}",
+                policy.as_str(),
+                view::duration_ms(s.misfire.grace_ms as i64)
+            ),
+        },
+        input: serde_json::to_string_pretty(&s.input).unwrap_or_default(),
+        runs: runs
+            .iter()
+            .map(|(_, r)| ScheduleRunView {
+                href: format!("/ui/runs/{}", r.id),
+                short_id: format!("…{}", &r.id.to_string()[24..]),
+                state: r.state.as_str(),
+                fire: r
+                    .fire_at
+                    .map(view::time)
+                    .unwrap_or_else(|| "triggered".to_string()),
+                created: view::time(r.created_at),
+                created_dt: view::datetime(r.created_at),
+                finished: r.finished_at.map(view::time).unwrap_or_default(),
+            })
+            .collect(),
+        skipped: skipped
+            .iter()
+            .map(|f| SkippedView {
+                fire: view::time(f.fire_at),
+                fire_dt: view::datetime(f.fire_at),
+                reason: f.reason.clone(),
+            })
+            .collect(),
+        s: schedule_view(viewer.is_admin(), &tenant.name, &s, last),
+    })
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ActionQuery {
     tenant: Option<String>,
+    /// `schedule`: return to the schedule's page instead of the list.
+    from: Option<String>,
 }
 
 fn no_schedule(name: &str) -> UiError {
     UiError::not_found(format!("No schedule named {name:?}."))
 }
 
-/// Where an action returns to: the list (filtered to the tenant for the admin).
-fn back(viewer: &Viewer, tenant: &str) -> String {
+/// Where an action returns to: the schedule's page when it came from there, else the list
+/// (filtered to the tenant for the admin).
+fn back(viewer: &Viewer, tenant: &str, name: &str, from: &Option<String>) -> String {
+    if from.as_deref() == Some("schedule") {
+        let q = if viewer.is_admin() {
+            view::query(&[("tenant", Some(tenant.to_string()))])
+        } else {
+            String::new()
+        };
+        return format!("/ui/schedules/{}{q}", view::url_encode(name));
+    }
     if viewer.is_admin() {
         format!(
             "/ui/schedules{}",
@@ -218,17 +344,17 @@ async fn set_paused(
     state: AppState,
     viewer: Viewer,
     name: String,
-    tenant: Option<String>,
+    q: ActionQuery,
     paused: bool,
 ) -> UiResult<Response> {
-    let tenant = tenant_for(&state, &viewer, tenant).await?;
+    let tenant = tenant_for(&state, &viewer, q.tenant).await?;
     state
         .store
         .schedule_set_paused(tenant.id, &name, paused)
         .await?
         .ok_or_else(|| no_schedule(&name))?;
     tracing::info!(schedule = %name, paused, "dashboard: schedule paused or resumed");
-    Ok(Redirect::to(&back(&viewer, &tenant.name)).into_response())
+    Ok(Redirect::to(&back(&viewer, &tenant.name, &name, &q.from)).into_response())
 }
 
 pub async fn pause(
@@ -237,7 +363,7 @@ pub async fn pause(
     Path(name): Path<String>,
     Query(q): Query<ActionQuery>,
 ) -> UiResult<Response> {
-    set_paused(state, viewer, name, q.tenant, true).await
+    set_paused(state, viewer, name, q, true).await
 }
 
 pub async fn resume(
@@ -246,7 +372,7 @@ pub async fn resume(
     Path(name): Path<String>,
     Query(q): Query<ActionQuery>,
 ) -> UiResult<Response> {
-    set_paused(state, viewer, name, q.tenant, false).await
+    set_paused(state, viewer, name, q, false).await
 }
 
 /// Deletes the schedule; its runs stay.
@@ -261,5 +387,6 @@ pub async fn delete(
         return Err(no_schedule(&name));
     }
     tracing::info!(schedule = %name, "dashboard: schedule deleted");
-    Ok(Redirect::to(&back(&viewer, &tenant.name)).into_response())
+    // The schedule's page is gone: back to the list.
+    Ok(Redirect::to(&back(&viewer, &tenant.name, &name, &None)).into_response())
 }
