@@ -71,6 +71,12 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_with(true).await
+    }
+
+    /// A browser with JavaScript on or off (Chromium's content setting, as a policy would set
+    /// it).
+    async fn start_with(javascript: bool) -> Browser {
         let path = chromedriver_path();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -103,10 +109,18 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut options = json!({
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1360,1000", "--lang=en-US"],
-        });
+        let args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1360,1000",
+            "--lang=en-US",
+        ];
+        let mut options = json!({ "args": args });
+        if !javascript {
+            options["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+        }
         if let Some(binary) = chromium_binary() {
             options["binary"] = json!(binary);
         }
@@ -186,6 +200,24 @@ impl Browser {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no element matches {css:?}"))
+    }
+
+    /// The rendered text of the first element matching `css`, through WebDriver alone (works
+    /// with JavaScript off, unlike `text_of`).
+    async fn element_text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        let v = self
+            .cmd(Method::GET, &format!("/element/{e}/text"), None)
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn displayed(&self, css: &str) -> bool {
+        let e = self.find(css).await;
+        self.cmd(Method::GET, &format!("/element/{e}/displayed"), None)
+            .await
+            .as_bool()
+            .unwrap_or(false)
     }
 
     async fn click(&self, css: &str) {
@@ -1936,5 +1968,66 @@ async fn a_slow_dashboard_query_is_cancelled_at_the_statement_timeout() {
         get_with(&r.base, "/ui/runs", &cookie).await.status(),
         StatusCode::OK
     );
+    r.shutdown().await;
+}
+
+/// With JavaScript off, the lists and the run page render and Retry works as a plain form
+/// POST answered with a redirect (htmx only enhances the pages).
+#[tokio::test]
+async fn without_javascript_the_pages_render_and_retry_works_by_redirect() {
+    let r = TestRunner::start().await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "flaky", "flaky").await;
+    let failed = run_to_end(&r, &acme, "flaky", json!({"succeed_on_attempt": 2})).await;
+    let id = failed["id"].as_str().unwrap().to_string();
+
+    let browser = Browser::start_with(false).await;
+    browser.login(&r.base, &acme.key).await;
+    // Scripts do not run: the time-zone toggle, which a script reveals, stays hidden.
+    assert!(!browser.displayed("button[data-time-toggle]").await);
+    browser
+        .goto(&format!("{}/ui/runs?state=failed", r.base))
+        .await;
+    assert_eq!(browser.find_all("#runs tbody tr").await.len(), 1);
+    assert!(browser.element_text("#runs").await.contains("flaky@v1"));
+    browser.screenshot("no-js-runs").await;
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    assert!(browser.element_text("#attempts").await.contains("error"));
+    browser.click("#retry").await;
+    let start = Instant::now();
+    loop {
+        let history = browser.element_text("#history").await;
+        if history.contains("retried via dashboard") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{history}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        browser
+            .current_url()
+            .await
+            .ends_with(&format!("/ui/runs/{id}"))
+    );
+    let run = r.wait_terminal(&acme, &id).await;
+    assert_eq!(run["attempt"], 2, "{run:#}");
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    browser.screenshot("no-js-run").await;
+    for page in [
+        "/ui",
+        "/ui/jobs",
+        "/ui/schedules",
+        "/ui/batches",
+        "/ui/queues",
+        "/ui/runners",
+        "/ui/usage",
+    ] {
+        browser.goto(&format!("{}{page}", r.base)).await;
+        assert!(
+            browser.find_all("h1").await.len() == 1,
+            "{page} rendered no heading"
+        );
+    }
+    browser.close().await;
     r.shutdown().await;
 }
