@@ -1813,6 +1813,19 @@ async fn the_charts_and_usage_come_from_the_rollup_and_match_the_api() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The 24-hour tiles: runs ended by an attempt, by how they ended.
+    let tiles = browser.text_of("#day-tiles").await;
+    let tile = |label: &str| {
+        let lines: Vec<&str> = tiles.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or_else(|| panic!("{tiles}"));
+        lines[i - 1].to_string()
+    };
+    assert_eq!(tile("succeeded"), "1", "{tiles}");
+    assert_eq!(tile("failed"), "2", "{tiles}");
+    assert_eq!(tile("attempts"), "3", "{tiles}");
     for (chart, outcome_count) in [("#history", 1), ("#realtime", 1)] {
         let legend = browser.text_of(&format!("{chart} figcaption")).await;
         for (outcome, n) in &by_outcome {

@@ -31,6 +31,8 @@ pub struct StatsPoint {
     pub bucket: DateTime<Utc>,
     pub outcome: Outcome,
     pub attempts: i64,
+    /// Of them, attempts that ended their run.
+    pub runs_ended: i64,
 }
 
 /// One tenant's use of the runner on one UTC day.
@@ -139,6 +141,7 @@ impl StatsStore for PgStore {
                     bucket: row.try_get("bucket")?,
                     outcome: row.try_get("outcome")?,
                     attempts: row.try_get("attempts")?,
+                    runs_ended: row.try_get("runs_ended")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

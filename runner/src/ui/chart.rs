@@ -208,27 +208,32 @@ mod tests {
                 bucket: at(1000),
                 outcome: Outcome::Ok,
                 attempts: 6,
+                runs_ended: 0,
             },
             StatsPoint {
                 bucket: at(1000),
                 outcome: Outcome::Timeout,
                 attempts: 2,
+                runs_ended: 0,
             },
             StatsPoint {
                 bucket: at(1020),
                 outcome: Outcome::Error,
                 attempts: 1,
+                runs_ended: 0,
             },
             // Outside the range: ignored.
             StatsPoint {
                 bucket: at(990),
                 outcome: Outcome::Ok,
                 attempts: 100,
+                runs_ended: 0,
             },
             StatsPoint {
                 bucket: at(1060),
                 outcome: Outcome::Ok,
                 attempts: 100,
+                runs_ended: 0,
             },
         ];
         let buckets = Buckets {

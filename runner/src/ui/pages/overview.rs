@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{Layout, RunRowView};
 use crate::api::AppState;
-use crate::model::RunState;
+use crate::model::{Outcome, RunState};
 use crate::store::UiRunListParams;
 use crate::ui::chart::{self, Buckets, Chart};
 use crate::ui::error::{UiResult, render};
@@ -51,6 +51,7 @@ struct OverviewPage {
     realtime_href: String,
     history: String,
     ranges: Vec<RangeLink>,
+    day_tiles: Vec<Tile>,
     fuel_today: String,
     attempts_today: String,
     usage_href: String,
@@ -247,6 +248,42 @@ pub async fn page(
             },
         },
     );
+    // Runs ended by an attempt in the last 24 hours (hourly rows), by how they ended.
+    let last_day = store
+        .stats_series(scope, 3600, floor(now, 3600) - Duration::hours(23))
+        .await?;
+    let ended = |keep: fn(Outcome) -> bool| -> i64 {
+        last_day
+            .iter()
+            .filter(|p| keep(p.outcome))
+            .map(|p| p.runs_ended)
+            .sum()
+    };
+    let day_tiles = vec![
+        Tile {
+            label: "succeeded",
+            n: view::count(ended(|o| o == Outcome::Ok)),
+            href: tq("succeeded"),
+        },
+        Tile {
+            label: "failed",
+            n: view::count(ended(|o| o != Outcome::Ok && o != Outcome::Cancelled)),
+            href: tq("failed"),
+        },
+        Tile {
+            label: "cancelled while running",
+            n: view::count(ended(|o| o == Outcome::Cancelled)),
+            href: tq("cancelled"),
+        },
+        Tile {
+            label: "attempts",
+            n: view::count(last_day.iter().map(|p| p.attempts).sum()),
+            href: format!(
+                "/ui/usage{}",
+                view::query(&[("tenant", Some(tenant_filter.clone()))])
+            ),
+        },
+    ];
     let today = floor(now, 86400);
     let usage = store.stats_usage(scope, today, 10_000).await?;
     let ranges = RANGES
@@ -314,6 +351,7 @@ pub async fn page(
         realtime_href: rt_href,
         history: history.render()?,
         ranges,
+        day_tiles,
         fuel_today: view::compact(usage.iter().map(|u| u.fuel_used).sum()),
         attempts_today: view::count(usage.iter().map(|u| u.attempts).sum()),
         usage_href,
