@@ -1,9 +1,11 @@
--- A tenant's queues: those with settings and those that hold runs, with counts per state
--- (a scan of the tenant's runs: a read for people, never on the hot path).
+-- A tenant's queues: those with settings and those that hold runs waiting or running, with
+-- those runs counted per state, exactly, from the hot table (which holds only runs scheduled,
+-- retrying, enqueued or running: never a scan of the tenant's ended runs, so the cost follows
+-- the active runs, not the stored ones).
 WITH counts AS (
-    SELECT queue, state::text AS state, count(*) AS n
-    FROM runs WHERE tenant_id = $1
-    GROUP BY queue, state
+    SELECT q.queue, q.state::text AS state, count(*) AS n
+    FROM run_queue q WHERE q.tenant_id = $1
+    GROUP BY q.queue, q.state
 ), names AS (
     SELECT name FROM queues WHERE tenant_id = $1
     UNION
