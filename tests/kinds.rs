@@ -298,7 +298,11 @@ async fn higher_priority_runs_first_and_paused_queues_wait() {
     let (_, queues) = r.call(Method::GET, "/v1/queues", Some(&t.key), None).await;
     assert_eq!(queues["queues"][0]["name"], "default", "{queues}");
     assert_eq!(queues["queues"][0]["paused"], true, "{queues}");
-    assert_eq!(queues["queues"][0]["counts"], json!({"enqueued": 4}), "{queues}");
+    assert_eq!(
+        queues["queues"][0]["counts"],
+        json!({"enqueued": 4}),
+        "{queues}"
+    );
     // Another tenant's default queue is not paused.
     let other = r.tenant("other").await;
     r.upload(&other, "noop", "noop").await;
