@@ -3,7 +3,6 @@
 //! its cost depends on the time range and the number of jobs, never on the number of runs.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::postgres::classify;
@@ -26,7 +25,7 @@ pub struct StatsRow {
 }
 
 /// Attempts of one outcome in one bucket (every runner and job added up).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatsPoint {
     pub bucket: DateTime<Utc>,
     pub outcome: Outcome,
@@ -36,7 +35,7 @@ pub struct StatsPoint {
 }
 
 /// One tenant's use of the runner on one UTC day.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UsageDay {
     pub tenant: String,
     pub day: NaiveDate,
@@ -52,7 +51,7 @@ pub struct UsageDay {
 }
 
 /// A job's share of the use since a day.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobUsage {
     pub tenant: String,
     pub job: String,
@@ -128,23 +127,12 @@ impl StatsStore for PgStore {
         width_s: i32,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<StatsPoint>> {
-        let rows = sqlx::query(include_str!("sql/stats_series.sql"))
+        sqlx::query_as::<_, StatsPoint>(include_str!("sql/stats_series.sql"))
             .bind(width_s)
             .bind(since)
             .bind(tenant_id)
             .fetch_all(self.pool())
             .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                Ok(StatsPoint {
-                    bucket: row.try_get("bucket")?,
-                    outcome: row.try_get("outcome")?,
-                    attempts: row.try_get("attempts")?,
-                    runs_ended: row.try_get("runs_ended")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(classify)
     }
 
@@ -154,29 +142,12 @@ impl StatsStore for PgStore {
         since: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<UsageDay>> {
-        let rows = sqlx::query(include_str!("sql/stats_usage.sql"))
+        sqlx::query_as::<_, UsageDay>(include_str!("sql/stats_usage.sql"))
             .bind(since)
             .bind(tenant_id)
             .bind(limit)
             .fetch_all(self.pool())
             .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                Ok(UsageDay {
-                    tenant: row.try_get("tenant")?,
-                    day: row.try_get("day")?,
-                    attempts: row.try_get("attempts")?,
-                    attempts_ok: row.try_get("attempts_ok")?,
-                    runs_ended: row.try_get("runs_ended")?,
-                    fuel_used: row.try_get("fuel_used")?,
-                    duration_ms: row.try_get("duration_ms")?,
-                    peak_memory_max: row.try_get("peak_memory_max")?,
-                    limit_hits: row.try_get("limit_hits")?,
-                    limit_detail: row.try_get("limit_detail")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(classify)
     }
 
@@ -186,24 +157,12 @@ impl StatsStore for PgStore {
         since: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<JobUsage>> {
-        let rows = sqlx::query(include_str!("sql/stats_top_jobs.sql"))
+        sqlx::query_as::<_, JobUsage>(include_str!("sql/stats_top_jobs.sql"))
             .bind(since)
             .bind(tenant_id)
             .bind(limit)
             .fetch_all(self.pool())
             .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobUsage {
-                    tenant: row.try_get("tenant")?,
-                    job: row.try_get("job")?,
-                    fuel_used: row.try_get("fuel_used")?,
-                    attempts: row.try_get("attempts")?,
-                    duration_ms: row.try_get("duration_ms")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(classify)
     }
 

@@ -152,7 +152,7 @@ pub struct UiQueueRow {
 }
 
 /// One batch in the dashboard's list, with its progress counters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UiBatchRow {
     pub id: Uuid,
     pub tenant: String,
@@ -608,27 +608,12 @@ impl UiStore for PgStore {
         before: Option<Uuid>,
         limit: i64,
     ) -> StoreResult<Vec<UiBatchRow>> {
-        let rows = sqlx::query(include_str!("sql/ui_batch_list.sql"))
+        sqlx::query_as::<_, UiBatchRow>(include_str!("sql/ui_batch_list.sql"))
             .bind(tenant_id)
             .bind(before)
             .bind(limit)
             .fetch_all(self.pool())
             .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                Ok(UiBatchRow {
-                    id: row.try_get("id")?,
-                    tenant: row.try_get("tenant")?,
-                    total: row.try_get("total")?,
-                    pending: row.try_get("pending")?,
-                    unsuccessful: row.try_get("unsuccessful")?,
-                    created_at: row.try_get("created_at")?,
-                    finished_at: row.try_get("finished_at")?,
-                    cancelled_at: row.try_get("cancelled_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
             .map_err(classify)
     }
 }

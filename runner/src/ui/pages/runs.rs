@@ -68,6 +68,29 @@ pub struct RunsQuery {
     id: Option<String>,
 }
 
+impl RunsQuery {
+    /// A link to the run list with this page's filters, `set` replacing (or, with `None`,
+    /// dropping) the parameters it names.
+    fn link(&self, set: &[(&'static str, Option<String>)]) -> String {
+        let mut pairs: Vec<(&str, Option<String>)> = [
+            ("state", &self.state),
+            ("job", &self.job),
+            ("queue", &self.queue),
+            ("outcome", &self.outcome),
+            ("version", &self.version),
+            ("tenant", &self.tenant),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter(|(k, _)| !set.iter().any(|(s, _)| s == k))
+        .map(|(k, v)| (k, view::given(v)))
+        .collect();
+        pairs.extend(set.iter().cloned());
+        format!("/ui/runs{}", view::query(&pairs))
+    }
+}
+
 fn cursor(v: &Option<String>, name: &str) -> UiResult<Option<Uuid>> {
     view::given(v)
         .map(|c| {
@@ -166,20 +189,7 @@ pub async fn page(
             runs.pop();
         }
     }
-    let filters = |extra: (&'static str, Option<String>)| {
-        let mut pairs = vec![
-            ("state", view::given(&q.state)),
-            ("job", view::given(&q.job)),
-            ("queue", view::given(&q.queue)),
-            ("outcome", view::given(&q.outcome)),
-            ("version", view::given(&q.version)),
-            ("tenant", view::given(&q.tenant)),
-            ("from", view::given(&q.from)),
-            ("to", view::given(&q.to)),
-        ];
-        pairs.push(extra);
-        format!("/ui/runs{}", view::query(&pairs))
-    };
+    let filters = |extra: (&'static str, Option<String>)| q.link(&[extra]);
     let (first, last) = (runs.first().map(|r| r.id), runs.last().map(|r| r.id));
     // Older exists when this page came from above with a full page, or from below at all.
     let older = match (after.is_some(), more) {
@@ -195,18 +205,8 @@ pub async fn page(
     let tab = |label: &'static str, s: Option<&str>| Tab {
         label,
         current: view::given(&q.state).as_deref() == s,
-        href: format!(
-            "/ui/runs{}",
-            view::query(&[
-                ("state", s.map(str::to_string)),
-                ("job", view::given(&q.job)),
-                ("queue", view::given(&q.queue)),
-                ("version", view::given(&q.version)),
-                ("tenant", view::given(&q.tenant)),
-                ("from", view::given(&q.from)),
-                ("to", view::given(&q.to)),
-            ])
-        ),
+        // A tab keeps the filters but the outcome (which may not fit another state).
+        href: q.link(&[("state", s.map(str::to_string)), ("outcome", None)]),
     };
     let now = state.store.clock().await?;
     let ranges = [
@@ -217,19 +217,7 @@ pub async fn page(
     .into_iter()
     .map(|(label, span)| {
         let from = (now - span).format("%Y-%m-%dT%H:%M").to_string();
-        let href = format!(
-            "/ui/runs{}",
-            view::query(&[
-                ("state", view::given(&q.state)),
-                ("job", view::given(&q.job)),
-                ("queue", view::given(&q.queue)),
-                ("outcome", view::given(&q.outcome)),
-                ("version", view::given(&q.version)),
-                ("tenant", view::given(&q.tenant)),
-                ("from", Some(from)),
-            ])
-        );
-        (label, href)
+        (label, q.link(&[("from", Some(from)), ("to", None)]))
     })
     .collect();
     let mut tabs = vec![tab("All", None)];
