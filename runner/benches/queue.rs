@@ -493,6 +493,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{erule}");
     for (label, values) in [
+        (
+            "enqueue answered (committed) → attempt started_at, p50",
+            &pickups.after_commit,
+        ),
+        (
+            "enqueue answered (committed) → attempt started_at, p95",
+            &pickups.after_commit,
+        ),
         ("run created → attempt started_at, p50", &pickups.started),
         ("run created → attempt started_at, p95", &pickups.started),
         (

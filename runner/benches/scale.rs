@@ -143,11 +143,12 @@ fn pickup_figures(section: &mut Section, label: &str, p: &Pickups) {
         return;
     }
     for (what, values) in [
-        ("attempt started_at", &p.started),
-        ("history `running`", &p.claimed),
+        ("enqueue answered → attempt started_at", &p.after_commit),
+        ("created → attempt started_at", &p.started),
+        ("created → history `running`", &p.claimed),
     ] {
         section.add(
-            format!("{label}: created → {what}, p50 / p99"),
+            format!("{label}: {what}, p50 / p99"),
             format!(
                 "{:.2} / {:.2} ms",
                 percentile(values, 0.5),

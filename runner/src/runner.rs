@@ -105,7 +105,7 @@ impl Runner {
         // uses a pool of its own: no flood of requests can cost a running attempt its lease.
         let api_store = store;
         let store = api_store
-            .sibling(settings.worker_pool_size, None)
+            .sibling(crate::store::PoolOptions::new(settings.worker_pool_size))
             .unwrap_or_else(|| api_store.clone());
 
         // Presence in the registry and the election of the maintenance leader.

@@ -606,6 +606,12 @@ pub struct Pickups {
     /// `clock_timestamp()` while the claim statement updates the row: includes the claim's own
     /// search for claimable runs.
     pub claimed: Vec<f64>,
+    /// The moment the enqueue's answer arrived (its run committed, durably) on this machine's
+    /// clock → the first attempt's `started_at` (the database's clock; same machine, same
+    /// clock). What a user waits for once the API said "created": `LISTEN/NOTIFY`, the claim
+    /// and the sandbox start, without the enqueue's own durable commit, which the two figures
+    /// above include.
+    pub after_commit: Vec<f64>,
 }
 
 impl Pickups {
@@ -625,6 +631,7 @@ pub async fn pickup_latencies(
     let mut pickups = Pickups::default();
     for _ in 0..n {
         let run = api.enqueue(job, body).await?;
+        let answered = chrono::Utc::now();
         let id = run["id"]
             .as_str()
             .context("enqueue answered no id")?
@@ -643,6 +650,13 @@ pub async fn pickup_latencies(
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let created = &run["created_at"];
+        pickups.after_commit.push(
+            ms_between(
+                &serde_json::json!(answered.to_rfc3339()),
+                &run["attempts"][0]["started_at"],
+            )
+            .with_context(|| format!("run {id}: no attempt start"))?,
+        );
         pickups.started.push(
             ms_between(created, &run["attempts"][0]["started_at"])
                 .with_context(|| format!("run {id}: no attempt start"))?,
@@ -658,5 +672,6 @@ pub async fn pickup_latencies(
     }
     pickups.started.sort_by(f64::total_cmp);
     pickups.claimed.sort_by(f64::total_cmp);
+    pickups.after_commit.sort_by(f64::total_cmp);
     Ok(pickups)
 }

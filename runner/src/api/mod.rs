@@ -115,7 +115,10 @@ pub fn app(state: AppState) -> Router {
         let ui_state = AppState {
             store: state
                 .store
-                .sibling(ui_settings.pool_size, Some(ui_settings.statement_timeout))
+                .sibling(crate::store::PoolOptions {
+                    statement_timeout: Some(ui_settings.statement_timeout),
+                    ..crate::store::PoolOptions::new(ui_settings.pool_size)
+                })
                 .unwrap_or_else(|| state.store.clone()),
             ..state.clone()
         };

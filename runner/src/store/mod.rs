@@ -559,6 +559,29 @@ pub struct QueuePutParams {
     pub concurrency_limit: Option<Option<i32>>,
 }
 
+/// How a sibling store's pool connects (see [`Store::sibling`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// The database cancels any statement of the pool running longer than this.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// `false`: commits return before their WAL reaches the disk (`synchronous_commit = off`).
+    /// Only for writes that a crash of PostgreSQL may undo without harm: a claim lost that way
+    /// leaves its run enqueued, the attempt's completion is refused by the guarded write, and
+    /// the run runs again (at least once, as always).
+    pub synchronous_commit: bool,
+}
+
+impl PoolOptions {
+    pub fn new(max_connections: u32) -> PoolOptions {
+        PoolOptions {
+            max_connections,
+            statement_timeout: None,
+            synchronous_commit: true,
+        }
+    }
+}
+
 /// The database's storage seam. See the module docs for the rules every method keeps.
 #[async_trait::async_trait]
 pub trait Store:
@@ -581,16 +604,11 @@ pub trait Store:
     fn pg_pool(&self) -> Option<sqlx::PgPool> {
         None
     }
-    /// A store on the same database with a pool of its own of at most `max_connections`
-    /// (connecting lazily), so one kind of traffic can never starve another of connections;
-    /// `None` for stores without a pool (callers then share this one). With
-    /// `statement_timeout`, the database cancels any statement of that pool running longer.
-    fn sibling(
-        &self,
-        max_connections: u32,
-        statement_timeout: Option<std::time::Duration>,
-    ) -> Option<std::sync::Arc<dyn Store>> {
-        let _ = (max_connections, statement_timeout);
+    /// A store on the same database with a pool of its own (connecting lazily), so one kind of
+    /// traffic can never starve another of connections; `None` for stores without a pool
+    /// (callers then share this one).
+    fn sibling(&self, options: PoolOptions) -> Option<std::sync::Arc<dyn Store>> {
+        let _ = options;
         None
     }
     /// Applies pending migrations.

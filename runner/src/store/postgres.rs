@@ -466,18 +466,17 @@ impl Store for PgStore {
         Some(self.pool.clone())
     }
 
-    fn sibling(
-        &self,
-        max_connections: u32,
-        statement_timeout: Option<std::time::Duration>,
-    ) -> Option<std::sync::Arc<dyn Store>> {
+    fn sibling(&self, p: super::PoolOptions) -> Option<std::sync::Arc<dyn Store>> {
         let mut options = self.pool.connect_options().as_ref().clone();
-        if let Some(timeout) = statement_timeout {
+        if let Some(timeout) = p.statement_timeout {
             options =
                 options.options([("statement_timeout", timeout.as_millis().max(1).to_string())]);
         }
+        if !p.synchronous_commit {
+            options = options.options([("synchronous_commit", "off")]);
+        }
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(p.max_connections.max(1))
             .acquire_timeout(self.pool.options().get_acquire_timeout())
             .connect_lazy_with(options);
         Some(std::sync::Arc::new(PgStore::new(pool)))

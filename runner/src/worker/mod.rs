@@ -30,7 +30,9 @@ use uuid::Uuid;
 
 use crate::config::{RunLimits, WorkerSettings};
 use crate::sandbox::{CancelFlag, Sandbox};
-use crate::store::{ClaimedRun, Completion, JobVersionRef, RunClaimParams, Store, StoreResult};
+use crate::store::{
+    ClaimedRun, Completion, JobVersionRef, PoolOptions, RunClaimParams, Store, StoreResult,
+};
 
 pub use crate::backoff::backoff_delay;
 use prefetch::Prefetch;
@@ -157,6 +159,10 @@ impl InFlight {
 /// Everything an attempt needs, shared by the pool's tasks.
 pub(crate) struct WorkerContext {
     pub store: Arc<dyn Store>,
+    /// Claims only: a small pool whose commits do not wait for the disk (see
+    /// `PoolOptions::synchronous_commit`), so a run enqueued into an idle runner starts one
+    /// fsync sooner.
+    claims: Arc<dyn Store>,
     pub sandbox: Sandbox,
     pub settings: WorkerSettings,
     pub limits: RunLimits,
@@ -212,7 +218,15 @@ pub struct PoolParts {
 /// returns once every outcome is written.
 pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Duration) {
     let wake = Arc::new(Notify::new());
+    let claims = parts
+        .store
+        .sibling(PoolOptions {
+            synchronous_commit: false,
+            ..PoolOptions::new(2)
+        })
+        .unwrap_or_else(|| parts.store.clone());
     let ctx = Arc::new(WorkerContext {
+        claims,
         store: parts.store,
         sandbox: parts.sandbox,
         settings: parts.settings,
@@ -350,7 +364,7 @@ async fn claim_loop(
                     after_tenant,
                     default_max_running: ctx.settings.tenant_max_running,
                 };
-                let store = ctx.store.clone();
+                let store = ctx.claims.clone();
                 claiming = Some(tokio::spawn(async move {
                     let limit = params.limit as usize;
                     ClaimResult {
