@@ -16,7 +16,8 @@
 //!   `FOR UPDATE SKIP LOCKED`" then "delete them", each its own durable transaction.
 //!
 //! Also: enqueue rates over HTTP (1 sequential client, 8 concurrent clients, the bulk route,
-//! `POST /v1/batches`), pickup latency of single runs into an idle runner (run creation →
+//! `POST /v1/batches`) next to a baseline of raw single-row INSERTs (1 and 8 connections,
+//! durable commits) on the same cluster, pickup latency of single runs into an idle runner (run creation →
 //! attempt start, both on the database clock), CPU per run of the runner process and of the
 //! PostgreSQL cluster, and the commit mode. Figures are printed, never asserted.
 //!
@@ -212,10 +213,55 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
     Ok(runs as f64 / secs)
 }
 
-/// Enqueue rates that need no drain: 1 sequential client, and `POST /v1/batches`.
+/// The enqueue baseline: `n` single-row inserts into a plain table (a bigserial key, a jsonb
+/// payload, a queue index), each its own durable transaction, from `clients` connections.
+/// Rows/s. What one commit costs on this disk bounds every single-run enqueue.
+async fn raw_inserts(admin_url: &str, n: usize, clients: usize) -> anyhow::Result<f64> {
+    let db = Database::fresh(admin_url).await?;
+    for sql in [
+        "CREATE TABLE raw_jobs (
+             id bigserial PRIMARY KEY,
+             queue text NOT NULL,
+             payload jsonb NOT NULL,
+             run_at timestamptz NOT NULL DEFAULT now()
+         )",
+        "CREATE INDEX raw_jobs_ready ON raw_jobs (queue, id)",
+    ] {
+        sqlx::query(sql).execute(&db.pool).await?;
+    }
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(PgConnection::connect(&db.url).await?);
+    }
+    let per = n.div_ceil(clients);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut conn in connections {
+        tasks.spawn(async move {
+            for _ in 0..per {
+                sqlx::query("INSERT INTO raw_jobs (queue, payload) VALUES ('default', '{}')")
+                    .execute(&mut conn)
+                    .await?;
+            }
+            conn.close().await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    db.drop_with(admin_url).await?;
+    Ok((per * clients) as f64 / secs)
+}
+
+/// Enqueue rates that need no drain: 1 sequential client, and `POST /v1/batches`; and the
+/// raw-insert baselines (1 and 8 connections) on the same cluster.
 struct EnqueueRates {
     sequential: (usize, f64),
     batches: Result<(usize, usize, f64), String>,
+    raw_sequential: f64,
+    raw_concurrent: f64,
 }
 
 async fn enqueue_rates(
@@ -245,9 +291,13 @@ async fn enqueue_rates(
     };
     server.stop().await?;
     db.drop_with(admin_url).await?;
+    let raw_sequential = raw_inserts(admin_url, sequential, 1).await?;
+    let raw_concurrent = raw_inserts(admin_url, sequential * 4, 8).await?;
     Ok(EnqueueRates {
         sequential: (sequential, secs),
         batches,
+        raw_sequential,
+        raw_concurrent,
     })
 }
 
@@ -441,6 +491,27 @@ async fn main() -> anyhow::Result<()> {
         ],
         &ewidths,
     );
+    row(
+        &[
+            "  baseline: raw single-row INSERT, 1 connection".to_string(),
+            format!("{:.0}/s", rates.raw_sequential),
+        ],
+        &ewidths,
+    );
+    row(
+        &[
+            "  ratio to the baseline".to_string(),
+            format!("{:.2}", n as f64 / secs / rates.raw_sequential),
+        ],
+        &ewidths,
+    );
+    row(
+        &[
+            "raw single-row INSERT, 8 connections (baseline)".to_string(),
+            format!("{:.0}/s", rates.raw_concurrent),
+        ],
+        &ewidths,
+    );
     for (runs, single, bulk, _) in &results {
         if let Ok(secs) = single.enqueue_secs {
             row(
@@ -450,6 +521,13 @@ async fn main() -> anyhow::Result<()> {
                         knobs.clients
                     ),
                     rate(*runs, secs),
+                ],
+                &ewidths,
+            );
+            row(
+                &[
+                    "  ratio to raw INSERT, 8 connections".to_string(),
+                    format!("{:.2}", *runs as f64 / secs / rates.raw_concurrent),
                 ],
                 &ewidths,
             );
