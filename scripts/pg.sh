@@ -65,6 +65,13 @@ case "$cmd" in
     fi
     opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400"
     opts="$opts -c shared_buffers=256MB"
+    # pg_stat_statements when this PostgreSQL ships it: loaded, tracking nothing. A bench that
+    # wants the time its statements took turns tracking on for its own database only (the
+    # dashboard part of runner/benches/scale.rs), so no other figure pays for it.
+    pkglib=$("$bin/pg_config" --pkglibdir 2>/dev/null || echo "$bin/../lib")
+    if [ -f "$pkglib/pg_stat_statements.so" ]; then
+      opts="$opts -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=none"
+    fi
     if [ "$mode" = fast ]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     elif [ "$mode" = crashsafe ]; then

@@ -367,6 +367,40 @@ impl Api {
         self.at(&self.base.clone())
     }
 
+    /// The tenant's API key (what a person signs in to the dashboard with).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// `PUT /v1/schedules/{name}`; returns the schedule as stored.
+    pub async fn put_schedule(&self, name: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .put(format!("{}/v1/schedules/{name}", self.base))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await?;
+        Ok(answer(resp)
+            .await
+            .with_context(|| format!("PUT /v1/schedules/{name}"))?
+            .1)
+    }
+
+    /// `POST /v1/schedules/{name}/trigger`: one run now.
+    pub async fn trigger_schedule(&self, name: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/schedules/{name}/trigger", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        Ok(answer(resp)
+            .await
+            .with_context(|| format!("POST /v1/schedules/{name}/trigger"))?
+            .1)
+    }
+
     /// `PUT /v1/jobs/{name}` with the component's bytes.
     pub async fn upload_job(&self, name: &str, component: &[u8]) -> anyhow::Result<()> {
         let resp = self
@@ -469,6 +503,84 @@ impl Api {
             .await
             .with_context(|| format!("POST /v1/queues/{name}/pause"))?;
         Ok(())
+    }
+}
+
+/// A browser of the dashboard (`/ui`), signed in with a tenant's API key or the admin token: it
+/// sends its session cookie and never follows a redirect (a redirect to the login page is an
+/// answer like any other).
+pub struct Browser {
+    http: reqwest::Client,
+    pub base: String,
+    cookie: String,
+}
+
+/// One page as a browser got it: status, HTML and the client's wall time (request sent → last
+/// byte of the body read).
+pub struct PageView {
+    pub status: u16,
+    pub body: String,
+    pub ms: f64,
+}
+
+impl Browser {
+    /// `POST /ui/login` with `key=…` from the dashboard's own origin (it refuses cross-origin
+    /// POSTs); keeps the `sf_session` cookie it sets.
+    pub async fn sign_in(base: &str, key: &str) -> anyhow::Result<Browser> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(1)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(600))
+            .build()?;
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("key", key)
+            .finish();
+        let resp = http
+            .post(format!("{base}/ui/login"))
+            .header(reqwest::header::ORIGIN, base)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let session = resp
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find_map(|pair| pair.trim().strip_prefix("sf_session="))
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .with_context(|| format!("POST /ui/login answered HTTP {status} without a session"))?;
+        Ok(Browser {
+            http,
+            base: base.to_string(),
+            cookie: format!("sf_session={session}"),
+        })
+    }
+
+    /// `GET {path}` with the session.
+    pub async fn get(&self, path: &str) -> anyhow::Result<PageView> {
+        let start = Instant::now();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.with_context(|| format!("GET {path}"))?;
+        Ok(PageView {
+            status,
+            body,
+            ms: start.elapsed().as_secs_f64() * 1000.0,
+        })
     }
 }
 
