@@ -193,3 +193,53 @@ async fn a_runner_fault_refunds_the_attempt_and_is_counted() {
     assert_eq!(faults, 1);
     assert_eq!(max_attempts, claimed[0].max_attempts + 1);
 }
+
+/// A sibling pool carries its own session settings: the dashboard's (statement timeout, custom
+/// plans, no JIT), the claims' (commits that do not wait for the disk), and none for a plain one.
+#[tokio::test]
+async fn sibling_pools_carry_their_session_settings() {
+    use sandfire::store::{PoolOptions, Store};
+    let store = connect(&fresh_database().await, 2).await.unwrap();
+    let show = |s: Arc<dyn Store>| async move {
+        let pool = s.pg_pool().expect("a PostgreSQL pool");
+        let mut values = Vec::new();
+        for name in [
+            "statement_timeout",
+            "plan_cache_mode",
+            "jit",
+            "synchronous_commit",
+        ] {
+            let v: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            values.push(v);
+        }
+        values
+    };
+    // The cluster's own setting (`make test` turns durability off server-wide).
+    let server_sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let dashboard = store
+        .sibling(PoolOptions {
+            statement_timeout: Some(std::time::Duration::from_millis(1500)),
+            custom_plans: true,
+            ..PoolOptions::new(1)
+        })
+        .unwrap();
+    assert_eq!(
+        show(dashboard).await,
+        ["1500ms", "force_custom_plan", "off", server_sync.as_str()]
+    );
+    let claims = store
+        .sibling(PoolOptions {
+            synchronous_commit: false,
+            ..PoolOptions::new(1)
+        })
+        .unwrap();
+    assert_eq!(show(claims).await[3], "off");
+    let plain = store.sibling(PoolOptions::new(1)).unwrap();
+    assert_eq!(show(plain).await, ["0", "auto", "on", server_sync.as_str()]);
+}

@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
                 .store
                 .sibling(crate::store::PoolOptions {
                     statement_timeout: Some(ui_settings.statement_timeout),
+                    custom_plans: true,
                     ..crate::store::PoolOptions::new(ui_settings.pool_size)
                 })
                 .unwrap_or_else(|| state.store.clone()),

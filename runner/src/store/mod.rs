@@ -570,6 +570,11 @@ pub struct PoolOptions {
     /// leaves its run enqueued, the attempt's completion is refused by the guarded write, and
     /// the run runs again (at least once, as always).
     pub synchronous_commit: bool,
+    /// Plan every execution of a prepared statement for its own parameters
+    /// (`plan_cache_mode = force_custom_plan`, and no JIT): for statements with optional
+    /// filters (`$1 IS NULL OR …`), whose generic plan can be a scan of a whole table where
+    /// the custom one reads a few index entries. The dashboard's lists are such statements.
+    pub custom_plans: bool,
 }
 
 impl PoolOptions {
@@ -578,6 +583,7 @@ impl PoolOptions {
             max_connections,
             statement_timeout: None,
             synchronous_commit: true,
+            custom_plans: false,
         }
     }
 }

@@ -467,13 +467,21 @@ impl Store for PgStore {
     }
 
     fn sibling(&self, p: super::PoolOptions) -> Option<std::sync::Arc<dyn Store>> {
-        let mut options = self.pool.connect_options().as_ref().clone();
+        // Session settings, sent once in the startup message (one list: one call).
+        let mut settings: Vec<(&str, String)> = Vec::new();
         if let Some(timeout) = p.statement_timeout {
-            options =
-                options.options([("statement_timeout", timeout.as_millis().max(1).to_string())]);
+            settings.push(("statement_timeout", timeout.as_millis().max(1).to_string()));
         }
         if !p.synchronous_commit {
-            options = options.options([("synchronous_commit", "off")]);
+            settings.push(("synchronous_commit", "off".to_string()));
+        }
+        if p.custom_plans {
+            settings.push(("plan_cache_mode", "force_custom_plan".to_string()));
+            settings.push(("jit", "off".to_string()));
+        }
+        let mut options = self.pool.connect_options().as_ref().clone();
+        if !settings.is_empty() {
+            options = options.options(settings);
         }
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(p.max_connections.max(1))
