@@ -387,13 +387,34 @@ impl UiStore for PgStore {
     }
 
     async fn ui_run_list(&self, p: UiRunListParams) -> StoreResult<Vec<UiRunRow>> {
-        // Static text only: the direction is chosen here, never taken from the request.
-        let order = if p.after.is_some() {
-            "ORDER BY r.id ASC LIMIT $9"
-        } else {
-            "ORDER BY r.id DESC LIMIT $9"
+        // Static text only: what to walk and the direction are chosen here, never taken from
+        // the request (see ui_run_select.sql).
+        let (walk, key) = match p.state {
+            Some(
+                RunState::Enqueued | RunState::Running | RunState::Scheduled | RunState::Retrying,
+            ) => (
+                "run_queue w JOIN runs r ON r.id = w.run_id AND w.state = $2 \
+                 AND ($1::int8 IS NULL OR w.tenant_id = $1) AND {bounds}",
+                "w.run_id",
+            ),
+            Some(RunState::Failed) => (
+                "attempts w JOIN runs r ON r.id = w.run_id AND w.number = r.attempt \
+                 AND w.outcome <> 'ok' AND {bounds}",
+                "w.run_id",
+            ),
+            _ => ("runs r", "r.id"),
         };
-        let sql = format!("{}{order}", include_str!("sql/ui_run_select.sql"));
+        let direction = if p.after.is_some() { "ASC" } else { "DESC" };
+        // The id bounds again on the walked key, so its index can seek to them.
+        let walk = walk.replace(
+            "{bounds}",
+            "($7::uuid IS NULL OR w.run_id < $7) AND ($8::uuid IS NULL OR w.run_id > $8) \
+             AND ($10::uuid IS NULL OR w.run_id >= $10) AND ($11::uuid IS NULL OR w.run_id < $11)",
+        );
+        let sql = format!(
+            "{}ORDER BY {key} {direction} LIMIT $9",
+            include_str!("sql/ui_run_select.sql").replace("/*walk*/", &walk)
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(p.tenant_id)
             .bind(p.state)
