@@ -402,6 +402,13 @@ impl UiStore for PgStore {
                  AND w.outcome <> 'ok' AND {bounds}",
                 "w.run_id",
             ),
+            // A run cancelled, retried and cancelled again has two events: one row each.
+            Some(RunState::Cancelled | RunState::Awaiting) => (
+                "(SELECT DISTINCT w.run_id FROM run_events w \
+                  WHERE w.to_state = $2 AND w.to_state IN ('cancelled', 'awaiting') \
+                  AND {bounds}) w JOIN runs r ON r.id = w.run_id",
+                "w.run_id",
+            ),
             _ => ("runs r", "r.id"),
         };
         let direction = if p.after.is_some() { "ASC" } else { "DESC" };

@@ -11,6 +11,7 @@
 -- hot path rewrite index entries), so:
 --   - waiting and running states walk the hot table `run_queue`, which holds only those;
 --   - `failed` walks `attempts_not_ok` (every failed run's last attempt did not end `ok`);
+--   - `cancelled` and `awaiting` walk their transitions in `run_events_rare_states`;
 --   - every other filter walks the tenant's runs newest first (`runs_tenant`).
 SELECT r.id, t.name AS tenant, j.name AS job, r.version, r.state, r.queue, r.priority,
        left(r.error, 200) AS error, r.attempt, r.max_attempts, r.created_at, r.started_at,
