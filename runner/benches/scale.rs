@@ -960,16 +960,22 @@ impl Probe {
 
     /// The run list as `ui_run_list` sends it for an "Older" page (newest first): tenant
     /// `scope`, state, job, rows older than `before`, `limit` rows (each an SQL expression).
+    /// The statement is the store's own (`ui_run_list_sql`: which rows it walks depends on the
+    /// state).
     fn run_list(scope: &str, state: &str, job: &str, before: &str, limit: i64) -> Probe {
         let limit = limit.to_string();
-        let mut probe = Probe::new(
-            store_sql!("ui_run_select.sql"),
-            &[
-                scope, state, job, "NULL", "NULL", "NULL", before, "NULL", &limit,
-            ],
-        );
-        probe.sql.push_str("ORDER BY r.id DESC LIMIT $9");
-        probe
+        let run_state = sandfire::model::RunState::parse(state.trim_matches('\''));
+        Probe {
+            file: "ui_run_select.sql",
+            sql: sandfire::store::ui_run_list_sql(run_state, false),
+            // $10 and $11: no created-time bounds.
+            args: [
+                scope, state, job, "NULL", "NULL", "NULL", before, "NULL", &limit, "NULL", "NULL",
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        }
     }
 
     /// The session lookup every page starts with (an unknown session: the same index probe).

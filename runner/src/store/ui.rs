@@ -235,6 +235,43 @@ pub trait UiStore {
     ) -> StoreResult<Vec<UiJobVersionStats>>;
 }
 
+/// The run list's statement (`ui_run_select.sql` completed): what to walk for `state` and the
+/// direction (`newer`: oldest first, for a "Newer" page). Static text only: chosen here, never
+/// taken from the request. Public for the bench, which plans it at 1M runs.
+pub fn ui_run_list_sql(state: Option<RunState>, newer: bool) -> String {
+    let (walk, key) = match state {
+        Some(RunState::Enqueued | RunState::Running | RunState::Scheduled | RunState::Retrying) => (
+            "run_queue w JOIN runs r ON r.id = w.run_id AND w.state = $2 \
+             AND ($1::int8 IS NULL OR w.tenant_id = $1) AND {bounds}",
+            "w.run_id",
+        ),
+        Some(RunState::Failed) => (
+            "attempts w JOIN runs r ON r.id = w.run_id AND w.number = r.attempt \
+             AND w.outcome <> 'ok' AND {bounds}",
+            "w.run_id",
+        ),
+        // A run cancelled, retried and cancelled again has two events: one row each.
+        Some(RunState::Cancelled | RunState::Awaiting) => (
+            "(SELECT DISTINCT w.run_id FROM run_events w \
+              WHERE w.to_state = $2 AND w.to_state IN ('cancelled', 'awaiting') \
+              AND {bounds}) w JOIN runs r ON r.id = w.run_id",
+            "w.run_id",
+        ),
+        _ => ("runs r", "r.id"),
+    };
+    // The id bounds again on the walked key, so its index can seek to them.
+    let walk = walk.replace(
+        "{bounds}",
+        "($7::uuid IS NULL OR w.run_id < $7) AND ($8::uuid IS NULL OR w.run_id > $8) \
+         AND ($10::uuid IS NULL OR w.run_id >= $10) AND ($11::uuid IS NULL OR w.run_id < $11)",
+    );
+    let direction = if newer { "ASC" } else { "DESC" };
+    format!(
+        "{}ORDER BY {key} {direction} LIMIT $9",
+        include_str!("sql/ui_run_select.sql").replace("/*walk*/", &walk)
+    )
+}
+
 /// The smallest UUIDv7 of the millisecond `at` falls in: runs with a smaller id were created
 /// before `at` (as `sandfire_uuid_v7_floor` in SQL).
 fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
@@ -387,41 +424,7 @@ impl UiStore for PgStore {
     }
 
     async fn ui_run_list(&self, p: UiRunListParams) -> StoreResult<Vec<UiRunRow>> {
-        // Static text only: what to walk and the direction are chosen here, never taken from
-        // the request (see ui_run_select.sql).
-        let (walk, key) = match p.state {
-            Some(
-                RunState::Enqueued | RunState::Running | RunState::Scheduled | RunState::Retrying,
-            ) => (
-                "run_queue w JOIN runs r ON r.id = w.run_id AND w.state = $2 \
-                 AND ($1::int8 IS NULL OR w.tenant_id = $1) AND {bounds}",
-                "w.run_id",
-            ),
-            Some(RunState::Failed) => (
-                "attempts w JOIN runs r ON r.id = w.run_id AND w.number = r.attempt \
-                 AND w.outcome <> 'ok' AND {bounds}",
-                "w.run_id",
-            ),
-            // A run cancelled, retried and cancelled again has two events: one row each.
-            Some(RunState::Cancelled | RunState::Awaiting) => (
-                "(SELECT DISTINCT w.run_id FROM run_events w \
-                  WHERE w.to_state = $2 AND w.to_state IN ('cancelled', 'awaiting') \
-                  AND {bounds}) w JOIN runs r ON r.id = w.run_id",
-                "w.run_id",
-            ),
-            _ => ("runs r", "r.id"),
-        };
-        let direction = if p.after.is_some() { "ASC" } else { "DESC" };
-        // The id bounds again on the walked key, so its index can seek to them.
-        let walk = walk.replace(
-            "{bounds}",
-            "($7::uuid IS NULL OR w.run_id < $7) AND ($8::uuid IS NULL OR w.run_id > $8) \
-             AND ($10::uuid IS NULL OR w.run_id >= $10) AND ($11::uuid IS NULL OR w.run_id < $11)",
-        );
-        let sql = format!(
-            "{}ORDER BY {key} {direction} LIMIT $9",
-            include_str!("sql/ui_run_select.sql").replace("/*walk*/", &walk)
-        );
+        let sql = ui_run_list_sql(p.state, p.after.is_some());
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(p.tenant_id)
             .bind(p.state)
