@@ -240,11 +240,13 @@ pub trait UiStore {
 /// taken from the request. Public for the bench, which plans it at 1M runs.
 pub fn ui_run_list_sql(state: Option<RunState>, newer: bool) -> String {
     let (walk, key) = match state {
-        Some(RunState::Enqueued | RunState::Running | RunState::Scheduled | RunState::Retrying) => (
-            "run_queue w JOIN runs r ON r.id = w.run_id AND w.state = $2 \
+        Some(RunState::Enqueued | RunState::Running | RunState::Scheduled | RunState::Retrying) => {
+            (
+                "run_queue w JOIN runs r ON r.id = w.run_id AND w.state = $2 \
              AND ($1::int8 IS NULL OR w.tenant_id = $1) AND {bounds}",
-            "w.run_id",
-        ),
+                "w.run_id",
+            )
+        }
         Some(RunState::Failed) => (
             "attempts w JOIN runs r ON r.id = w.run_id AND w.number = r.attempt \
              AND w.outcome <> 'ok' AND {bounds}",
