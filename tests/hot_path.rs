@@ -504,3 +504,63 @@ async fn a_deep_chain_under_a_lost_run_never_stalls_another_tenants_rescue() {
     );
     rescuer.shutdown().await;
 }
+
+/// After a burst, the leader vacuums the hot table `run_queue` itself (autovacuum may wait a
+/// minute), so claims stop stepping over the dead entries of the runs that went through it.
+#[tokio::test]
+async fn the_leader_vacuums_the_hot_table_after_a_burst() {
+    let r = TestRunner::start_with(|s| {
+        s.retention.vacuum_interval = Duration::from_millis(100);
+        s.retention.vacuum_dead_rows = 500;
+    })
+    .await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "noop", "noop").await;
+    let vacuums = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'run_queue'::regclass",
+        )
+        .fetch_one(r.store.pool())
+        .await
+        .unwrap();
+        n
+    };
+    let before = vacuums().await;
+    let body = json!(
+        (0..2_000)
+            .map(|_| json!({"job": "noop"}))
+            .collect::<Vec<_>>()
+    );
+    let (status, created) = r
+        .call(
+            Method::POST,
+            "/v1/runs",
+            Some(&t.key),
+            Some(Body::Json(body)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let last = created["ids"][1_999].as_str().unwrap().to_string();
+    r.wait_terminal(&t, &last).await;
+    // The burst left thousands of dead rows; the leader brings them under its threshold.
+    let dead = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'run_queue'::regclass",
+        )
+        .fetch_one(r.store.pool())
+        .await
+        .unwrap();
+        n
+    };
+    let start = std::time::Instant::now();
+    while vacuums().await <= before || dead().await > 500 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "run_queue still holds {} dead rows after 2,000 runs went through it ({} vacuums)",
+            dead().await,
+            vacuums().await - before
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.shutdown().await;
+}

@@ -162,6 +162,7 @@ fn short(batch: usize) -> RetentionSettings {
         prune_batch: batch,
         retention_stats_fine: HOUR,
         retention_stats: 48 * HOUR,
+        ..Default::default()
     }
 }
 

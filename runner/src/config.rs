@@ -327,6 +327,10 @@ pub struct RetentionSettings {
     pub retention_stats_fine: Duration,
     /// Hourly and daily rows of `run_stats` (history charts, usage) are deleted after this.
     pub retention_stats: Duration,
+    /// How often the leader looks at the dead rows of the hot table `run_queue`.
+    pub vacuum_interval: Duration,
+    /// Past this many dead rows, the leader vacuums `run_queue` (see `maintenance::vacuumer`).
+    pub vacuum_dead_rows: i64,
 }
 
 impl Default for RetentionSettings {
@@ -339,6 +343,8 @@ impl Default for RetentionSettings {
             prune_batch: 1000,
             retention_stats_fine: Duration::from_secs(2 * 3600),
             retention_stats: Duration::from_secs(400 * 24 * 3600),
+            vacuum_interval: Duration::from_secs(2),
+            vacuum_dead_rows: 2_000,
         }
     }
 }

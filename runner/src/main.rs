@@ -138,6 +138,12 @@ struct ServeArgs {
     /// Keep the hourly and daily statistics (history charts, usage) this long.
     #[arg(long, default_value = "400d", value_parser = duration)]
     retention_stats: Duration,
+    /// How often the leader checks the hot table `run_queue` for dead rows.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    vacuum_interval: Duration,
+    /// Past this many dead rows, the leader vacuums `run_queue` (claims stay fast after bursts).
+    #[arg(long, default_value_t = 2000)]
+    vacuum_dead_rows: i64,
     /// How often a runner writes the sums of the attempts it ended (charts lag by this).
     #[arg(long, default_value = "5s", value_parser = duration)]
     stats_flush: Duration,
@@ -275,6 +281,8 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     settings.retention.retention_stats_fine = args.retention_stats_fine;
     settings.retention.retention_stats = args.retention_stats;
     settings.worker.stats_flush = args.stats_flush;
+    settings.retention.vacuum_interval = args.vacuum_interval;
+    settings.retention.vacuum_dead_rows = args.vacuum_dead_rows.max(0);
     settings.limits.max_timeout_ms = args.max_timeout_ms;
     for lowered in settings.limits.clamp_defaults() {
         tracing::warn!("{lowered}");

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::api::{AppState, app};
 use crate::config::Settings;
 use crate::maintenance::leader::{self, while_leader};
-use crate::maintenance::{cron, promoter, pruner, rescuer};
+use crate::maintenance::{cron, promoter, pruner, rescuer, vacuumer};
 use crate::sandbox::Sandbox;
 use crate::store::{PgStore, RunnerRegistration, Store, StoreError};
 use crate::worker::{PoolParts, run_pool};
@@ -154,6 +154,16 @@ impl Runner {
             leadership.clone(),
             shutdown.clone(),
             move |stop| pruner::run(s.clone(), retention.clone(), stop),
+        )));
+        let (s, every, threshold) = (
+            store.clone(),
+            settings.retention.vacuum_interval,
+            settings.retention.vacuum_dead_rows,
+        );
+        tasks.push(tokio::spawn(while_leader(
+            leadership.clone(),
+            shutdown.clone(),
+            move |stop| vacuumer::run(s.clone(), every, threshold, stop),
         )));
         let (s, every, runner_ttl, max_backoff) = (
             store.clone(),

@@ -7,3 +7,4 @@ pub mod leader;
 pub mod promoter;
 pub mod pruner;
 pub mod rescuer;
+pub mod vacuumer;

@@ -619,6 +619,9 @@ pub trait Store:
     }
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
+    /// Vacuums the hot table `run_queue` when it holds more than `threshold` dead row versions
+    /// (by PostgreSQL's statistics); returns how many it held when it did.
+    async fn run_queue_vacuum(&self, threshold: i64) -> StoreResult<Option<i64>>;
     /// The database's clock, now.
     async fn clock(&self) -> StoreResult<DateTime<Utc>>;
     /// Cheap liveness check of the database.

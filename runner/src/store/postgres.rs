@@ -500,6 +500,27 @@ impl Store for PgStore {
             })
     }
 
+    async fn run_queue_vacuum(&self, threshold: i64) -> StoreResult<Option<i64>> {
+        let dead: Option<i64> = sqlx::query_scalar(
+            "SELECT n_dead_tup FROM pg_stat_user_tables
+             WHERE relid = 'run_queue'::regclass",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match dead {
+            Some(dead) if dead > threshold => {
+                // Not in a transaction (VACUUM refuses one): a plain simple-protocol statement.
+                sqlx::raw_sql("VACUUM run_queue")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                Ok(Some(dead))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn clock(&self) -> StoreResult<DateTime<Utc>> {
         sqlx::query_scalar("SELECT clock_timestamp()")
             .fetch_one(&self.pool)
