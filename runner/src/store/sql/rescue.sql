@@ -36,6 +36,7 @@ WITH input AS (
            'the runner executing this attempt stopped renewing its lease'
     FROM rescued
     ON CONFLICT (run_id, number) DO NOTHING
+    RETURNING run_id
 ), counted AS (
     -- The rollup of ended attempts (`run_stats`), under the lost runner's id: that runner never
     -- writes a `runner_lost` row itself, so nothing else contends for these rows.
@@ -47,6 +48,8 @@ WITH input AS (
            coalesce(sum(greatest(extract(epoch FROM now() - x.started_at) * 1000, 0)), 0)::int8,
            0
     FROM rescued x
+    -- Only attempts this statement recorded (not one that already had its row).
+    JOIN recorded a ON a.run_id = x.id
     CROSS JOIN (VALUES (10), (3600), (86400)) AS w(width_s)
     GROUP BY 1, 2, 3, 4, 5
     ORDER BY 1, 2, 3, 4, 5
