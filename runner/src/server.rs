@@ -29,14 +29,18 @@ const RESERVED_FDS: u64 = 256;
 /// soft limit now in force (`None`: unlimited).
 pub fn raise_open_file_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    /// The soft limit asked for when the hard one is unlimited: some systems (macOS) refuse an
+    /// unlimited soft limit.
+    const FINITE: u64 = 65_536;
     let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+    let target = Some(limit.maximum.unwrap_or(FINITE));
+    if limit.current.is_some() && limit.current < target {
         let raised = Rlimit {
-            current: limit.maximum,
+            current: target,
             maximum: limit.maximum,
         };
         match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => return limit.maximum,
+            Ok(()) => return target,
             Err(e) => tracing::warn!(error = %e, "raising the open-file limit failed"),
         }
     }

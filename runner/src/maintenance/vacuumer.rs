@@ -16,20 +16,39 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
+/// The longest wait between two checks while a vacuum cannot remove the dead rows (an old
+/// transaction still sees them): no point vacuuming every few seconds meanwhile.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 pub async fn run(
     store: Arc<dyn Store>,
     interval: Duration,
     threshold: i64,
     stop: CancellationToken,
 ) {
+    let mut wait = interval;
+    // Dead rows when the last vacuum ran.
+    let mut last: Option<i64> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
         match store.run_queue_vacuum(threshold).await {
-            Ok(Some(dead)) => tracing::debug!(dead, "vacuumed run_queue"),
-            Ok(None) => {}
+            Ok(Some(dead)) => {
+                tracing::debug!(dead, "vacuumed run_queue");
+                // As many dead rows as at the last vacuum, or more: it removed nothing (an old
+                // snapshot holds them), so wait longer before the next one.
+                wait = match last {
+                    Some(before) if dead >= before => (wait * 2).min(MAX_BACKOFF),
+                    _ => interval,
+                };
+                last = Some(dead);
+            }
+            Ok(None) => {
+                wait = interval;
+                last = None;
+            }
             Err(e) => tracing::warn!(error = %e, "vacuuming run_queue failed"),
         }
     }

@@ -265,15 +265,12 @@ pub async fn page(
             n: view::count(ended(|o| o == Outcome::Ok)),
             href: tq("succeeded"),
         },
+        // The attempt's outcome does not say whether its run ended failed or cancelled (a
+        // cancelled attempt may return an error; the rescuer cancels with runner_lost): one tile.
         Tile {
-            label: "failed",
-            n: view::count(ended(|o| o != Outcome::Ok && o != Outcome::Cancelled)),
+            label: "did not succeed",
+            n: view::count(ended(|o| o != Outcome::Ok)),
             href: tq("failed"),
-        },
-        Tile {
-            label: "cancelled while running",
-            n: view::count(ended(|o| o == Outcome::Cancelled)),
-            href: tq("cancelled"),
         },
         Tile {
             label: "attempts",
