@@ -16,9 +16,11 @@ pub fn datetime(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
+/// `< 1 ms`, `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`. Durations are stored in whole
+/// milliseconds, so 0 means under one.
 pub fn duration_ms(ms: i64) -> String {
     match ms {
+        0 => "< 1 ms".to_string(),
         ..1_000 => format!("{ms} ms"),
         1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
         60_000..3_600_000 => format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60),
@@ -235,6 +237,7 @@ mod tests {
 
     #[test]
     fn formats_read_well() {
+        assert_eq!(duration_ms(0), "< 1 ms");
         assert_eq!(duration_ms(850), "850 ms");
         assert_eq!(duration_ms(12_345), "12.3 s");
         assert_eq!(duration_ms(245_000), "4 min 05 s");
