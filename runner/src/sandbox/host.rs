@@ -26,6 +26,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use self::sandfire::job::config::Error as ConfigError;
 pub(crate) use self::sandfire::job::types::Context as WitContext;
 
 /// Handles (streams, pollables) a guest may hold at once: every one is host memory the guest
@@ -73,6 +74,14 @@ impl WasiView for HostState {
 }
 
 impl self::sandfire::job::types::Host for HostState {}
+
+impl self::sandfire::job::config::Host for HostState {
+    fn get(&mut self, name: String) -> Result<Result<Option<String>, ConfigError>> {
+        Ok(Err(ConfigError::NotGranted(format!(
+            "config {name:?} is not granted to this job (PUT /v1/jobs/{{name}}/capabilities)"
+        ))))
+    }
+}
 
 impl self::sandfire::job::host::Host for HostState {
     fn log(
