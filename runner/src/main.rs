@@ -123,6 +123,36 @@ struct ServeArgs {
     /// Largest component upload, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_component_bytes: usize,
+    /// TESTS ONLY: let jobs' outbound requests connect to loopback addresses (127.0.0.0/8,
+    /// ::1), still only to hosts their grants allow. Every other local, private or metadata
+    /// address stays refused. Warns at start.
+    #[arg(long, env = "SANDFIRE_ALLOW_LOOPBACK_OUTBOUND")]
+    allow_loopback_outbound: bool,
+    /// Longest DNS lookup + connect + TLS handshake of a job's outbound request.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    outbound_connect_timeout: Duration,
+    /// Longest wait for the response head of a job's outbound request.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    outbound_first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a response body.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    outbound_between_bytes_timeout: Duration,
+    /// Largest request body a job may send, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    outbound_max_request_bytes: u64,
+    /// Largest response body a job may receive, in bytes (a tenant's policy may lower it).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    outbound_max_response_bytes: u64,
+    /// Most outbound requests one attempt may make (a tenant's policy may lower it).
+    #[arg(long, default_value_t = 100)]
+    outbound_max_requests: u32,
+    /// Open outbound connections of all attempts together.
+    #[arg(long, default_value_t = 256)]
+    outbound_max_connections: usize,
+    /// PEM file of CA certificates trusted for jobs' HTTPS requests beside the web PKI roots
+    /// (a private CA).
+    #[arg(long, env = "SANDFIRE_OUTBOUND_CA_FILE")]
+    outbound_ca_file: Option<std::path::PathBuf>,
     /// Keep succeeded and cancelled runs this long (e.g. "7d").
     #[arg(long, default_value = "7d", value_parser = duration)]
     retention_succeeded: Duration,
@@ -295,6 +325,27 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
             program: std::env::current_exe().context("finding the sandfire executable")?,
             memory_bytes: args.compile_memory_mb.saturating_mul(1024 * 1024),
         });
+    }
+    settings.sandbox.outbound = sandfire::sandbox::OutboundConfig {
+        connect_timeout: args.outbound_connect_timeout,
+        first_byte_timeout: args.outbound_first_byte_timeout,
+        between_bytes_timeout: args.outbound_between_bytes_timeout,
+        max_request_body_bytes: args.outbound_max_request_bytes,
+        max_response_body_bytes: args.outbound_max_response_bytes,
+        max_requests_per_attempt: args.outbound_max_requests,
+        max_connections: args.outbound_max_connections.max(1),
+        allow_loopback: args.allow_loopback_outbound,
+        extra_roots: match &args.outbound_ca_file {
+            None => Vec::new(),
+            Some(path) => sandfire::sandbox::read_pem_certificates(path)
+                .with_context(|| format!("--outbound-ca-file {}", path.display()))?,
+        },
+    };
+    if args.allow_loopback_outbound {
+        tracing::warn!(
+            "--allow-loopback-outbound is set: jobs may reach loopback addresses their grants \
+             allow. This is for tests only; never set it on a shared runner"
+        );
     }
     settings.sandbox.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
     settings.sandbox.cache_tenant_bytes = args.cache_tenant_mb.saturating_mul(1024 * 1024);

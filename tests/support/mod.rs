@@ -1,6 +1,8 @@
 //! Test harness: a fresh database and a runner per test, HTTP helpers, example components, and
 //! condition waits with short poll intervals (never fixed sleeps).
 
+pub mod web;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -333,6 +335,14 @@ impl TestRunner {
     /// Counts rows with a static SQL query returning one bigint (e.g. `SELECT count(*) ...`).
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `count` for a query built at run time.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(self.store.pool())
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -237,6 +237,9 @@ pub struct Attempt {
     pub fuel_used: Option<i64>,
     pub peak_memory: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// `{"requests", "bytes_out", "bytes_in", "denied"}`, if the attempt made a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -431,6 +434,8 @@ pub struct AttemptRecord {
     pub fuel_used: i64,
     pub peak_memory: i64,
     pub duration_ms: i64,
+    /// Outbound requests, bytes and denials (`None`: the attempt made no request).
+    pub outbound: Option<crate::sandbox::OutboundUsage>,
     /// When the attempt started and ended, on the database clock (the runner's clock plus its
     /// measured offset to the database's).
     pub started_at: DateTime<Utc>,
@@ -516,6 +521,7 @@ impl Completion {
             fuel_used: 0,
             peak_memory: 0,
             duration_ms: 0,
+            outbound: None,
             started_at: Utc::now(),
             ended_at: Utc::now(),
         };

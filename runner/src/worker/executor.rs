@@ -135,6 +135,7 @@ async fn attempt(
         },
         cancel,
         journal: journal.clone(),
+        grants: None,
     };
     let execution = ctx.sandbox.execute(&prepared, spec);
     tokio::pin!(execution);
@@ -213,6 +214,7 @@ fn decide(
         fuel_used: report.fuel_used.min(i64::MAX as u64) as i64,
         peak_memory: report.peak_memory_bytes.min(i64::MAX as u64) as i64,
         duration_ms: report.duration.as_millis().min(i64::MAX as u128) as i64,
+        outbound: report.outbound,
         started_at: started,
         ended_at: ended,
     };
@@ -339,6 +341,7 @@ mod tests {
             peak_memory_bytes: 20,
             duration: Duration::from_millis(3),
             runner_fault: false,
+            outbound: None,
         }
     }
 

@@ -448,6 +448,7 @@ async fn claim_loop(
                     fuel_used: 0,
                     peak_memory: 0,
                     duration_ms: 0,
+                    outbound: None,
                     started_at: now,
                     ended_at: now,
                 };
