@@ -185,6 +185,7 @@ impl Runner {
                 limits: settings.limits.clone(),
                 runner_id: id,
                 promoter: promoter_wake,
+                keyring: settings.keyring.clone(),
             };
             tasks.push(tokio::spawn(run_pool(parts, shutdown.clone(), grace)));
         }
