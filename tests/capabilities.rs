@@ -351,7 +351,8 @@ async fn config_is_per_tenant() {
     // shown as B's value.
     sqlx::query(
         "INSERT INTO tenant_config (tenant_id, name, secret, ciphertext, nonce, key_id)
-         SELECT (SELECT id FROM tenants WHERE name = 'tenant-b'), name, secret, ciphertext, nonce, key_id
+         SELECT (SELECT id FROM tenants WHERE name = 'tenant-b'), c.name, c.secret, c.ciphertext,
+                c.nonce, c.key_id
          FROM tenant_config c JOIN tenants t ON t.id = c.tenant_id
          WHERE t.name = 'tenant-a' AND c.name = 'only_a'",
     )
@@ -542,7 +543,7 @@ async fn an_attempt_gets_its_granted_values_and_nothing_else() {
 
     let (tenant_id, job_id) = ids(&r, "acme", "hello").await;
     let keyring = crate::support::test_keyring();
-    let g = grants::load(r.store.as_ref(), Some(&keyring), tenant_id, job_id)
+    let g = grants::load(r.store.as_ref(), Some(keyring.as_ref()), tenant_id, job_id)
         .await
         .unwrap();
     assert_eq!(
@@ -565,7 +566,7 @@ async fn an_attempt_gets_its_granted_values_and_nothing_else() {
 
     // The ceiling as it is now: narrowing it takes effect without rewriting the grant.
     put_policy(&r, "acme", json!({"allowed_outbound_hosts": []})).await;
-    let g = grants::load(r.store.as_ref(), Some(&keyring), tenant_id, job_id)
+    let g = grants::load(r.store.as_ref(), Some(keyring.as_ref()), tenant_id, job_id)
         .await
         .unwrap();
     assert_eq!(g.allows("https", "api.example.com", 443), None);
@@ -586,7 +587,7 @@ async fn an_attempt_gets_its_granted_values_and_nothing_else() {
 
     // A job of another tenant is not found through this tenant.
     assert!(
-        grants::load(r.store.as_ref(), Some(&keyring), tenant_id + 1, job_id)
+        grants::load(r.store.as_ref(), Some(keyring.as_ref()), tenant_id + 1, job_id)
             .await
             .is_err()
     );

@@ -385,20 +385,20 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        let one = Keyring::from_env_values(Some(&k1), None, None)
+        let one = Keyring::from_env_values(Some(k1.as_str()), None, None)
             .unwrap()
             .unwrap();
         assert_eq!((one.key_ids(), one.active_key_id()), (vec![1], 1));
         let keys = format!("1:{k1}, 2:{k2}");
-        let two = Keyring::from_env_values(None, Some(&keys), None)
+        let two = Keyring::from_env_values(None, Some(keys.as_str()), None)
             .unwrap()
             .unwrap();
         assert_eq!((two.key_ids(), two.active_key_id()), (vec![1, 2], 2));
-        let pinned = Keyring::from_env_values(None, Some(&keys), Some("1"))
+        let pinned = Keyring::from_env_values(None, Some(keys.as_str()), Some("1"))
             .unwrap()
             .unwrap();
         assert_eq!(pinned.active_key_id(), 1);
-        let merged = Keyring::from_env_values(Some(&k1), Some(&format!("2:{k2}")), Some("2"))
+        let merged = Keyring::from_env_values(Some(k1.as_str()), Some(format!("2:{k2}").as_str()), Some("2"))
             .unwrap()
             .unwrap();
         assert_eq!((merged.key_ids(), merged.active_key_id()), (vec![1, 2], 2));
@@ -421,10 +421,10 @@ mod tests {
                 None,
                 "SANDFIRE_SECRETS_KEY is not valid base64",
             ),
-            (Some(&short), None, None, "decodes to 16 bytes, not 32"),
+            (Some(short.as_str()), None, None, "decodes to 16 bytes, not 32"),
             (
                 None,
-                Some(format!("{good}")),
+                Some(good.clone()),
                 None,
                 "is not <key id>:<base64 key>",
             ),
@@ -453,14 +453,14 @@ mod tests {
                 "key id 2 is given twice",
             ),
             (
-                Some(&good),
+                Some(good.as_str()),
                 Some(format!("1:{good}")),
                 None,
                 "SANDFIRE_SECRETS_KEY is key id 1",
             ),
-            (Some(&good), None, Some("2"), "active key id 2"),
+            (Some(good.as_str()), None, Some("2"), "active key id 2"),
             (
-                Some(&good),
+                Some(good.as_str()),
                 None,
                 Some("two"),
                 "SANDFIRE_SECRETS_KEY_ID is \"two\"",
