@@ -77,7 +77,12 @@ async fn the_admin_sets_a_tenants_policy_and_bad_patterns_are_422() {
 
     // The default: no network, the runner's limits.
     let (status, body) = r
-        .call(Method::GET, "/v1/tenants/acme/policy", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::GET,
+            "/v1/tenants/acme/policy",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["allowed_outbound_hosts"], json!([]));
@@ -107,9 +112,17 @@ async fn the_admin_sets_a_tenants_policy_and_bad_patterns_are_422() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let expected = json!(["https://*.example.com", "http://127.0.0.1:8000..8100"]);
-    assert_eq!(body["allowed_outbound_hosts"], expected, "canonical, deduplicated");
+    assert_eq!(
+        body["allowed_outbound_hosts"], expected,
+        "canonical, deduplicated"
+    );
     let (_, got) = r
-        .call(Method::GET, "/v1/tenants/acme/policy", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::GET,
+            "/v1/tenants/acme/policy",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(got["allowed_outbound_hosts"], expected);
     assert_eq!(got["max_requests_per_attempt"], 10);
@@ -155,7 +168,12 @@ async fn the_admin_sets_a_tenants_policy_and_bad_patterns_are_422() {
         assert!(message.contains(says), "{bad}: {message}");
     }
     let (_, after) = r
-        .call(Method::GET, "/v1/tenants/acme/policy", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::GET,
+            "/v1/tenants/acme/policy",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(after, got, "refused writes changed nothing");
 
@@ -208,7 +226,10 @@ async fn a_job_grant_must_lie_inside_the_tenants_policy() {
         "allowed_outbound_hosts": ["https://api.example.com", "http://127.0.0.1:8080"],
         "config": ["api_token", "region"]
     });
-    assert_eq!(body["allowed_outbound_hosts"], granted["allowed_outbound_hosts"]);
+    assert_eq!(
+        body["allowed_outbound_hosts"],
+        granted["allowed_outbound_hosts"]
+    );
     assert_eq!(body["config"], granted["config"]);
 
     for (bad, status, code, names) in [
@@ -264,12 +285,22 @@ async fn a_job_grant_must_lie_inside_the_tenants_policy() {
 
     // Nothing changed, and the job shows its grant.
     let (status, body) = r
-        .call(Method::GET, "/v1/jobs/hello/capabilities", Some(&t.key), None)
+        .call(
+            Method::GET,
+            "/v1/jobs/hello/capabilities",
+            Some(&t.key),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["config"], granted["config"]);
-    assert_eq!(body["allowed_outbound_hosts"], granted["allowed_outbound_hosts"]);
-    let (_, job) = r.call(Method::GET, "/v1/jobs/hello", Some(&t.key), None).await;
+    assert_eq!(
+        body["allowed_outbound_hosts"],
+        granted["allowed_outbound_hosts"]
+    );
+    let (_, job) = r
+        .call(Method::GET, "/v1/jobs/hello", Some(&t.key), None)
+        .await;
     assert_eq!(job["capabilities"], granted, "{job}");
 
     // Unknown job; a read-only key may read but not grant; another tenant cannot reach it.
@@ -290,7 +321,12 @@ async fn a_job_grant_must_lie_inside_the_tenants_policy() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let other = r.tenant("other").await;
     let (status, _) = r
-        .call(Method::GET, "/v1/jobs/hello/capabilities", Some(&other.key), None)
+        .call(
+            Method::GET,
+            "/v1/jobs/hello/capabilities",
+            Some(&other.key),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     r.shutdown().await;
@@ -321,7 +357,11 @@ async fn config_is_per_tenant() {
 
     // B's entry of the same name is its own: A's value is untouched.
     let (status, _) = put_config(&r, &b, "region", "us-east-1-for-b", false).await;
-    assert_eq!(status, StatusCode::CREATED, "a new entry for B, not a replacement of A's");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a new entry for B, not a replacement of A's"
+    );
     let (_, got_a) = r
         .call(Method::GET, "/v1/config/region", Some(&a.key), None)
         .await;
@@ -337,7 +377,10 @@ async fn config_is_per_tenant() {
     let (_, got_a) = r
         .call(Method::GET, "/v1/config/region", Some(&a.key), None)
         .await;
-    assert_eq!(got_a["value"], "eu-west-1-for-a", "B's delete left A's entry");
+    assert_eq!(
+        got_a["value"], "eu-west-1-for-a",
+        "B's delete left A's entry"
+    );
     let (_, list) = r.call(Method::GET, "/v1/config", Some(&a.key), None).await;
     let names: Vec<&str> = list["config"]
         .as_array()
@@ -364,7 +407,12 @@ async fn config_is_per_tenant() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(copied["value"], Value::Null, "{copied}");
-    assert!(copied["value_error"].as_str().unwrap().contains("does not decrypt"));
+    assert!(
+        copied["value_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not decrypt")
+    );
     r.shutdown().await;
 }
 
@@ -392,7 +440,11 @@ async fn secret_values_never_leave_through_the_api_and_are_encrypted_at_rest() {
     assert_eq!(status, StatusCode::CREATED);
     put_config(&r, &t, "from_address", "jobs@example.com", false).await;
 
-    for path in ["/v1/config", "/v1/config/api_token", "/v1/config/default_secret"] {
+    for path in [
+        "/v1/config",
+        "/v1/config/api_token",
+        "/v1/config/default_secret",
+    ] {
         let (status, text) = raw_get(&r, path, &t.key).await;
         assert_eq!(status, StatusCode::OK, "{path}: {text}");
         assert!(!text.contains(secret), "{path} shows the secret: {text}");
@@ -400,7 +452,10 @@ async fn secret_values_never_leave_through_the_api_and_are_encrypted_at_rest() {
         assert!(text.contains("\"secret\":true"), "{path}: {text}");
     }
     let (_, text) = raw_get(&r, "/v1/config", &t.key).await;
-    assert!(text.contains("jobs@example.com"), "a plain value is shown: {text}");
+    assert!(
+        text.contains("jobs@example.com"),
+        "a plain value is shown: {text}"
+    );
 
     // At rest: no plaintext in the table.
     let rows: Vec<(String, Vec<u8>, Vec<u8>)> =
@@ -413,7 +468,9 @@ async fn secret_values_never_leave_through_the_api_and_are_encrypted_at_rest() {
         assert_eq!(nonce.len(), 12);
         for plain in [secret, "defaulted-secret-value", "jobs@example.com"] {
             assert!(
-                !ciphertext.windows(plain.len()).any(|w| w == plain.as_bytes()),
+                !ciphertext
+                    .windows(plain.len())
+                    .any(|w| w == plain.as_bytes()),
                 "{name}'s ciphertext holds a plaintext"
             );
         }
@@ -422,11 +479,36 @@ async fn secret_values_never_leave_through_the_api_and_are_encrypted_at_rest() {
     // Bad input: clear 4xx, nothing changed.
     let big = "x".repeat(64 * 1024 + 1);
     for (name, body, status, code) in [
-        ("Bad-Name", json!({"value": "v"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
-        ("a__b", json!({"value": "v"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
-        ("big", json!({"value": big}), StatusCode::UNPROCESSABLE_ENTITY, "value_too_large"),
-        ("x", json!({"value": "v", "ttl": 1}), StatusCode::BAD_REQUEST, "bad_request"),
-        ("x", json!({"secret": true}), StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "Bad-Name",
+            json!({"value": "v"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+        ),
+        (
+            "a__b",
+            json!({"value": "v"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+        ),
+        (
+            "big",
+            json!({"value": big}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "value_too_large",
+        ),
+        (
+            "x",
+            json!({"value": "v", "ttl": 1}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "x",
+            json!({"secret": true}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
     ] {
         let (got, resp) = r
             .call(
@@ -551,7 +633,10 @@ async fn an_attempt_gets_its_granted_values_and_nothing_else() {
         ["api_token", "region", "unset_name"]
     );
     let token = g.config["api_token"].as_ref().unwrap();
-    assert_eq!((token.value.as_str(), token.secret), ("token-value-granted", true));
+    assert_eq!(
+        (token.value.as_str(), token.secret),
+        ("token-value-granted", true)
+    );
     let region = g.config["region"].as_ref().unwrap();
     assert_eq!((region.value.as_str(), region.secret), ("eu-west-1", false));
     assert!(g.config["unset_name"].is_none(), "granted but not set");
@@ -576,20 +661,34 @@ async fn an_attempt_gets_its_granted_values_and_nothing_else() {
     let err = grants::load(r.store.as_ref(), None, tenant_id, job_id)
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("SANDFIRE_SECRETS_KEY"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("SANDFIRE_SECRETS_KEY"),
+        "{err:#}"
+    );
     let wrong = Keyring::new(vec![(1, [9; 32])], 1).unwrap();
     let err = grants::load(r.store.as_ref(), Some(&wrong), tenant_id, job_id)
         .await
         .unwrap_err();
     let text = format!("{err:#}");
-    assert!(text.contains("\"api_token\"") || text.contains("\"region\""), "{text}");
-    assert!(!text.contains("token-value-granted") && !text.contains("eu-west-1"), "{text}");
+    assert!(
+        text.contains("\"api_token\"") || text.contains("\"region\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("token-value-granted") && !text.contains("eu-west-1"),
+        "{text}"
+    );
 
     // A job of another tenant is not found through this tenant.
     assert!(
-        grants::load(r.store.as_ref(), Some(keyring.as_ref()), tenant_id + 1, job_id)
-            .await
-            .is_err()
+        grants::load(
+            r.store.as_ref(),
+            Some(keyring.as_ref()),
+            tenant_id + 1,
+            job_id
+        )
+        .await
+        .is_err()
     );
     r.shutdown().await;
 }
@@ -615,17 +714,30 @@ async fn rotation_reencrypts_every_entry_under_the_new_key() {
     let (_, got) = r2
         .call(Method::GET, "/v1/config/region", Some(&a.key), None)
         .await;
-    assert_eq!((got["value"].as_str(), got["key_id"].as_i64()), (Some("eu-west-1"), Some(1)));
+    assert_eq!(
+        (got["value"].as_str(), got["key_id"].as_i64()),
+        (Some("eu-west-1"), Some(1))
+    );
     // A new write uses the active key.
     let (_, put) = put_config(&r2, &b, "new_entry", "sealed-under-two", false).await;
     assert_eq!(put["key_id"], 2);
 
     let (status, _) = r2
-        .call(Method::POST, "/v1/admin/config/reencrypt", Some(&a.key), None)
+        .call(
+            Method::POST,
+            "/v1/admin/config/reencrypt",
+            Some(&a.key),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "admin only");
     let (status, report) = r2
-        .call(Method::POST, "/v1/admin/config/reencrypt", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::POST,
+            "/v1/admin/config/reencrypt",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["active_key_id"], 2);
@@ -646,19 +758,35 @@ async fn rotation_reencrypts_every_entry_under_the_new_key() {
         .await
         .unwrap();
     assert_eq!(g.config["region"].as_ref().unwrap().value, "eu-west-1");
-    assert_eq!(g.config["api_token"].as_ref().unwrap().value, "a-secret-token");
+    assert_eq!(
+        g.config["api_token"].as_ref().unwrap().value,
+        "a-secret-token"
+    );
 
     // Again: nothing left to do.
     let (_, report) = r2
-        .call(Method::POST, "/v1/admin/config/reencrypt", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::POST,
+            "/v1/admin/config/reencrypt",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(report["reencrypted"], 0);
     // A runner without key 2 reports what it cannot read instead of failing.
     let (_, report) = r
-        .call(Method::POST, "/v1/admin/config/reencrypt", Some(ADMIN_TOKEN), None)
+        .call(
+            Method::POST,
+            "/v1/admin/config/reencrypt",
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert_eq!(report["active_key_id"], 1);
-    assert_eq!((report["reencrypted"].as_i64(), report["failed"].as_i64()), (Some(0), Some(4)));
+    assert_eq!(
+        (report["reencrypted"].as_i64(), report["failed"].as_i64()),
+        (Some(0), Some(4))
+    );
     assert_eq!(report["failed_key_ids"], json!([2]));
     r2.shutdown().await;
     r.shutdown().await;

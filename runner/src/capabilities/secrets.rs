@@ -398,9 +398,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(pinned.active_key_id(), 1);
-        let merged = Keyring::from_env_values(Some(k1.as_str()), Some(format!("2:{k2}").as_str()), Some("2"))
-            .unwrap()
-            .unwrap();
+        let merged = Keyring::from_env_values(
+            Some(k1.as_str()),
+            Some(format!("2:{k2}").as_str()),
+            Some("2"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((merged.key_ids(), merged.active_key_id()), (vec![1, 2], 2));
         // The Debug form shows ids only.
         let shown = format!("{merged:?}");
@@ -414,14 +418,21 @@ mod tests {
     fn bad_key_material_is_a_clear_error_without_the_material() {
         let short = b64(&[3; 16]);
         let good = b64(&[4; 32]);
-        let cases: Vec<(Option<&str>, Option<String>, Option<&str>, &str)> = vec![
+        // (SANDFIRE_SECRETS_KEY, SANDFIRE_SECRETS_KEYS, SANDFIRE_SECRETS_KEY_ID, the error says)
+        type Case<'a> = (Option<&'a str>, Option<String>, Option<&'a str>, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (
                 Some("not base64!"),
                 None,
                 None,
                 "SANDFIRE_SECRETS_KEY is not valid base64",
             ),
-            (Some(short.as_str()), None, None, "decodes to 16 bytes, not 32"),
+            (
+                Some(short.as_str()),
+                None,
+                None,
+                "decodes to 16 bytes, not 32",
+            ),
             (
                 None,
                 Some(good.clone()),
