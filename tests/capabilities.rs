@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use sandfire::capabilities::{Keyring, grants};
+use sandfire::store::{ConfigReseal, Store};
 use serde_json::{Value, json};
 
 use crate::support::{ADMIN_TOKEN, Body, TEST_SECRETS_KEY, TestRunner, TestTenant};
@@ -789,5 +790,62 @@ async fn rotation_reencrypts_every_entry_under_the_new_key() {
     );
     assert_eq!(report["failed_key_ids"], json!([2]));
     r2.shutdown().await;
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reseal_pages_through_stale_entries_and_never_overwrites_a_newer_value() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    for name in ["a_entry", "b_entry", "c_entry"] {
+        put_config(&r, &t, name, &format!("old-{name}"), false).await;
+    }
+    let store: &dyn Store = r.store.as_ref();
+    // Under active key 2, every row (key 1) is stale; pages follow (tenant, name).
+    let first = store.config_stale(2, None, 2).await.unwrap();
+    let names: Vec<&str> = first.iter().map(|row| row.name.as_str()).collect();
+    assert_eq!(names, ["a_entry", "b_entry"]);
+    let last = first.last().unwrap();
+    let rest = store
+        .config_stale(2, Some((last.tenant_id, last.name.clone())), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].name, "c_entry");
+    assert!(store.config_stale(1, None, 10).await.unwrap().is_empty());
+
+    // The tenant replaces a value after it was read for re-sealing: the re-seal of the old
+    // value is refused, the new value stays.
+    put_config(&r, &t, "a_entry", "newer-value", false).await;
+    let rotated = Keyring::new(vec![(1, TEST_SECRETS_KEY), (2, [42; 32])], 2).unwrap();
+    let reseal = |row: &sandfire::store::ConfigSealedRow, plain: &str| ConfigReseal {
+        tenant_id: row.tenant_id,
+        name: row.name.clone(),
+        old: row.sealed.clone(),
+        new: rotated
+            .seal(row.tenant_id, &row.name, plain.as_bytes())
+            .unwrap(),
+    };
+    let written = store
+        .config_reseal(&[
+            reseal(&first[0], "old-a_entry"),
+            reseal(&first[1], "old-b_entry"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written, 1, "only b_entry was unchanged since it was read");
+    let (_, a) = r
+        .call(Method::GET, "/v1/config/a_entry", Some(&t.key), None)
+        .await;
+    assert_eq!(
+        (a["value"].as_str(), a["key_id"].as_i64()),
+        (Some("newer-value"), Some(1))
+    );
+    let key_of_b: i32 =
+        sqlx::query_scalar("SELECT key_id FROM tenant_config WHERE name = 'b_entry'")
+            .fetch_one(r.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(key_of_b, 2);
     r.shutdown().await;
 }
