@@ -131,6 +131,8 @@ pub trait CapabilityStore {
     ) -> StoreResult<Vec<ConfigSealedRow>>;
     /// Writes re-sealed entries (each only if unchanged since read); returns how many were.
     async fn config_reseal(&self, reseals: &[ConfigReseal]) -> StoreResult<u64>;
+    /// How many entries (of every tenant) each key id seals, by key id.
+    async fn config_key_counts(&self) -> StoreResult<Vec<(i32, i64)>>;
     /// The tenant's policy, the job's grant and the sealed values of its granted names, in one
     /// statement; `None` when the tenant has no job `job_id`.
     async fn attempt_grants(
@@ -442,6 +444,13 @@ impl CapabilityStore for PgStore {
         .await
         .map_err(classify)?;
         Ok(done.rows_affected())
+    }
+
+    async fn config_key_counts(&self) -> StoreResult<Vec<(i32, i64)>> {
+        sqlx::query_as("SELECT key_id, count(*) FROM tenant_config GROUP BY key_id ORDER BY key_id")
+            .fetch_all(self.pool())
+            .await
+            .map_err(classify)
     }
 
     async fn attempt_grants(
