@@ -161,6 +161,8 @@ fn problem(pattern: &str, problem: impl Into<String>) -> PatternError {
     }
 }
 
+const PATH: &str = "a path is not allowed: a pattern is scheme://host[:port]";
+
 const FORM: &str =
     "use scheme://host[:port], e.g. https://api.example.com or https://*.example.com:8443";
 
@@ -229,9 +231,7 @@ impl HostPattern {
                 Some(p) => {
                     let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
                     if end == 0 {
-                        return Err(err(
-                            "a path is not allowed: a pattern is scheme://host[:port]",
-                        ));
+                        return Err(err(PATH));
                     }
                     (Some(&p[..end]), &p[end..])
                 }
@@ -242,9 +242,7 @@ impl HostPattern {
                 _ => match after.strip_prefix(':') {
                     Some(port) => Some(port),
                     None if after.starts_with('/') => {
-                        return Err(err(
-                            "a path is not allowed: a pattern is scheme://host[:port]",
-                        ));
+                        return Err(err(PATH));
                     }
                     None => {
                         return Err(err(&format!(
@@ -253,7 +251,7 @@ impl HostPattern {
                     }
                 },
             };
-            (Some(addr), prefix, port)
+            (addr, prefix, port)
         } else {
             let end = rest.find([':', '/']).unwrap_or(rest.len());
             let (host, mut after) = rest.split_at(end);
@@ -265,33 +263,21 @@ impl HostPattern {
                     && (tail.is_empty() || tail.starts_with(':'))
                     && host.parse::<Ipv4Addr>().is_ok();
                 if !is_cidr {
-                    return Err(err(
-                        "a path is not allowed: a pattern is scheme://host[:port]",
-                    ));
+                    return Err(err(PATH));
                 }
                 prefix = Some(number);
                 after = tail;
             }
-            if !after.is_empty() && !after.starts_with(':') {
+            if after.strip_prefix(':').is_some_and(|p| p.contains(':')) {
                 return Err(err(
-                    "a path is not allowed: a pattern is scheme://host[:port]",
+                    "an IPv6 address goes in brackets: https://[2001:db8::1]",
                 ));
             }
-            if host.is_empty() && rest.starts_with(':')
-                || after.strip_prefix(':').is_some_and(|p| p.contains(':'))
-            {
-                return Err(err(
-                    "the host is empty (an IPv6 address goes in brackets: https://[2001:db8::1])",
-                ));
-            }
-            (Some(host), prefix, after.strip_prefix(':'))
+            (host, prefix, after.strip_prefix(':'))
         };
         if port_text.is_some_and(|p| p.contains('/')) {
-            return Err(err(
-                "a path is not allowed: a pattern is scheme://host[:port]",
-            ));
+            return Err(err(PATH));
         }
-        let host_text = host_text.unwrap_or_default();
         let bracketed = rest.starts_with('[');
 
         let host = parse_host(host_text, prefix_text, bracketed).map_err(|p| err(&p))?;
@@ -621,7 +607,7 @@ mod tests {
             ("https://999.1.1.1", "neither an IPv4"),
             ("https://10.0.0.1/8", "bits set"),
             ("https://10.0.0.0/33", "prefix length"),
-            ("https://2001:db8::1", "brackets"),
+            ("https://2001:db8::1", "in brackets"),
             ("https://[2001:db8::1", "not closed"),
             ("https://[example.com]", "not an IPv6"),
             ("https://[::1]/129", "prefix length"),
