@@ -6,6 +6,7 @@
 mod support;
 
 mod batches;
+mod capabilities;
 mod chaos;
 mod cluster;
 mod control;

@@ -210,6 +210,16 @@ struct ServeArgs {
     /// Run inputs and outputs larger than this are left out of run lists, in bytes.
     #[arg(long, default_value_t = 4 * 1024)]
     list_value_bytes: usize,
+    /// Key that encrypts tenants' config values at rest: base64 of 32 random bytes
+    /// (`openssl rand -base64 32`), key id 1. Without any key, config and secrets are off.
+    #[arg(long, env = "SANDFIRE_SECRETS_KEY", hide_env_values = true, value_parser = hidden)]
+    secrets_key: Option<Hidden>,
+    /// Keys for rotation: "1:<base64>,2:<base64>" (may add to --secrets-key, which is id 1).
+    #[arg(long, env = "SANDFIRE_SECRETS_KEYS", hide_env_values = true, value_parser = hidden)]
+    secrets_keys: Option<Hidden>,
+    /// The key id that encrypts new values (default: the highest id given).
+    #[arg(long, env = "SANDFIRE_SECRETS_KEY_ID")]
+    secrets_key_id: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SANDFIRE_LOG_JSON")]
     log_json: bool,
@@ -252,6 +262,20 @@ async fn main() -> anyhow::Result<()> {
             a.max_memory_bytes,
         )),
     }
+}
+
+/// A flag's value that must never be printed (key material): `Debug` hides it.
+#[derive(Clone)]
+struct Hidden(String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+fn hidden(text: &str) -> Result<Hidden, String> {
+    Ok(Hidden(text.to_string()))
 }
 
 /// A quota flag's value: a number, or no limit.
@@ -360,6 +384,23 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
         max_log_bytes_per_attempt: args.tenant_max_log_bytes_per_attempt.0,
     };
     settings.check().map_err(anyhow::Error::msg)?;
+    settings.keyring = sandfire::capabilities::Keyring::from_env_values(
+        args.secrets_key.as_ref().map(|k| k.0.as_str()),
+        args.secrets_keys.as_ref().map(|k| k.0.as_str()),
+        args.secrets_key_id.as_deref(),
+    )
+    .context("the config encryption keys (SANDFIRE_SECRETS_KEY / SANDFIRE_SECRETS_KEYS)")?
+    .map(std::sync::Arc::new);
+    match &settings.keyring {
+        Some(ring) => tracing::info!(
+            key_ids = ?ring.key_ids(),
+            active_key_id = ring.active_key_id(),
+            "config encryption keys loaded"
+        ),
+        None => tracing::warn!(
+            "SANDFIRE_SECRETS_KEY is not set: config and secrets (/v1/config) are off"
+        ),
+    }
     settings.api_pool_size = args.api_pool_size.max(1);
     settings.worker_pool_size = args.worker_pool_size.max(1);
     settings.http.header_timeout = args.header_timeout.max(Duration::from_millis(100));

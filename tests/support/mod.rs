@@ -17,6 +17,18 @@ use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
 
+/// The config encryption key of test runners (key id 1): fixed, so a second runner on the same
+/// database reads what the first wrote.
+pub const TEST_SECRETS_KEY: [u8; 32] = *b"sandfire-test-secrets-key-32byte";
+
+/// The keyring test runners start with: [`TEST_SECRETS_KEY`] as key 1.
+pub fn test_keyring() -> Arc<sandfire::capabilities::Keyring> {
+    Arc::new(
+        sandfire::capabilities::Keyring::new(vec![(1, TEST_SECRETS_KEY)], 1)
+            .expect("the test key is valid"),
+    )
+}
+
 /// Path of a built example component.
 pub fn example_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,6 +74,7 @@ pub async fn fresh_database() -> String {
 pub fn test_settings() -> Settings {
     let mut s = Settings {
         admin_token: Some(ADMIN_TOKEN.to_string()),
+        keyring: Some(test_keyring()),
         ..Settings::default()
     };
     s.worker.slots = 8;

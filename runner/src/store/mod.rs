@@ -6,6 +6,7 @@
 //! tenant can never reach another's rows. The database clock is the only clock.
 
 mod batches;
+mod capabilities;
 mod control;
 mod group_commit;
 mod history;
@@ -28,6 +29,10 @@ use crate::model::{Level, Outcome, RunState};
 pub use batches::{
     Batch, BatchCancel, BatchContinuationParams, BatchCreateParams, BatchCreated, BatchDetail,
     BatchRun, BatchRunParams, BatchStore,
+};
+pub use capabilities::{
+    AttemptGrantRows, CapabilityStore, ConfigEntry, ConfigPut, ConfigPutParams, ConfigReseal,
+    ConfigSealedRow, JobGrant, TenantPolicy,
 };
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry, VIA_API};
 pub use group_commit::GroupCommit;
@@ -599,6 +604,7 @@ impl PoolOptions {
 pub trait Store:
     RunnerStore
     + BatchStore
+    + CapabilityStore
     + RunControlStore
     + RetentionStore
     + ScheduleStore
