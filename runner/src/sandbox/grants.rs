@@ -19,10 +19,17 @@ pub type HostCheck = Box<dyn Fn(&str, &str, u16) -> Result<String, String> + Sen
 pub type GrantLoader =
     Box<dyn FnOnce() -> BoxFuture<'static, anyhow::Result<AttemptGrants>> + Send>;
 
-/// A config value granted to the job.
+/// A config value granted to the job (wiped from memory when dropped).
 pub struct GrantedValue {
     pub value: String,
     pub secret: bool,
+}
+
+impl Drop for GrantedValue {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.value.zeroize();
+    }
 }
 
 /// What an attempt may use.

@@ -14,7 +14,8 @@ use crate::backoff::backoff_delay;
 use crate::config::RunLimits;
 use crate::model::Outcome;
 use crate::sandbox::{
-    AttemptReport, AttemptSpec, CancelFlag, JobContext, Journal, Limits, LogLine, PrepareError,
+    AttemptGrants, AttemptReport, AttemptSpec, CancelFlag, GrantLoader, GrantedValue, JobContext,
+    Journal, Limits, LogLine, PrepareError,
 };
 use crate::store::{AttemptRecord, ClaimedRun, Completion, NewLogLine, StoreError};
 
@@ -66,6 +67,55 @@ pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: Canc
     let mut lines = unflushed;
     lines.extend(log_rows(run.id, run.attempt, journal.drain_lines()));
     Done { completion, lines }
+}
+
+/// Reads what the run's job was granted, when the attempt first needs it (a `config.get` or
+/// an outbound request): an attempt that uses neither costs no read.
+fn grant_loader(ctx: &WorkerContext, run: &ClaimedRun) -> GrantLoader {
+    let store = ctx.store.clone();
+    let keyring = ctx.keyring.clone();
+    let (tenant_id, job_id) = (run.tenant_id, run.job_id);
+    Box::new(move || {
+        Box::pin(async move {
+            let grants =
+                crate::capabilities::grants::load(&*store, keyring.as_deref(), tenant_id, job_id)
+                    .await?;
+            Ok(attempt_grants(grants))
+        })
+    })
+}
+
+/// The sandbox's view of a job's grants: one host check (the job's grant, then its tenant's
+/// ceiling as it is now), the caps, and the granted values.
+fn attempt_grants(grants: crate::capabilities::grants::Grants) -> AttemptGrants {
+    let config = grants
+        .config
+        .iter()
+        .map(|(name, value)| {
+            let value = value.as_ref().map(|v| GrantedValue {
+                value: v.value.clone(),
+                secret: v.secret,
+            });
+            (name.clone(), value)
+        })
+        .collect();
+    let (job_hosts, tenant_hosts) = (grants.job_hosts.clone(), grants.tenant_hosts.clone());
+    AttemptGrants {
+        hosts: Box::new(move |scheme, host, port| {
+            let Some(pattern) = job_hosts.allows(scheme, host, port) else {
+                return Err("not in the job's allowed_outbound_hosts".to_owned());
+            };
+            if tenant_hosts.allows(scheme, host, port).is_none() {
+                return Err(format!(
+                    "the job's {pattern} is outside its tenant's policy (allowed_outbound_hosts)"
+                ));
+            }
+            Ok(pattern.to_owned())
+        }),
+        max_requests: grants.max_requests_per_attempt,
+        max_response_bytes: grants.max_response_bytes,
+        config,
+    }
 }
 
 /// Executes the attempt; returns its report and any log lines a mid-attempt flush failed to
@@ -135,7 +185,7 @@ async fn attempt(
         },
         cancel,
         journal: journal.clone(),
-        grants: None,
+        grants: Some(grant_loader(ctx, run)),
     };
     let execution = ctx.sandbox.execute(&prepared, spec);
     tokio::pin!(execution);

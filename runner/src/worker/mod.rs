@@ -172,8 +172,6 @@ pub(crate) struct WorkerContext {
     pub promoter: Arc<Notify>,
     /// Decrypts the config values granted to an attempt (`capabilities::grants::load`);
     /// `None` when the runner has no key.
-    // Plumbing for the attempt's config host (the sandbox side reads it).
-    #[allow(dead_code)]
     pub keyring: Option<Arc<crate::capabilities::Keyring>>,
     /// Job versions are immutable: their names and component, cached by (job id, version).
     jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
