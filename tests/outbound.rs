@@ -547,3 +547,71 @@ async fn a_secret_never_leaves_the_sandbox() {
     assert_eq!(leaked, 0);
     r.shutdown().await;
 }
+
+/// HMAC-SHA256, written out (RFC 2104) so the test checks the job's signature independently.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    hex::encode(
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize(),
+    )
+}
+
+#[tokio::test]
+async fn webhook_posts_its_input_signed_with_the_secret() {
+    let web = WebServer::start().await;
+    let r = loopback_runner().await;
+    let host = format!("http://{}", web.addr);
+    let t = granted(
+        &r,
+        "acme",
+        "webhook",
+        "webhook",
+        local_ceiling(),
+        &[host],
+        &["webhook_url", "webhook_secret"],
+    )
+    .await;
+    set_config(&r, &t, "webhook_url", &web.url("/ok"), false).await;
+    set_config(&r, &t, "webhook_secret", "whsec_0123456789abcdef", true).await;
+
+    let run = r
+        .enqueue(
+            &t,
+            "webhook",
+            json!({"input": {"order": 7, "total": "12.50"}}),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = r.wait_terminal(&t, &id).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["output"], json!({"status": 200}));
+    let seen = web.seen();
+    assert_eq!(seen.len(), 1);
+    let hit = &seen[0];
+    assert_eq!(hit.method, "POST");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&hit.body).unwrap(),
+        json!({"order": 7, "total": "12.50"})
+    );
+    let expected = format!(
+        "sha256={}",
+        hmac_sha256(b"whsec_0123456789abcdef", &hit.body)
+    );
+    assert_eq!(hit.header("x-sandfire-signature"), Some(expected.as_str()));
+    assert_eq!(hit.header("x-sandfire-run"), Some(id.as_str()));
+    r.shutdown().await;
+}

@@ -99,6 +99,7 @@ impl HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.code {
+            Some(code) if *code == self.message => write!(f, "HTTP request failed: {code}"),
             Some(code) => write!(f, "HTTP request failed: {code}: {}", self.message),
             None => write!(f, "HTTP request failed: {}", self.message),
         }
@@ -121,12 +122,16 @@ impl From<HttpError> for JobError {
 fn from_wstd(error: wstd::http::Error) -> HttpError {
     match error.downcast_ref::<wstd::http::ErrorCode>() {
         Some(code) => {
-            let name = format!("{code:?}");
-            // `HttpResponseBodySize(Some(1048577))` → code `HttpResponseBodySize`.
-            let short = name.split('(').next().unwrap_or(&name).to_owned();
+            let debug = format!("{code:?}");
+            // `ErrorCode::HttpResponseBodySize(Some(1048577))` → `HttpResponseBodySize`.
+            let full = debug
+                .strip_prefix("ErrorCode::")
+                .unwrap_or(&debug)
+                .to_owned();
+            let short = full.split('(').next().unwrap_or(&full).to_owned();
             HttpError {
                 code: Some(short),
-                message: name,
+                message: full,
             }
         }
         None => HttpError {

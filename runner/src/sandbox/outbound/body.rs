@@ -57,13 +57,13 @@ impl Body for RequestBody {
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    this.written += data.len() as u64;
-                    this.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if this.written > this.cap {
-                        return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(
-                            this.written,
-                        )))));
+                    let written = this.written + data.len() as u64;
+                    if written > this.cap {
+                        // Nothing of this chunk goes out.
+                        return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(written)))));
                     }
+                    this.written = written;
+                    this.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -217,6 +217,19 @@ impl WasiHttpHooks for AttemptHttp {
         // The guest's request or the server's answer was malformed: not the runner's problem,
         // so no warning in the runner's own log.
         tracing::debug!(error = %err, "outbound HTTP error");
+        // An error of our own body wrappers (a cap), carried through hyper: keep its code.
+        let mut source = std::error::Error::source(err);
+        while let Some(e) = source {
+            match e.downcast_ref::<Error>() {
+                Some(Error::HttpRequestBodySize(n)) => return ErrorCode::HttpRequestBodySize(*n),
+                Some(Error::HttpResponseBodySize(n)) => {
+                    return ErrorCode::HttpResponseBodySize(*n);
+                }
+                Some(Error::ConnectionReadTimeout) => return ErrorCode::ConnectionReadTimeout,
+                _ => {}
+            }
+            source = e.source();
+        }
         if err.is_timeout() {
             ErrorCode::ConnectionReadTimeout
         } else if err.is_incomplete_message() {
