@@ -37,6 +37,8 @@ pub struct AttemptView {
     pub outcome: Option<&'static str>,
     pub hint: &'static str,
     pub error: String,
+    /// Outbound requests of the attempt, in words; empty if it made none.
+    pub network: String,
 }
 
 pub struct EventView {
@@ -266,6 +268,7 @@ pub async fn page(
                 outcome: a.outcome.map(|o| o.as_str()),
                 hint: a.outcome.map(view::outcome_hint).unwrap_or(""),
                 error: a.error.clone().unwrap_or_default(),
+                network: a.outbound.as_ref().map(network).unwrap_or_default(),
             }
         })
         .collect();
@@ -393,4 +396,20 @@ pub async fn page(
         earlier,
         tail,
     })
+}
+
+/// `3 requests (1 denied), 5.0 KiB in, 120 B out` from an attempt's `outbound` record.
+fn network(outbound: &serde_json::Value) -> String {
+    let n = |k: &str| outbound[k].as_i64().unwrap_or(0);
+    let requests = n("requests");
+    let denied = match n("denied") {
+        0 => String::new(),
+        d => format!(" ({d} denied)"),
+    };
+    format!(
+        "network: {requests} request{}{denied}, {} in, {} out",
+        if requests == 1 { "" } else { "s" },
+        view::bytes(n("bytes_in")),
+        view::bytes(n("bytes_out"))
+    )
 }
