@@ -14,6 +14,7 @@ mod hostile_guests;
 mod hot_path;
 mod http_limits;
 mod kinds;
+mod langs;
 mod quotas;
 mod retention;
 mod schedules;

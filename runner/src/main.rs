@@ -120,8 +120,8 @@ struct ServeArgs {
     /// Memory for compiled components kept ready for one tenant, in MiB.
     #[arg(long, default_value_t = 64)]
     cache_tenant_mb: usize,
-    /// Largest component upload, in bytes.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    /// Largest component upload, in bytes (a Python component is about 18 MB).
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
     max_component_bytes: usize,
     /// Keep succeeded and cancelled runs this long (e.g. "7d").
     #[arg(long, default_value = "7d", value_parser = duration)]

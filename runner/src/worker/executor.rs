@@ -14,9 +14,13 @@ use crate::backoff::backoff_delay;
 use crate::config::RunLimits;
 use crate::model::Outcome;
 use crate::sandbox::{
-    AttemptReport, AttemptSpec, CancelFlag, JobContext, Journal, Limits, LogLine, PrepareError,
+    AttemptReport, AttemptSpec, CancelFlag, ComponentSource, JobContext, Journal, Limits, LogLine,
+    PrepareError,
 };
-use crate::store::{AttemptRecord, ClaimedRun, Completion, NewLogLine, StoreError};
+use crate::store::{
+    AttemptRecord, ClaimedRun, CompiledComponentPutParams, Completion, NewLogLine, Store,
+    StoreError,
+};
 
 /// Attempts of one run refunded for the runner's own faults (pool full, component could not be
 /// loaded) before further ones count against `max_attempts` like any failure: a run can never
@@ -90,17 +94,14 @@ async fn attempt(
             );
         }
     };
-    let store = ctx.store.clone();
-    let (tenant_id, digest) = (run.tenant_id, job.digest.clone());
+    let source = StoredComponent {
+        store: ctx.store.clone(),
+        tenant_id: run.tenant_id,
+        digest: job.digest.clone(),
+    };
     let prepared = ctx
         .sandbox
-        .prepare(run.tenant_id, &job.digest, || async move {
-            match store.component_bytes(tenant_id, &digest).await {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(anyhow::anyhow!("component {digest} is not in the database")),
-                Err(e) => Err(anyhow::Error::new(e)),
-            }
-        })
+        .prepare_from(run.tenant_id, &job.digest, &source)
         .await;
     let prepared = match prepared {
         Ok(p) => p,
@@ -444,5 +445,50 @@ mod tests {
         assert!(!released.transition.records_attempt());
         assert!(!released.transition.refunds_attempt());
         assert_eq!(released.run_error(), None);
+    }
+}
+
+/// A tenant's component as the store holds it: the artifact a runner kept for this engine, or
+/// the uploaded bytes.
+struct StoredComponent {
+    store: Arc<dyn Store>,
+    tenant_id: i64,
+    digest: String,
+}
+
+#[async_trait::async_trait]
+impl ComponentSource for StoredComponent {
+    async fn artifact(&self, engine: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .compiled_component_get(self.tenant_id, &self.digest, engine)
+            .await?)
+    }
+
+    async fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        match self
+            .store
+            .component_bytes(self.tenant_id, &self.digest)
+            .await
+        {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(anyhow::anyhow!(
+                "component {} is not in the database",
+                self.digest
+            )),
+            Err(e) => Err(anyhow::Error::new(e)),
+        }
+    }
+
+    async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>) {
+        let params = CompiledComponentPutParams {
+            tenant_id: self.tenant_id,
+            digest: self.digest.clone(),
+            engine: engine.to_owned(),
+            artifact,
+        };
+        if let Err(error) = self.store.compiled_component_put(params).await {
+            tracing::warn!(digest = %self.digest, %error, "could not keep a compiled artifact");
+        }
     }
 }

@@ -1,0 +1,173 @@
+//! Jobs in other languages: `hello-py` (componentize-py) and `hello-js` (componentize-js), built
+//! by `make examples-langs` from `examples-langs/`, uploaded, run and checked like the Rust
+//! `hello`: output, a log line with fields, progress, the captured stdout line. Also: the
+//! files and sockets their runtimes import are linked deny-only, and an upload's compiled
+//! artifact is kept so that another runner loads it instead of compiling (tens of seconds).
+//!
+//! Each upload of these components compiles twice (the compile probe, then the runner): the
+//! tests upload each component once and do everything with it.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Body, TestRunner, TestTenant, example};
+
+/// Compiling an 18 MB Python component takes 10-40 s on a loaded 2-core machine, twice per
+/// upload (probe and runner).
+const SLOW: Duration = Duration::from_secs(300);
+
+async fn upload_timed(r: &TestRunner, t: &TestTenant, job: &str) -> Duration {
+    let started = Instant::now();
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            &format!("/v1/jobs/{job}"),
+            Some(&t.key),
+            Some(Body::Raw(example(job), None)),
+        )
+        .await;
+    assert!(status.is_success(), "uploading {job}: {status} {body}");
+    let took = started.elapsed();
+    eprintln!(
+        "{job}: {} bytes uploaded (validated, compiled, kept) in {took:?}",
+        example(job).len()
+    );
+    took
+}
+
+/// Runs `job` with `input` to a terminal state; returns the run and how long it took from
+/// enqueue to terminal.
+async fn run_job(r: &TestRunner, t: &TestTenant, job: &str, input: Value) -> (Value, Duration) {
+    let started = Instant::now();
+    let run = r.enqueue(t, job, json!({ "input": input })).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = r
+        .wait_for(t, &id, SLOW, |r| {
+            matches!(
+                r["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        })
+        .await;
+    (run, started.elapsed())
+}
+
+/// The greeting, the log line with its fields, progress and the stdout line of one run.
+async fn assert_hello(r: &TestRunner, t: &TestTenant, run: &Value, job: &str, language: &str) {
+    assert_eq!(run["state"], "succeeded", "{job}: {run:#}");
+    assert_eq!(run["output"], json!({"greeting": "Hello, Ada!"}), "{job}");
+    assert_eq!(run["progress"], 100, "{job}: {run:#}");
+    let lines = r.logs(t, run["id"].as_str().unwrap()).await;
+    let greeting = lines
+        .iter()
+        .find(|l| l["message"] == "greeting Ada")
+        .unwrap_or_else(|| panic!("{job}: no greeting line in the logs: {lines:#?}"));
+    assert_eq!(greeting["level"], "info", "{job}");
+    let fields = greeting["fields"].to_string();
+    for (key, value) in [("name", "Ada"), ("attempt", "1"), ("language", language)] {
+        assert!(
+            field(&greeting["fields"], key).as_deref() == Some(value),
+            "{job}: field {key}={value} missing from {fields}"
+        );
+    }
+    let said = format!("{job} says hello to Ada");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"].as_str() == Some(said.as_str())),
+        "{job}: the stdout line {said:?} is not in the logs: {lines:#?}"
+    );
+}
+
+/// A log line field's value, whether fields are an object or a list of `{key, value}`.
+fn field(fields: &Value, key: &str) -> Option<String> {
+    match fields {
+        Value::Object(map) => map.get(key).and_then(|v| v.as_str()).map(str::to_owned),
+        Value::Array(list) => list.iter().find_map(|f| {
+            (f["key"] == key)
+                .then(|| f["value"].as_str().map(str::to_owned))
+                .flatten()
+        }),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn hello_py_and_hello_js_run_like_hello_and_files_and_sockets_are_denied() {
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    for (job, language) in [("hello-py", "python"), ("hello-js", "javascript")] {
+        upload_timed(&r, &t, job).await;
+        let (run, took) = run_job(&r, &t, job, json!({"name": "Ada"})).await;
+        eprintln!("{job}: first run (compiled at upload, cached) in {took:?}");
+        assert_hello(&r, &t, &run, job, language).await;
+        let (_, took) = run_job(&r, &t, job, json!({"name": "Ada"})).await;
+        eprintln!("{job}: next run in {took:?}");
+    }
+    assert_eq!(
+        r.count("SELECT count(*) FROM compiled_components").await,
+        2,
+        "each upload keeps its compiled artifact"
+    );
+
+    // Bad input fails the run (the job's `fail`), no retry.
+    let (run, _) = run_job(&r, &t, "hello-js", json!({"nom": "Ada"})).await;
+    assert_eq!(run["state"], "failed", "{run:#}");
+    assert!(
+        run["error"].as_str().unwrap_or("").contains("input must be"),
+        "{run:#}"
+    );
+
+    // CPython's own `open` and `socket`: the runtime imports wasi:filesystem and wasi:sockets,
+    // and both answer with errors (no preopened directory, network use denied).
+    let (run, _) = run_job(&r, &t, "hello-py", json!({"name": "Ada", "probe": true})).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    let probe = &run["output"]["probe"];
+    for what in ["file", "socket"] {
+        let result = probe[what].as_str().unwrap_or_default();
+        assert!(
+            result.starts_with("error:"),
+            "{what} access was not refused: {probe}"
+        );
+    }
+    eprintln!("hello-py probe: {probe}");
+    r.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_runner_loads_the_kept_artifact_instead_of_compiling() {
+    // Runner A serves another queue: it only takes the upload (and compiles it there).
+    let a = TestRunner::start_with(|s| s.worker.queues = vec!["other".into()]).await;
+    let t = a.tenant("acme").await;
+    upload_timed(&a, &t, "hello-js").await;
+    let b = a.second_runner(|_| {}).await;
+
+    let (run, took) = run_job(&b, &t, "hello-js", json!({"name": "Ada"})).await;
+    assert_hello(&b, &t, &run, "hello-js", "javascript").await;
+    eprintln!("hello-js: first run on another runner, from the kept artifact, in {took:?}");
+    assert_eq!(b.sandbox().compiles(), 0, "runner B compiled the component");
+    assert_eq!(b.sandbox().artifacts_loaded(), 1);
+
+    // Without a kept artifact (e.g. another wasmtime version produced the ones there), a
+    // runner compiles on its first run and keeps its own.
+    sqlx::query("DELETE FROM compiled_components")
+        .execute(a.store.pool())
+        .await
+        .unwrap();
+    let c = a.second_runner(|_| {}).await;
+    b.shutdown().await;
+    let (run, took) = run_job(&c, &t, "hello-js", json!({"name": "Ada"})).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    eprintln!("hello-js: first run on another runner, compiling (no artifact), in {took:?}");
+    assert_eq!(c.sandbox().compiles(), 1);
+    assert_eq!(c.sandbox().artifacts_loaded(), 0);
+    assert_eq!(
+        a.count("SELECT count(*) FROM compiled_components").await,
+        1,
+        "the compiling runner keeps its artifact"
+    );
+    c.shutdown().await;
+    a.shutdown().await;
+}
