@@ -4,7 +4,9 @@ Input `{"name": "Ada"}` -> output `{"greeting": "Hello, Ada!"}`. It logs one lin
 through the host, reports progress and prints a line to stdout (captured into the run's log).
 
 With `"probe": true` in the input it also tries to read a file and to open a TCP connection
-and returns what happened under `"probe"`: the runner grants neither, so both are errors.
+and returns what happened under `"probe"`: both are errors. The file: no directory is
+preopened. The socket: this CPython build has no `socket` module (and wasi:sockets, linked
+for its runtime, denies every use anyway).
 """
 
 import json

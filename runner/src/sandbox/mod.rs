@@ -137,7 +137,8 @@ impl Default for SandboxConfig {
             cache_tenant_bytes: 64 * 1024 * 1024,
             compile_concurrency: 1,
             compile_queue_wait: Duration::from_secs(5),
-            compile_timeout: Duration::from_secs(30),
+            // A Python or JavaScript component takes 15-30 s on an idle core, more on a busy one.
+            compile_timeout: Duration::from_secs(120),
             compile_caps: CompileCaps::default(),
             compile_probe: None,
             keep_resident_bytes: 0,
