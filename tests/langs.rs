@@ -135,7 +135,10 @@ async fn hello_py_and_hello_js_run_like_hello_and_files_and_sockets_are_denied()
     let (run, _) = run_job(&r, &t, "hello-js", json!({"nom": "Ada"})).await;
     assert_eq!(run["state"], "failed", "{run:#}");
     assert!(
-        run["error"].as_str().unwrap_or("").contains("input must be"),
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("input must be"),
         "{run:#}"
     );
 

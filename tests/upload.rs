@@ -66,10 +66,9 @@ async fn uploads_that_are_not_job_components_are_rejected_with_the_reason() {
     assert_eq!(body["error"]["code"], "wrong_world", "{body}");
 
     // A component importing an interface outside the grant: the import is named.
-    let keyvalue = wat::parse_str(
-        r#"(component (import "wasi:keyvalue/store@0.2.0-draft" (instance)))"#,
-    )
-    .unwrap();
+    let keyvalue =
+        wat::parse_str(r#"(component (import "wasi:keyvalue/store@0.2.0-draft" (instance)))"#)
+            .unwrap();
     let (status, body) = put(&r, &t, "kv", keyvalue).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "disallowed_imports", "{body}");

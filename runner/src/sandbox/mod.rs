@@ -516,10 +516,7 @@ impl Sandbox {
             return Ok(prepared);
         }
         let slot = cache.inflight(&key);
-        let result = slot
-            .get_or_try_init(produce)
-            .await
-            .cloned();
+        let result = slot.get_or_try_init(produce).await.cloned();
         cache.finish(&key, &slot, result.as_ref().ok());
         result
     }
@@ -812,7 +809,10 @@ async fn serialize(prepared: &Arc<Prepared>) -> Option<Vec<u8>> {
     match tokio::task::spawn_blocking(move || prepared.artifact()).await {
         Ok(Ok(artifact)) => Some(artifact),
         Ok(Err(error)) => {
-            tracing::warn!(error = format!("{error:#}"), "could not serialize a compiled component");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not serialize a compiled component"
+            );
             None
         }
         Err(error) => {

@@ -609,7 +609,10 @@ async fn an_uploads_artifact_loads_in_another_sandbox_without_compiling() {
     let report = runner
         .execute(
             &prepared,
-            spec(r#"{"name":"Ada"}"#, limits(PLENTY_OF_FUEL, Duration::from_secs(10))),
+            spec(
+                r#"{"name":"Ada"}"#,
+                limits(PLENTY_OF_FUEL, Duration::from_secs(10)),
+            ),
         )
         .await;
     assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
@@ -632,7 +635,10 @@ async fn an_unusable_artifact_is_compiled_over_and_the_new_one_kept() {
         bytes,
         ..MemorySource::default()
     };
-    sandbox.prepare_from(TENANT, &digest, &source).await.unwrap();
+    sandbox
+        .prepare_from(TENANT, &digest, &source)
+        .await
+        .unwrap();
     assert_eq!((sandbox.compiles(), sandbox.artifacts_loaded()), (1, 0));
     let kept = source.kept.lock().unwrap().clone();
     assert_eq!(kept.len(), 1);

@@ -300,6 +300,51 @@ fn decide(
     Completion::failed(run, record, reason)
 }
 
+/// A tenant's component as the store holds it: the artifact a runner kept for this engine, or
+/// the uploaded bytes.
+struct StoredComponent {
+    store: Arc<dyn Store>,
+    tenant_id: i64,
+    digest: String,
+}
+
+#[async_trait::async_trait]
+impl ComponentSource for StoredComponent {
+    async fn artifact(&self, engine: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .compiled_component_get(self.tenant_id, &self.digest, engine)
+            .await?)
+    }
+
+    async fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        match self
+            .store
+            .component_bytes(self.tenant_id, &self.digest)
+            .await
+        {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(anyhow::anyhow!(
+                "component {} is not in the database",
+                self.digest
+            )),
+            Err(e) => Err(anyhow::Error::new(e)),
+        }
+    }
+
+    async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>) {
+        let params = CompiledComponentPutParams {
+            tenant_id: self.tenant_id,
+            digest: self.digest.clone(),
+            engine: engine.to_owned(),
+            artifact,
+        };
+        if let Err(error) = self.store.compiled_component_put(params).await {
+            tracing::warn!(digest = %self.digest, %error, "could not keep a compiled artifact");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,50 +490,5 @@ mod tests {
         assert!(!released.transition.records_attempt());
         assert!(!released.transition.refunds_attempt());
         assert_eq!(released.run_error(), None);
-    }
-}
-
-/// A tenant's component as the store holds it: the artifact a runner kept for this engine, or
-/// the uploaded bytes.
-struct StoredComponent {
-    store: Arc<dyn Store>,
-    tenant_id: i64,
-    digest: String,
-}
-
-#[async_trait::async_trait]
-impl ComponentSource for StoredComponent {
-    async fn artifact(&self, engine: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self
-            .store
-            .compiled_component_get(self.tenant_id, &self.digest, engine)
-            .await?)
-    }
-
-    async fn bytes(&self) -> anyhow::Result<Vec<u8>> {
-        match self
-            .store
-            .component_bytes(self.tenant_id, &self.digest)
-            .await
-        {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(anyhow::anyhow!(
-                "component {} is not in the database",
-                self.digest
-            )),
-            Err(e) => Err(anyhow::Error::new(e)),
-        }
-    }
-
-    async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>) {
-        let params = CompiledComponentPutParams {
-            tenant_id: self.tenant_id,
-            digest: self.digest.clone(),
-            engine: engine.to_owned(),
-            artifact,
-        };
-        if let Err(error) = self.store.compiled_component_put(params).await {
-            tracing::warn!(digest = %self.digest, %error, "could not keep a compiled artifact");
-        }
     }
 }
