@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-EXAMPLES := hello flaky spin hog panic sleep report noop snooze files flood ticker
+EXAMPLES := hello flaky spin hog panic sleep report noop snooze files flood ticker fetch webhook leaky
 WASM_DIR := target/wasm32-wasip2/wasm
 # Throwaway PostgreSQL clusters (used only when DATABASE_URL is unset).
 RUN_PG_DIR := target/pg-run

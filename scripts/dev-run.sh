@@ -16,6 +16,15 @@ if [ -z "${SANDFIRE_ADMIN_TOKEN:-}" ]; then
   SANDFIRE_ADMIN_TOKEN=$(cat target/dev/admin-token)
 fi
 export SANDFIRE_ADMIN_TOKEN
+# Config values are encrypted at rest: without a key the runner serves no /v1/config. For
+# development, make a random one once and keep it (never use this file in production).
+if [ -z "${SANDFIRE_SECRETS_KEY:-}" ] && [ -z "${SANDFIRE_SECRETS_KEYS:-}" ]; then
+  [ -s target/dev/secrets-key ] || head -c 32 /dev/urandom | base64 > target/dev/secrets-key
+  SANDFIRE_SECRETS_KEY=$(cat target/dev/secrets-key)
+  export SANDFIRE_SECRETS_KEY
+  echo "WARNING: using the development secrets key in target/dev/secrets-key (for development only;" >&2
+  echo "         set SANDFIRE_SECRETS_KEY to your own key, e.g. \$(openssl rand -base64 32), in production)" >&2
+fi
 
 setup() {
   for _ in $(seq 1 300); do

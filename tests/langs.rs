@@ -3,8 +3,8 @@
 //! `hello`: output, a log line with fields, progress, the captured stdout line. Also: the
 //! files and sockets their runtimes import are linked deny-only, and an upload's compiled
 //! artifact is kept so that another runner loads it instead of compiling (tens of seconds).
-//! `fetch-js` (HTTP) is built by `make examples-langs` but not run here: it needs the
-//! outbound-HTTP host (`wasi:http` granted and linked), which this branch does not have.
+//! `fetch-js` calls `fetch()` (wasi:http) under the outbound grants: denied without a grant,
+//! reaching a local server with one.
 //!
 //! Compiling one of these components takes 15-30 s of a core: the tests upload each one once
 //! per runner database, without the compile probe, and do everything with it.
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Body, TestRunner, TestTenant, example};
+use crate::support::web::WebServer;
+use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant, example};
 
 /// Compiling an 18 MB Python component takes 10-40 s on a loaded 2-core machine, twice per
 /// upload (probe and runner).
@@ -175,6 +176,56 @@ async fn another_runner_loads_the_kept_artifact_instead_of_compiling() {
     assert_eq!(b.sandbox().artifacts_loaded(), 1);
     b.shutdown().await;
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_js_is_denied_without_a_grant_and_reaches_a_granted_server() {
+    let web = WebServer::start().await;
+    let r = start(|s| s.sandbox.outbound.allow_loopback = true).await;
+    let t = r.tenant("acme").await;
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            "/v1/tenants/acme/policy",
+            Some(ADMIN_TOKEN),
+            Some(Body::Json(
+                json!({"allowed_outbound_hosts": ["http://127.0.0.1:*"]}),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "policy: {body}");
+    upload_timed(&r, &t, "fetch-js").await;
+
+    // No grant: fetch() rejects, the job fails the run with the reason; the runner is fine.
+    let (run, _) = run_job(&r, &t, "fetch-js", json!({"url": web.url("/ok")})).await;
+    assert_eq!(run["state"], "failed", "{run:#}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(error.contains("fetch"), "{run:#}");
+    assert_eq!(run["attempts"][0]["outbound"]["denied"], 1, "{run:#}");
+    assert!(web.seen().is_empty(), "a denied request reached the server");
+    eprintln!("fetch-js without a grant: {error}");
+
+    let (status, body) = r
+        .call(
+            Method::PUT,
+            "/v1/jobs/fetch-js/capabilities",
+            Some(&t.key),
+            Some(Body::Json(
+                json!({"allowed_outbound_hosts": [format!("http://{}", web.addr)]}),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "capabilities: {body}");
+    let (run, _) = run_job(&r, &t, "fetch-js", json!({"url": web.url("/ok")})).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["output"], json!({"status": 200, "body": "ok"}));
+    let seen = web.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/ok")
+    );
+    r.shutdown().await;
 }
 
 /// The figures in docs/guest-languages.md: for each language, upload (probe, compile, keep),

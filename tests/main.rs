@@ -6,6 +6,7 @@
 mod support;
 
 mod batches;
+mod capabilities;
 mod chaos;
 mod cluster;
 mod control;
@@ -15,6 +16,7 @@ mod hot_path;
 mod http_limits;
 mod kinds;
 mod langs;
+mod outbound;
 mod quotas;
 mod retention;
 mod schedules;

@@ -68,6 +68,7 @@ fn completion(run: &ClaimedRun, lease_token: Uuid) -> Completion {
         fuel_used: 1,
         peak_memory: 1,
         duration_ms: 1,
+        outbound: None,
         started_at: chrono::Utc::now(),
         ended_at: chrono::Utc::now(),
     };
@@ -178,6 +179,7 @@ async fn a_runner_fault_refunds_the_attempt_and_is_counted() {
         fuel_used: 0,
         peak_memory: 0,
         duration_ms: 0,
+        outbound: None,
         started_at: chrono::Utc::now(),
         ended_at: chrono::Utc::now(),
     };

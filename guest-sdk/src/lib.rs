@@ -96,9 +96,12 @@
 //! always `false`. Build a [`Context`] with `Context { attempt: 2, ..Context::default() }`.
 #![deny(missing_docs)]
 
+pub mod config;
 mod context;
 mod error;
 mod host;
+#[cfg(feature = "http")]
+pub mod http;
 
 pub use context::Context;
 pub use error::{JobError, ResultExt};

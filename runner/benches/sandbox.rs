@@ -45,6 +45,7 @@ async fn median_us(keep_resident_bytes: usize, noop: &[u8], calls: usize) -> any
             },
             cancel: CancelFlag::default(),
             journal: Arc::new(Journal::new()),
+            grants: None,
         };
         let start = Instant::now();
         let report = sandbox.execute(&prepared, spec).await;

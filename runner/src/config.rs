@@ -38,6 +38,9 @@ pub struct Settings {
     pub worker_pool_size: u32,
     /// The dashboard (`/ui`).
     pub ui: UiSettings,
+    /// Keys that encrypt tenants' config values at rest (`SANDFIRE_SECRETS_KEY`); `None`: the
+    /// config routes answer 503 and jobs granted config cannot start.
+    pub keyring: Option<std::sync::Arc<crate::capabilities::Keyring>>,
 }
 
 /// The dashboard served under `/ui` (see `docs/dashboard.md`).
@@ -89,6 +92,7 @@ impl Default for Settings {
             api_pool_size: 16,
             worker_pool_size: 16,
             ui: UiSettings::default(),
+            keyring: None,
         }
     }
 }

@@ -4,10 +4,12 @@
 //! `worker` claims and executes runs, `sandbox` is the only code that touches wasmtime,
 //! `maintenance` runs the background services, `runner` puts one process together, `cli` holds
 //! the client subcommands, `ui` serves the dashboard, `stats` sums ended attempts for its charts and usage.
+//! `capabilities` decides what a job may reach (outbound hosts) and read (config and secrets).
 
 pub mod api;
 pub mod auth;
 pub mod backoff;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod maintenance;

@@ -124,6 +124,36 @@ struct ServeArgs {
     /// Largest component upload, in bytes (a Python component is about 18 MB).
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     max_component_bytes: usize,
+    /// TESTS ONLY: let jobs' outbound requests connect to loopback addresses (127.0.0.0/8,
+    /// ::1), still only to hosts their grants allow. Every other local, private or metadata
+    /// address stays refused. Warns at start.
+    #[arg(long, env = "SANDFIRE_ALLOW_LOOPBACK_OUTBOUND")]
+    allow_loopback_outbound: bool,
+    /// Longest DNS lookup + connect + TLS handshake of a job's outbound request.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    outbound_connect_timeout: Duration,
+    /// Longest wait for the response head of a job's outbound request.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    outbound_first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a response body.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    outbound_between_bytes_timeout: Duration,
+    /// Largest request body a job may send, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    outbound_max_request_bytes: u64,
+    /// Largest response body a job may receive, in bytes (a tenant's policy may lower it).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    outbound_max_response_bytes: u64,
+    /// Most outbound requests one attempt may make (a tenant's policy may lower it).
+    #[arg(long, default_value_t = 100)]
+    outbound_max_requests: u32,
+    /// Open outbound connections of all attempts together.
+    #[arg(long, default_value_t = 256)]
+    outbound_max_connections: usize,
+    /// PEM file of CA certificates trusted for jobs' HTTPS requests beside the web PKI roots
+    /// (a private CA).
+    #[arg(long, env = "SANDFIRE_OUTBOUND_CA_FILE")]
+    outbound_ca_file: Option<std::path::PathBuf>,
     /// Keep succeeded and cancelled runs this long (e.g. "7d").
     #[arg(long, default_value = "7d", value_parser = duration)]
     retention_succeeded: Duration,
@@ -181,6 +211,16 @@ struct ServeArgs {
     /// Run inputs and outputs larger than this are left out of run lists, in bytes.
     #[arg(long, default_value_t = 4 * 1024)]
     list_value_bytes: usize,
+    /// Key that encrypts tenants' config values at rest: base64 of 32 random bytes
+    /// (`openssl rand -base64 32`), key id 1. Without any key, config and secrets are off.
+    #[arg(long, env = "SANDFIRE_SECRETS_KEY", hide_env_values = true, value_parser = hidden)]
+    secrets_key: Option<Hidden>,
+    /// Keys for rotation: "1:<base64>,2:<base64>" (may add to --secrets-key, which is id 1).
+    #[arg(long, env = "SANDFIRE_SECRETS_KEYS", hide_env_values = true, value_parser = hidden)]
+    secrets_keys: Option<Hidden>,
+    /// The key id that encrypts new values (default: the highest id given).
+    #[arg(long, env = "SANDFIRE_SECRETS_KEY_ID")]
+    secrets_key_id: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SANDFIRE_LOG_JSON")]
     log_json: bool,
@@ -223,6 +263,20 @@ async fn main() -> anyhow::Result<()> {
             a.max_memory_bytes,
         )),
     }
+}
+
+/// A flag's value that must never be printed (key material): `Debug` hides it.
+#[derive(Clone)]
+struct Hidden(String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+fn hidden(text: &str) -> Result<Hidden, String> {
+    Ok(Hidden(text.to_string()))
 }
 
 /// A quota flag's value: a number, or no limit.
@@ -297,6 +351,27 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
             memory_bytes: args.compile_memory_mb.saturating_mul(1024 * 1024),
         });
     }
+    settings.sandbox.outbound = sandfire::sandbox::OutboundConfig {
+        connect_timeout: args.outbound_connect_timeout,
+        first_byte_timeout: args.outbound_first_byte_timeout,
+        between_bytes_timeout: args.outbound_between_bytes_timeout,
+        max_request_body_bytes: args.outbound_max_request_bytes,
+        max_response_body_bytes: args.outbound_max_response_bytes,
+        max_requests_per_attempt: args.outbound_max_requests,
+        max_connections: args.outbound_max_connections.max(1),
+        allow_loopback: args.allow_loopback_outbound,
+        extra_roots: match &args.outbound_ca_file {
+            None => Vec::new(),
+            Some(path) => sandfire::sandbox::read_pem_certificates(path)
+                .with_context(|| format!("--outbound-ca-file {}", path.display()))?,
+        },
+    };
+    if args.allow_loopback_outbound {
+        tracing::warn!(
+            "--allow-loopback-outbound is set: jobs may reach loopback addresses their grants \
+             allow. This is for tests only; never set it on a shared runner"
+        );
+    }
     settings.sandbox.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
     settings.sandbox.cache_tenant_bytes = args.cache_tenant_mb.saturating_mul(1024 * 1024);
     settings.quotas = sandfire::config::TenantLimits {
@@ -310,6 +385,23 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
         max_log_bytes_per_attempt: args.tenant_max_log_bytes_per_attempt.0,
     };
     settings.check().map_err(anyhow::Error::msg)?;
+    settings.keyring = sandfire::capabilities::Keyring::from_env_values(
+        args.secrets_key.as_ref().map(|k| k.0.as_str()),
+        args.secrets_keys.as_ref().map(|k| k.0.as_str()),
+        args.secrets_key_id.as_deref(),
+    )
+    .context("the config encryption keys (SANDFIRE_SECRETS_KEY / SANDFIRE_SECRETS_KEYS)")?
+    .map(std::sync::Arc::new);
+    match &settings.keyring {
+        Some(ring) => tracing::info!(
+            key_ids = ?ring.key_ids(),
+            active_key_id = ring.active_key_id(),
+            "config encryption keys loaded"
+        ),
+        None => tracing::warn!(
+            "SANDFIRE_SECRETS_KEY is not set: config and secrets (/v1/config) are off"
+        ),
+    }
     settings.api_pool_size = args.api_pool_size.max(1);
     settings.worker_pool_size = args.worker_pool_size.max(1);
     settings.http.header_timeout = args.header_timeout.max(Duration::from_millis(100));

@@ -56,6 +56,30 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
     Ok(PgStore::new(pool))
 }
 
+/// Warns at start when stored config values are under keys this runner does not hold (a key
+/// missing after a rotation, or no key at all): jobs granted them would fail to load them.
+async fn warn_unreadable_config(store: &dyn Store, keyring: Option<&crate::capabilities::Keyring>) {
+    let counts = match store.config_key_counts().await {
+        Ok(counts) => counts,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check which keys seal the stored config");
+            return;
+        }
+    };
+    let held = keyring.map(|k| k.key_ids()).unwrap_or_default();
+    for (key_id, entries) in counts {
+        if !held.contains(&key_id) {
+            tracing::warn!(
+                key_id,
+                entries,
+                "{entries} config entries are encrypted under key id {key_id}, which this runner \
+                 does not hold (SANDFIRE_SECRETS_KEY / SANDFIRE_SECRETS_KEYS): jobs granted them \
+                 cannot load them"
+            );
+        }
+    }
+}
+
 impl Runner {
     /// Migrates the database, then serves the API on `listener` and (if enabled) executes runs.
     pub async fn start(
@@ -79,6 +103,7 @@ impl Runner {
                 Err(e) => return Err(anyhow::Error::new(e).context("applying migrations")),
             }
         }
+        warn_unreadable_config(store.as_ref(), settings.keyring.as_deref()).await;
         let sandbox = Sandbox::new(settings.sandbox_config()).context("configuring the sandbox")?;
         let id = Uuid::now_v7();
         let settings = Arc::new(settings);
@@ -185,6 +210,7 @@ impl Runner {
                 limits: settings.limits.clone(),
                 runner_id: id,
                 promoter: promoter_wake,
+                keyring: settings.keyring.clone(),
             };
             tasks.push(tokio::spawn(run_pool(parts, shutdown.clone(), grace)));
         }

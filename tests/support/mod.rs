@@ -1,6 +1,8 @@
 //! Test harness: a fresh database and a runner per test, HTTP helpers, example components, and
 //! condition waits with short poll intervals (never fixed sleeps).
 
+pub mod web;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +16,18 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+
+/// The config encryption key of test runners (key id 1): fixed, so a second runner on the same
+/// database reads what the first wrote.
+pub const TEST_SECRETS_KEY: [u8; 32] = *b"sandfire-test-secrets-key-32byte";
+
+/// The keyring test runners start with: [`TEST_SECRETS_KEY`] as key 1.
+pub fn test_keyring() -> Arc<sandfire::capabilities::Keyring> {
+    Arc::new(
+        sandfire::capabilities::Keyring::new(vec![(1, TEST_SECRETS_KEY)], 1)
+            .expect("the test key is valid"),
+    )
+}
 
 /// Path of a built example component.
 pub fn example_path(name: &str) -> PathBuf {
@@ -60,6 +74,7 @@ pub async fn fresh_database() -> String {
 pub fn test_settings() -> Settings {
     let mut s = Settings {
         admin_token: Some(ADMIN_TOKEN.to_string()),
+        keyring: Some(test_keyring()),
         ..Settings::default()
     };
     s.worker.slots = 8;
@@ -333,6 +348,14 @@ impl TestRunner {
     /// Counts rows with a static SQL query returning one bigint (e.g. `SELECT count(*) ...`).
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `count` for a query built at run time.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(self.store.pool())
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

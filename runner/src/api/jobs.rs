@@ -135,8 +135,14 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job named {name:?}")))?;
     let versions = state.store.job_versions(job.id).await?;
+    let grant = state
+        .store
+        .job_grant_get(tenant.id, &name)
+        .await?
+        .unwrap_or_default();
     let mut body = job_json(&job);
     body["versions"] = json!(versions);
+    body["capabilities"] = super::capabilities::grant_json(&grant);
     Ok(axum::Json(body))
 }
 

@@ -5,12 +5,15 @@
 
 mod batches;
 mod bulk;
+mod capabilities;
+mod config;
 mod control;
 mod error;
 pub(crate) mod extract;
 mod health;
 mod jobs;
 pub mod limits;
+mod policy;
 mod queues;
 mod quota;
 mod runners;
@@ -80,6 +83,20 @@ pub fn app(state: AppState) -> Router {
             "/v1/tenants/{name}/limits",
             put(tenants::put_limits).get(tenants::get_limits),
         )
+        .route(
+            "/v1/tenants/{name}/policy",
+            put(policy::put).get(policy::get),
+        )
+        .route(
+            "/v1/jobs/{name}/capabilities",
+            put(capabilities::put).get(capabilities::get),
+        )
+        .route("/v1/config", get(config::list))
+        .route(
+            "/v1/config/{name}",
+            put(config::put).get(config::get).delete(config::delete),
+        )
+        .route("/v1/admin/config/reencrypt", post(config::reencrypt))
         .route("/v1/jobs", get(jobs::list))
         .route(
             "/v1/jobs/{name}/versions/{version}",

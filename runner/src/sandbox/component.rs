@@ -169,6 +169,8 @@ const GRANTED: &[(&str, &str, &[&str])] = &[
         "0.2.",
         &["random", "insecure", "insecure-seed"],
     ),
+    // Outbound requests only; each is checked against the job's grant (`outbound`).
+    ("wasi:http", "0.2.", &["types", "outgoing-handler"]),
     ("sandfire:job", "0.1.", &["host", "types", "config"]),
     // Deny-only, for Python and JavaScript components, whose runtimes import them whether or
     // not the job uses them: no directory is preopened, and every socket operation and name
@@ -435,7 +437,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grants_io_cli_clocks_random_and_our_host_in_any_compatible_version() {
+    fn grants_io_cli_clocks_random_http_and_our_host_in_any_compatible_version() {
         for name in [
             "wasi:filesystem/types@0.2.9",
             "wasi:filesystem/preopens@0.2.12",
@@ -450,6 +452,9 @@ mod tests {
             "wasi:random/random@0.2.4",
             "sandfire:job/host@0.1.0",
             "sandfire:job/types@0.1.7",
+            "sandfire:job/config@0.1.1",
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:http/types@0.2.12",
         ] {
             assert!(allowed_import(name), "{name} should be granted");
         }
@@ -460,7 +465,8 @@ mod tests {
         for name in [
             "wasi:filesystem/types@0.3.0",
             "wasi:sockets/tcp@0.3.0",
-            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:http/incoming-handler@0.2.0",
+            "wasi:http/handler@0.3.0",
             "wasi:io/streams@0.3.0",
             "wasi:io/streams",
             "wasi:clocks/timezone@0.2.0",

@@ -15,16 +15,23 @@ use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Result};
 use wasmtime_wasi::p2::bindings as wasi;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::CancelFlag;
+use super::grants::GrantCell;
 use super::journal::{Journal, LogBounds};
 use super::limits::MemoryLimiter;
+use super::outbound::AttemptHttp;
 use crate::model::Level;
 
 wasmtime::component::bindgen!({
     world: "job",
     path: "../wit",
-    imports: { default: trappable },
+    imports: {
+        // Reads the job's grants on first use (a database read), so it may await.
+        "sandfire:job/config.get": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 
@@ -43,25 +50,51 @@ pub(crate) struct HostState {
     journal: Arc<Journal>,
     bounds: LogBounds,
     cancel: CancelFlag,
+    grants: Arc<GrantCell>,
+    http: WasiHttpCtx,
+    http_hooks: AttemptHttp,
+}
+
+/// The parts of a `HostState` that come from the attempt.
+pub(crate) struct AttemptParts {
+    pub wasi: WasiCtx,
+    pub limiter: MemoryLimiter,
+    pub journal: Arc<Journal>,
+    pub bounds: LogBounds,
+    pub cancel: CancelFlag,
+    pub grants: Arc<GrantCell>,
+    pub http_hooks: AttemptHttp,
 }
 
 impl HostState {
-    pub fn new(
-        wasi: WasiCtx,
-        limiter: MemoryLimiter,
-        journal: Arc<Journal>,
-        bounds: LogBounds,
-        cancel: CancelFlag,
-    ) -> Self {
+    pub fn new(parts: AttemptParts) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HOST_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
         HostState {
-            wasi,
+            wasi: parts.wasi,
             table,
-            limiter,
-            journal,
-            bounds,
-            cancel,
+            limiter: parts.limiter,
+            journal: parts.journal,
+            bounds: parts.bounds,
+            cancel: parts.cancel,
+            grants: parts.grants,
+            http,
+            http_hooks: parts.http_hooks,
+        }
+    }
+}
+
+/// Bytes of headers (in memory) one request or response may carry.
+const MAX_HTTP_FIELDS_BYTES: usize = 64 * 1024;
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -78,10 +111,21 @@ impl WasiView for HostState {
 impl self::sandfire::job::types::Host for HostState {}
 
 impl self::sandfire::job::config::Host for HostState {
-    fn get(&mut self, name: String) -> Result<Result<Option<String>, ConfigError>> {
-        Ok(Err(ConfigError::NotGranted(format!(
-            "config {name:?} is not granted to this job (PUT /v1/jobs/{{name}}/capabilities)"
-        ))))
+    async fn get(&mut self, name: String) -> Result<Result<Option<String>, ConfigError>> {
+        let grants = match self.grants.get().await {
+            Ok(grants) => grants,
+            Err(e) => {
+                return Ok(Err(ConfigError::Unavailable(format!(
+                    "the runner could not read the job's config: {e}"
+                ))));
+            }
+        };
+        Ok(match grants.config.get(&name) {
+            Some(value) => Ok(value.as_ref().map(|v| v.value.clone())),
+            None => Err(ConfigError::NotGranted(format!(
+                "config {name:?} is not granted to this job (PUT /v1/jobs/{{name}}/capabilities)"
+            ))),
+        })
     }
 }
 
@@ -129,8 +173,9 @@ impl HasData for IoView {
 }
 
 /// The linker every attempt instantiates through: WASI 0.2 `io`, `cli`, `clocks` and `random`
-/// (async flavour, since calls are `*_async`), `filesystem` and `sockets` deny-only, plus the
-/// `sandfire:job` imports. Nothing else is linked.
+/// (async flavour, since calls are `*_async`), `filesystem` and `sockets` deny-only, the
+/// `sandfire:job` imports, and `wasi:http` (outgoing requests, each checked by `outbound`).
+/// Nothing else is linked.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
@@ -159,6 +204,8 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasi::cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     link_denied_files_and_sockets(l)?;
     Job::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
+    // Outbound HTTP: every request goes through the attempt's `AttemptHttp` hooks.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     Ok(linker)
 }
 

@@ -7,10 +7,11 @@
 //! most `max_log_line_bytes` bytes for one attempt. This module never decides an outcome and
 //! never touches wasmtime.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use super::redact::Redactor;
 use crate::model::Level;
 
 /// One line of a run's log.
@@ -61,6 +62,9 @@ struct JournalInner {
     /// The tenant's `max_log_bytes_per_attempt`, if any.
     byte_budget: Option<usize>,
     progress: Option<Progress>,
+    /// Set once the attempt's secrets are loaded: every later line and progress message is
+    /// redacted on the way in.
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl Journal {
@@ -91,6 +95,16 @@ impl Journal {
         self.lock().progress.clone()
     }
 
+    /// Redacts every line and progress message written from now on.
+    pub(crate) fn set_redactor(&self, redactor: Arc<Redactor>) {
+        self.lock().redactor = Some(redactor);
+    }
+
+    /// The redactor, once the attempt's secrets are loaded.
+    pub(crate) fn redactor(&self) -> Option<Arc<Redactor>> {
+        self.lock().redactor.clone()
+    }
+
     /// How many lines were refused because the attempt reached its line limit.
     pub fn dropped_lines(&self) -> u64 {
         self.lock().dropped
@@ -111,7 +125,18 @@ impl Journal {
             inner.dropped += 1;
             return;
         }
-        let message = truncate(message, bounds.max_line_bytes).to_owned();
+        // Redacted before truncation, so a cut cannot leave half a secret behind.
+        let (message, fields) = match &inner.redactor {
+            None => (std::borrow::Cow::Borrowed(message), fields),
+            Some(r) => (
+                std::borrow::Cow::Owned(r.redact(message).into_owned()),
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (r.redact(&k).into_owned(), r.redact(&v).into_owned()))
+                    .collect(),
+            ),
+        };
+        let message = truncate(&message, bounds.max_line_bytes).to_owned();
         let fields = bound_fields(
             fields,
             bounds.max_line_bytes - message.len(),
@@ -138,7 +163,12 @@ impl Journal {
     /// Appends a line written by the runner itself (not the guest), past the line bound: used
     /// once per attempt for the "N lines dropped" note, so a reader knows lines are missing.
     pub(crate) fn push_note(&self, level: Level, message: String) {
-        self.lock().lines.push(LogLine {
+        let mut inner = self.lock();
+        let message = match &inner.redactor {
+            Some(r) => r.redact(&message).into_owned(),
+            None => message,
+        };
+        inner.lines.push(LogLine {
             at: Utc::now(),
             level,
             message,
@@ -147,9 +177,14 @@ impl Journal {
     }
 
     pub(crate) fn set_progress(&self, bounds: &LogBounds, percent: u8, message: &str) {
-        self.lock().progress = Some(Progress {
+        let mut inner = self.lock();
+        let message = match &inner.redactor {
+            Some(r) => r.redact(message).into_owned(),
+            None => message.to_owned(),
+        };
+        inner.progress = Some(Progress {
             percent: percent.min(100),
-            message: truncate(message, bounds.max_line_bytes).to_owned(),
+            message: truncate(&message, bounds.max_line_bytes).to_owned(),
             at: Utc::now(),
         });
     }

@@ -15,6 +15,9 @@
 //! `Sandbox::engine_hash`; a cache miss asks its `ComponentSource` for that artifact first and
 //! compiles only when there is none or it does not fit this engine.
 //! - `limits`: the per-attempt memory `ResourceLimiter`.
+//! - `grants`: what an attempt may use (hosts, caps, config values), loaded on first use.
+//! - `outbound`: the `wasi:http` hooks: every outbound request checked and bounded.
+//! - `redact`: secret values replaced in everything that leaves the attempt.
 //! - `capture`: bounded stdout/stderr that feed the journal.
 //! - `journal`: log lines and progress shared with the worker.
 //! - `classify`: how an attempt ended → outcome, error, retry decision.
@@ -29,10 +32,13 @@ mod capture;
 mod classify;
 mod component;
 mod engine;
+mod grants;
 mod host;
 mod journal;
 mod limits;
+mod outbound;
 pub mod probe;
+mod redact;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -49,13 +55,16 @@ use wasmtime_wasi::WasiCtx;
 use self::cache::{Cache, Key};
 use self::capture::Capture;
 use self::classify::{CancelRequested, DeadlineExceeded, Ending, Facts, Verdict, classify};
-use self::host::{HostState, WitContext};
+use self::grants::GrantCell;
+use self::host::{AttemptParts, HostState, WitContext};
 use self::journal::LogBounds;
 use self::limits::MemoryLimiter;
+use self::outbound::{AttemptHttp, Outbound, UsageCounters};
 use crate::model::{Level, Outcome};
 
 pub use self::cache::{CacheStats, TenantId};
 pub use self::component::{CompileCaps, ComponentError, PrepareError, Prepared};
+pub use self::grants::{AttemptGrants, GrantLoader, GrantedValue, HostCheck};
 
 /// Where a component the sandbox has not cached comes from: a compiled artifact kept by a
 /// runner (fast) or the tenant's bytes (compiled). Implemented by the worker over the store.
@@ -72,6 +81,7 @@ pub trait ComponentSource: Send + Sync {
     async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>);
 }
 pub use self::journal::{Journal, LogLine, Progress};
+pub use self::outbound::{OutboundConfig, OutboundUsage, read_pem_certificates};
 
 /// Tunables of the sandbox. Per-run limits (`Limits`) are clamped to these.
 #[derive(Debug, Clone)]
@@ -120,6 +130,8 @@ pub struct SandboxConfig {
     /// instead of handed back to the kernel (0: hand everything back). Zeroing costs per byte
     /// kept; handing back costs a page fault per page the next run touches.
     pub keep_resident_bytes: usize,
+    /// Outbound HTTP: timeouts, caps, the connection cap, extra trusted roots.
+    pub outbound: OutboundConfig,
 }
 
 impl Default for SandboxConfig {
@@ -142,6 +154,7 @@ impl Default for SandboxConfig {
             compile_caps: CompileCaps::default(),
             compile_probe: None,
             keep_resident_bytes: 0,
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -156,6 +169,7 @@ struct Inner {
     config: SandboxConfig,
     engine: Engine,
     linker: Linker<HostState>,
+    outbound: Arc<Outbound>,
     cache: Cache,
     /// Compile slots (`compile_concurrency`); a permit lives as long as its compile thread.
     compiles: Arc<Semaphore>,
@@ -227,7 +241,6 @@ pub struct Limits {
 }
 
 /// One attempt to execute.
-#[derive(Debug)]
 pub struct AttemptSpec {
     pub context: JobContext,
     /// The run's input (UTF-8 JSON).
@@ -236,6 +249,18 @@ pub struct AttemptSpec {
     pub cancel: CancelFlag,
     /// Where log lines and progress go; one journal per attempt.
     pub journal: Arc<Journal>,
+    /// Loads what the job was granted (hosts, config) on first use; `None`: nothing granted.
+    pub grants: Option<GrantLoader>,
+}
+
+impl std::fmt::Debug for AttemptSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptSpec")
+            .field("context", &self.context)
+            .field("limits", &self.limits)
+            .field("grants", &self.grants.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Set by the worker to cancel a running attempt. The guest's `cancelled()` import reads it,
@@ -303,6 +328,8 @@ pub struct AttemptReport {
     /// The attempt never ran the job because of the runner (component could not be loaded,
     /// instance pool full): the worker retries it without using up one of the run's attempts.
     pub runner_fault: bool,
+    /// Outbound requests, bytes and denials; `None` if the attempt made no request.
+    pub outbound: Option<OutboundUsage>,
 }
 
 impl AttemptReport {
@@ -320,6 +347,7 @@ impl AttemptReport {
             peak_memory_bytes: 0,
             duration: Duration::ZERO,
             runner_fault: true,
+            outbound: None,
         }
     }
 }
@@ -337,8 +365,10 @@ impl Sandbox {
         let cache = Cache::new(config.cache_bytes, config.cache_tenant_bytes);
         let compiles = Arc::new(Semaphore::new(config.compile_concurrency.max(1)));
         let engine_hash = engine::compatibility_hash(&engine);
+        let outbound = Outbound::new(config.outbound.clone())?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
+                outbound,
                 config,
                 engine,
                 linker,
@@ -647,13 +677,27 @@ impl Sandbox {
             .stderr(stderr.clone())
             .max_random_size(MAX_RANDOM_BYTES)
             .build();
-        let state = HostState::new(
+        // Far-future fallback for absurd timeouts, so the arithmetic cannot overflow.
+        let deadline = started
+            .checked_add(limits.timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let grants = Arc::new(GrantCell::new(attempt.grants, journal.clone()));
+        let usage = Arc::new(UsageCounters::default());
+        let state = HostState::new(AttemptParts {
             wasi,
-            MemoryLimiter::new(memory_bytes),
-            journal.clone(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            journal: journal.clone(),
             bounds,
-            attempt.cancel.clone(),
-        );
+            cancel: attempt.cancel.clone(),
+            grants: grants.clone(),
+            http_hooks: AttemptHttp::new(
+                self.inner.outbound.clone(),
+                grants.clone(),
+                journal.clone(),
+                deadline,
+                usage.clone(),
+            ),
+        });
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
         // Bounds what the host copies out of the guest per call (strings and lists of a host
@@ -661,10 +705,6 @@ impl Sandbox {
         // of being copied first and refused after.
         store.set_hostcall_fuel(config.max_output_bytes.saturating_add(HOSTCALL_SLACK_BYTES));
         store.set_max_component_handles(MAX_COMPONENT_HANDLES);
-        // Far-future fallback for absurd timeouts, so the arithmetic cannot overflow.
-        let deadline = started
-            .checked_add(limits.timeout)
-            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
 
         let ending = match store.set_fuel(limits.fuel) {
             Err(error) => Ending::RunnerFailed(format!("setting fuel: {error}")),
@@ -748,7 +788,7 @@ impl Sandbox {
             );
         }
 
-        let verdict = classify(
+        let mut verdict = classify(
             ending,
             &Facts {
                 memory_limit_hit,
@@ -759,6 +799,15 @@ impl Sandbox {
                 max_output_bytes: config.max_output_bytes,
             },
         );
+        // Secret values never leave the attempt, not in the error nor in the output.
+        if let Some(redactor) = journal.redactor() {
+            if let Some(error) = &mut verdict.error {
+                *error = redactor.redact(error).into_owned();
+            }
+            if let Some(output) = &mut verdict.output {
+                redactor.redact_json(output);
+            }
+        }
         tracing::debug!(
             digest = prepared.digest(),
             outcome = verdict.outcome.as_str(),
@@ -766,7 +815,9 @@ impl Sandbox {
             peak_memory_bytes,
             "attempt finished"
         );
-        report(verdict, fuel_used, peak_memory_bytes, started)
+        let mut report = report(verdict, fuel_used, peak_memory_bytes, started);
+        report.outbound = usage.usage();
+        report
     }
 }
 
@@ -787,6 +838,7 @@ fn report(
         peak_memory_bytes,
         duration: started.elapsed(),
         runner_fault: verdict.runner_fault,
+        outbound: None,
     }
 }
 

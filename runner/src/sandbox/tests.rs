@@ -70,6 +70,7 @@ fn spec(input: &str, limits: Limits) -> AttemptSpec {
         limits,
         cancel: CancelFlag::new(),
         journal: Arc::new(Journal::new()),
+        grants: None,
     }
 }
 

@@ -74,6 +74,7 @@ mod tests {
             fuel_used: None,
             peak_memory: None,
             duration_ms: None,
+            outbound: None,
         }
     }
 

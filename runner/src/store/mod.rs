@@ -6,6 +6,7 @@
 //! tenant can never reach another's rows. The database clock is the only clock.
 
 mod batches;
+mod capabilities;
 mod control;
 mod group_commit;
 mod history;
@@ -28,6 +29,10 @@ use crate::model::{Level, Outcome, RunState};
 pub use batches::{
     Batch, BatchCancel, BatchContinuationParams, BatchCreateParams, BatchCreated, BatchDetail,
     BatchRun, BatchRunParams, BatchStore,
+};
+pub use capabilities::{
+    AttemptGrantRows, CapabilityStore, ConfigEntry, ConfigPut, ConfigPutParams, ConfigReseal,
+    ConfigSealedRow, JobGrant, TenantPolicy,
 };
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry, VIA_API};
 pub use group_commit::GroupCommit;
@@ -260,6 +265,9 @@ pub struct Attempt {
     pub fuel_used: Option<i64>,
     pub peak_memory: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// `{"requests", "bytes_out", "bytes_in", "denied"}`, if the attempt made a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -454,6 +462,8 @@ pub struct AttemptRecord {
     pub fuel_used: i64,
     pub peak_memory: i64,
     pub duration_ms: i64,
+    /// Outbound requests, bytes and denials (`None`: the attempt made no request).
+    pub outbound: Option<crate::sandbox::OutboundUsage>,
     /// When the attempt started and ended, on the database clock (the runner's clock plus its
     /// measured offset to the database's).
     pub started_at: DateTime<Utc>,
@@ -539,6 +549,7 @@ impl Completion {
             fuel_used: 0,
             peak_memory: 0,
             duration_ms: 0,
+            outbound: None,
             started_at: Utc::now(),
             ended_at: Utc::now(),
         };
@@ -616,6 +627,7 @@ impl PoolOptions {
 pub trait Store:
     RunnerStore
     + BatchStore
+    + CapabilityStore
     + RunControlStore
     + RetentionStore
     + ScheduleStore

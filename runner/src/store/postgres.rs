@@ -891,7 +891,7 @@ impl Store for PgStore {
         let origin: String = row.try_get("origin").map_err(classify)?;
         let mut attempts = sqlx::query(
             "SELECT number, runner_id, started_at, finished_at, outcome, error, fuel_used,
-                    peak_memory, duration_ms
+                    peak_memory, duration_ms, outbound
              FROM attempts WHERE run_id = $1 ORDER BY number",
         )
         .bind(id)
@@ -910,6 +910,7 @@ impl Store for PgStore {
                 fuel_used: row.try_get("fuel_used")?,
                 peak_memory: row.try_get("peak_memory")?,
                 duration_ms: row.try_get("duration_ms")?,
+                outbound: row.try_get("outbound")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -935,6 +936,7 @@ impl Store for PgStore {
                     fuel_used: None,
                     peak_memory: None,
                     duration_ms: None,
+                    outbound: None,
                 });
             }
         }
@@ -1090,6 +1092,7 @@ impl Store for PgStore {
         let mut progress = Vec::with_capacity(n);
         let mut progress_messages = Vec::with_capacity(n);
         let mut records = Vec::with_capacity(n);
+        let mut outbound: Vec<Option<String>> = Vec::with_capacity(n);
         for c in completions {
             let t = &c.transition;
             run_ids.push(c.run_id);
@@ -1111,6 +1114,11 @@ impl Store for PgStore {
             progress.push(c.progress);
             progress_messages.push(c.progress_message.as_deref().map(|m| clean(m).into_owned()));
             records.push(t.records_attempt());
+            outbound.push(
+                c.record
+                    .outbound
+                    .map(|u| serde_json::to_string(&u).unwrap_or_default()),
+            );
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // Planned for this batch's real size: a generic plan assumes 10 rows per array and
@@ -1142,6 +1150,7 @@ impl Store for PgStore {
             .bind(records)
             .bind(started_at)
             .bind(ended_at)
+            .bind(outbound)
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;

@@ -14,8 +14,8 @@ use crate::backoff::backoff_delay;
 use crate::config::RunLimits;
 use crate::model::Outcome;
 use crate::sandbox::{
-    AttemptReport, AttemptSpec, CancelFlag, ComponentSource, JobContext, Journal, Limits, LogLine,
-    PrepareError,
+    AttemptGrants, AttemptReport, AttemptSpec, CancelFlag, ComponentSource, GrantLoader,
+    GrantedValue, JobContext, Journal, Limits, LogLine, PrepareError,
 };
 use crate::store::{
     AttemptRecord, ClaimedRun, CompiledComponentPutParams, Completion, NewLogLine, Store,
@@ -70,6 +70,55 @@ pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: Canc
     let mut lines = unflushed;
     lines.extend(log_rows(run.id, run.attempt, journal.drain_lines()));
     Done { completion, lines }
+}
+
+/// Reads what the run's job was granted, when the attempt first needs it (a `config.get` or
+/// an outbound request): an attempt that uses neither costs no read.
+fn grant_loader(ctx: &WorkerContext, run: &ClaimedRun) -> GrantLoader {
+    let store = ctx.store.clone();
+    let keyring = ctx.keyring.clone();
+    let (tenant_id, job_id) = (run.tenant_id, run.job_id);
+    Box::new(move || {
+        Box::pin(async move {
+            let grants =
+                crate::capabilities::grants::load(&*store, keyring.as_deref(), tenant_id, job_id)
+                    .await?;
+            Ok(attempt_grants(grants))
+        })
+    })
+}
+
+/// The sandbox's view of a job's grants: one host check (the job's grant, then its tenant's
+/// ceiling as it is now), the caps, and the granted values.
+fn attempt_grants(grants: crate::capabilities::grants::Grants) -> AttemptGrants {
+    let config = grants
+        .config
+        .iter()
+        .map(|(name, value)| {
+            let value = value.as_ref().map(|v| GrantedValue {
+                value: v.value.clone(),
+                secret: v.secret,
+            });
+            (name.clone(), value)
+        })
+        .collect();
+    let (job_hosts, tenant_hosts) = (grants.job_hosts.clone(), grants.tenant_hosts.clone());
+    AttemptGrants {
+        hosts: Box::new(move |scheme, host, port| {
+            let Some(pattern) = job_hosts.allows(scheme, host, port) else {
+                return Err("not in the job's allowed_outbound_hosts".to_owned());
+            };
+            if tenant_hosts.allows(scheme, host, port).is_none() {
+                return Err(format!(
+                    "the job's {pattern} is outside its tenant's policy (allowed_outbound_hosts)"
+                ));
+            }
+            Ok(pattern.to_owned())
+        }),
+        max_requests: grants.max_requests_per_attempt,
+        max_response_bytes: grants.max_response_bytes,
+        config,
+    }
 }
 
 /// Executes the attempt; returns its report and any log lines a mid-attempt flush failed to
@@ -136,6 +185,7 @@ async fn attempt(
         },
         cancel,
         journal: journal.clone(),
+        grants: Some(grant_loader(ctx, run)),
     };
     let execution = ctx.sandbox.execute(&prepared, spec);
     tokio::pin!(execution);
@@ -214,6 +264,7 @@ fn decide(
         fuel_used: report.fuel_used.min(i64::MAX as u64) as i64,
         peak_memory: report.peak_memory_bytes.min(i64::MAX as u64) as i64,
         duration_ms: report.duration.as_millis().min(i64::MAX as u128) as i64,
+        outbound: report.outbound,
         started_at: started,
         ended_at: ended,
     };
@@ -385,6 +436,7 @@ mod tests {
             peak_memory_bytes: 20,
             duration: Duration::from_millis(3),
             runner_fault: false,
+            outbound: None,
         }
     }
 

@@ -170,6 +170,9 @@ pub(crate) struct WorkerContext {
     pub in_flight: InFlight,
     /// Wakes the promoter when this runner schedules a retry or a snooze.
     pub promoter: Arc<Notify>,
+    /// Decrypts the config values granted to an attempt (`capabilities::grants::load`);
+    /// `None` when the runner has no key.
+    pub keyring: Option<Arc<crate::capabilities::Keyring>>,
     /// Job versions are immutable: their names and component, cached by (job id, version).
     jobs: Mutex<HashMap<(i64, i32), Arc<JobVersionRef>>>,
     /// The database clock, for attempt times.
@@ -211,6 +214,8 @@ pub struct PoolParts {
     pub runner_id: Uuid,
     /// Woken when this runner schedules a retry or a snooze.
     pub promoter: Arc<Notify>,
+    /// The runner's keyring (config values), if it has one.
+    pub keyring: Option<Arc<crate::capabilities::Keyring>>,
 }
 
 /// Runs the pool until `shutdown` is cancelled; then stops claiming, lets running attempts
@@ -234,6 +239,7 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         runner_id: parts.runner_id,
         in_flight: InFlight::default(),
         promoter: parts.promoter,
+        keyring: parts.keyring,
         jobs: Mutex::new(HashMap::new()),
         clock: clock::DbClock::default(),
         stats: Arc::new(crate::stats::Rollup::new(parts.runner_id)),
@@ -448,6 +454,7 @@ async fn claim_loop(
                     fuel_used: 0,
                     peak_memory: 0,
                     duration_ms: 0,
+                    outbound: None,
                     started_at: now,
                     ended_at: now,
                 };

@@ -12,10 +12,10 @@ WITH input AS (
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
                 $7::bool[], $8::bool[], $9::text[], $10::text[], $11::int8[], $12::int8[],
                 $13::int8[], $14::int2[], $15::text[], $16::bool[], $17::timestamptz[],
-                $18::timestamptz[])
+                $18::timestamptz[], $19::text[])
         AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, snoozed,
              reason, outcome, fuel_used, peak_memory, duration_ms, progress, progress_message,
-             record, started_at, ended_at)
+             record, started_at, ended_at, outbound)
 ), released AS (
     -- By primary key (ANY keeps the plan on the index whatever the statistics say). A token
     -- is only ever set on its own run's row, so the pair is matched exactly.
@@ -48,9 +48,9 @@ WITH input AS (
     RETURNING r.id, r.attempt, r.started_at, x.runner_id, i.record, i.ended_at
 ), recorded AS (
     INSERT INTO attempts (run_id, number, runner_id, started_at, finished_at, outcome, error,
-                          fuel_used, peak_memory, duration_ms)
+                          fuel_used, peak_memory, duration_ms, outbound)
     SELECT d.id, d.attempt, d.runner_id, d.started_at, d.ended_at, i.outcome::attempt_outcome,
-           i.error, i.fuel_used, i.peak_memory, i.duration_ms
+           i.error, i.fuel_used, i.peak_memory, i.duration_ms, i.outbound::jsonb
     FROM done d
     JOIN input i ON i.run_id = d.id
     WHERE d.record

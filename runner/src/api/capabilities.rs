@@ -1,0 +1,127 @@
+//! A job's capabilities, granted by its tenant: `PUT /v1/jobs/{name}/capabilities` and `GET`
+//! the same (also shown by `GET /v1/jobs/{name}`).
+//!
+//! Every host pattern must lie inside the tenant's policy (422 `outside_policy` naming the
+//! first that does not); config names must be valid names, set or not yet.
+
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, TenantAuth};
+use super::policy::hosts_field;
+use super::{AppState, valid_job_name};
+use crate::capabilities::{MAX_CONFIG_ENTRIES, check_config_name};
+use crate::store::JobGrant;
+
+/// The body of `PUT /v1/jobs/{name}/capabilities`: replaces the job's whole grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutCapabilities {
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    config: Vec<String>,
+}
+
+/// A grant as the API shows it (`GET /v1/jobs/{name}` nests it as `capabilities`).
+pub(super) fn grant_json(grant: &JobGrant) -> Value {
+    json!({
+        "allowed_outbound_hosts": grant.allowed_outbound_hosts,
+        "config": grant.config,
+    })
+}
+
+fn no_job(name: &str) -> ApiError {
+    ApiError::not_found(format!("no job named {name:?}"))
+}
+
+fn check_job_name(name: &str) -> ApiResult<()> {
+    if valid_job_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_name",
+            format!("{name:?} is not a job name"),
+        ))
+    }
+}
+
+/// `GET /v1/jobs/{name}/capabilities`.
+pub async fn get(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let grant = state
+        .store
+        .job_grant_get(tenant.id, &name)
+        .await?
+        .ok_or_else(|| no_job(&name))?;
+    let mut body = grant_json(&grant);
+    body["job"] = json!(name);
+    Ok(axum::Json(body))
+}
+
+/// `PUT /v1/jobs/{name}/capabilities` (a key that may change the tenant's jobs).
+pub async fn put(
+    State(state): State<AppState>,
+    TenantAuth(tenant): TenantAuth,
+    Path(name): Path<String>,
+    Json(body): Json<PutCapabilities>,
+) -> ApiResult<axum::Json<Value>> {
+    check_job_name(&name)?;
+    let hosts = hosts_field(&body.allowed_outbound_hosts)?;
+    if body.config.len() > MAX_CONFIG_ENTRIES as usize {
+        return Err(ApiError::unprocessable(
+            "too_many_config_names",
+            format!(
+                "config: {} names; a tenant has at most {MAX_CONFIG_ENTRIES} config entries",
+                body.config.len()
+            ),
+        ));
+    }
+    let mut config = Vec::with_capacity(body.config.len());
+    for config_name in &body.config {
+        check_config_name(config_name)
+            .map_err(|e| ApiError::unprocessable("invalid_config_name", format!("config: {e}")))?;
+        if !config.contains(config_name) {
+            config.push(config_name.clone());
+        }
+    }
+    if !hosts.is_empty() {
+        let policy = state.store.tenant_policy_of(tenant.id).await?;
+        // Stored patterns were checked when written; a pattern that no longer parses allows
+        // nothing, so the ceiling is read leniently.
+        let ceiling = crate::capabilities::AllowedHosts::parse(&policy.allowed_outbound_hosts)
+            .unwrap_or_default();
+        if let Err(outside) = ceiling.contains(&hosts) {
+            let allows = if ceiling.is_empty() {
+                "allows no outbound network".to_string()
+            } else {
+                format!("allows only {ceiling}")
+            };
+            return Err(ApiError::unprocessable(
+                "outside_policy",
+                format!(
+                    "allowed_outbound_hosts: {outside} is outside the tenant's policy, which \
+                     {allows}; each pattern must lie inside one policy pattern (ask the \
+                     operator to widen the policy: PUT /v1/tenants/{{name}}/policy)"
+                ),
+            ));
+        }
+    }
+    let grant = JobGrant {
+        allowed_outbound_hosts: hosts.patterns(),
+        config,
+    };
+    let stored = state
+        .store
+        .job_grant_put(tenant.id, &name, &grant)
+        .await?
+        .ok_or_else(|| no_job(&name))?;
+    let mut body = grant_json(&stored);
+    body["job"] = json!(name);
+    Ok(axum::Json(body))
+}
