@@ -6,8 +6,8 @@
 //! `fetch-js` calls `fetch()` (wasi:http) under the outbound grants: denied without a grant,
 //! reaching a local server with one.
 //!
-//! Compiling one of these components takes 15-30 s of a core: the tests upload each one once
-//! per runner database, without the compile probe, and do everything with it.
+//! Compiling one of these components takes 15-30 s of a core: the test uploads each one once,
+//! without the compile probe, and does everything with it.
 
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,20 @@ async fn upload_timed(r: &TestRunner, t: &TestTenant, job: &str) -> Duration {
 /// Runs `job` with `input` to a terminal state; returns the run and how long it took from
 /// enqueue to terminal.
 async fn run_job(r: &TestRunner, t: &TestTenant, job: &str, input: Value) -> (Value, Duration) {
+    run_in(r, t, job, input, "default").await
+}
+
+async fn run_in(
+    r: &TestRunner,
+    t: &TestTenant,
+    job: &str,
+    input: Value,
+    queue: &str,
+) -> (Value, Duration) {
     let started = Instant::now();
-    let run = r.enqueue(t, job, json!({ "input": input })).await;
+    let run = r
+        .enqueue(t, job, json!({ "input": input, "queue": queue }))
+        .await;
     let id = run["id"].as_str().unwrap().to_owned();
     let run = r
         .wait_for(t, &id, SLOW, |r| {
@@ -115,7 +127,7 @@ fn field(fields: &Value, key: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn hello_py_and_hello_js_run_like_hello_and_files_and_sockets_are_denied() {
+async fn hello_py_and_hello_js_end_to_end() {
     let r = start(|_| {}).await;
     let t = r.tenant("acme").await;
     for (job, language) in [("hello-py", "python"), ("hello-js", "javascript")] {
@@ -158,24 +170,22 @@ async fn hello_py_and_hello_js_run_like_hello_and_files_and_sockets_are_denied()
     let socket = probe["socket"].as_str().unwrap_or_default();
     assert!(socket.starts_with("error:"), "a socket connected: {probe}");
     eprintln!("hello-py probe: {probe}");
-    r.shutdown().await;
-}
 
-#[tokio::test]
-async fn another_runner_loads_the_kept_artifact_instead_of_compiling() {
-    // Runner A serves another queue: it only takes the upload (and compiles it there).
-    let a = start(|s| s.worker.queues = vec!["other".into()]).await;
-    let t = a.tenant("acme").await;
-    upload_timed(&a, &t, "hello-py").await;
-    let b = a.second_runner(slow_compiles).await;
-
-    let (run, took) = run_job(&b, &t, "hello-py", json!({"name": "Ada"})).await;
+    // Another runner (serving a queue of its own) loads the artifact kept at upload instead of
+    // compiling the component again.
+    let b = r
+        .second_runner(|s| {
+            slow_compiles(s);
+            s.worker.queues = vec!["elsewhere".into()];
+        })
+        .await;
+    let (run, took) = run_in(&b, &t, "hello-py", json!({"name": "Ada"}), "elsewhere").await;
     assert_hello(&b, &t, &run, "hello-py", "python").await;
     eprintln!("hello-py: first run on another runner, from the kept artifact, in {took:?}");
     assert_eq!(b.sandbox().compiles(), 0, "runner B compiled the component");
     assert_eq!(b.sandbox().artifacts_loaded(), 1);
     b.shutdown().await;
-    a.shutdown().await;
+    r.shutdown().await;
 }
 
 #[tokio::test]

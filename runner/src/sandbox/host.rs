@@ -217,7 +217,7 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 /// from), TCP, UDP and name lookup off (`PermissionDenied` → `access-denied`), and a
 /// `socket_addr_check` that refuses every address. The run must never call `preopened_dir`,
 /// `allow_tcp`, `allow_udp`, `allow_ip_name_lookup`, `inherit_network` or `socket_addr_check`
-/// on that builder (`tests::files_and_sockets_are_denied`).
+/// on that builder (`tests/langs.rs`: a Python job's `open` fails with `FileNotFoundError`).
 fn link_denied_files_and_sockets(l: &mut Linker<HostState>) -> Result<()> {
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
     use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
