@@ -12,7 +12,18 @@ TEST_PG_PORT := 54330
 BENCH_PG_DIR := target/pg-bench
 BENCH_PG_PORT := 54331
 
-.PHONY: help run test lint bench chaos examples wasm-target build fmt clean-db
+# Jobs in other languages (examples-langs/), built with pinned toolchains installed under
+# target/langs/ (a Python venv and an npm tree): see docs/guest-languages.md.
+LANGS_DIR := target/langs
+COMPONENTIZE_PY_VERSION := 0.25.1
+PY_VENV := $(LANGS_DIR)/py
+PY_STAMP := $(PY_VENV)/.componentize-py-$(COMPONENTIZE_PY_VERSION)
+JS_TOOLS := $(LANGS_DIR)/js
+JS_STAMP := $(JS_TOOLS)/node_modules/.package-lock.json
+WIT_FILES := $(wildcard wit/*.wit wit/deps/*.wit)
+LANG_EXAMPLES := $(WASM_DIR)/hello-py.wasm $(WASM_DIR)/hello-js.wasm $(WASM_DIR)/fetch-js.wasm
+
+.PHONY: help run test lint bench chaos examples examples-langs wasm-target build fmt clean-db
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +34,40 @@ wasm-target:
 examples: wasm-target ## Build the example jobs to target/wasm32-wasip2/wasm/<name>.wasm
 	$(CARGO) build --profile wasm --target wasm32-wasip2 $(addprefix -p ,$(EXAMPLES))
 
+examples-langs: $(LANG_EXAMPLES) ## Build the Python and JavaScript example jobs (installs componentize-py/-js, pinned)
+
+$(PY_STAMP):
+	@command -v python3 >/dev/null || { echo "python3 (3.11 or newer) is needed for componentize-py" >&2; exit 1; }
+	rm -rf $(PY_VENV)
+	python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
+	touch $@
+
+$(JS_STAMP): examples-langs/js/package.json examples-langs/js/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 or newer (with npm) is needed for componentize-js" >&2; exit 1; }
+	mkdir -p $(JS_TOOLS)
+	cp examples-langs/js/package.json examples-langs/js/package-lock.json $(JS_TOOLS)/
+	cd $(JS_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Run from $(JS_TOOLS) so that Node resolves the pinned packages installed there.
+$(JS_TOOLS)/componentize.mjs: examples-langs/js/componentize.mjs $(JS_STAMP)
+	cp $< $@
+
+$(WASM_DIR)/hello-py.wasm: examples-langs/hello-py/app.py $(WIT_FILES) $(PY_STAMP)
+	mkdir -p $(WASM_DIR)
+	$(PY_VENV)/bin/componentize-py -d wit -w sandfire:job/job componentize \
+	  -p examples-langs/hello-py app -o $@.tmp >/dev/null
+	mv $@.tmp $@
+
+$(WASM_DIR)/hello-js.wasm: examples-langs/hello-js/hello.js $(WIT_FILES) $(JS_TOOLS)/componentize.mjs
+	mkdir -p $(WASM_DIR)
+	cd $(JS_TOOLS) && node componentize.mjs $(CURDIR)/$< $(CURDIR)/wit job $(CURDIR)/$@
+
+$(WASM_DIR)/fetch-js.wasm: examples-langs/fetch-js/fetch.js $(WIT_FILES) $(JS_TOOLS)/componentize.mjs
+	mkdir -p $(WASM_DIR)
+	cd $(JS_TOOLS) && node componentize.mjs $(CURDIR)/$< $(CURDIR)/wit job-http $(CURDIR)/$@ --http
+
 build: ## Build the runner (release)
 	$(CARGO) build --release -p sandfire
 
@@ -31,7 +76,7 @@ run: examples build ## Start a runner with a local database and the example jobs
 
 # A hung test fails the run at TEST_TIMEOUT instead of holding CI until its own limit.
 TEST_TIMEOUT ?= 45m
-test: examples ## Run every test against a throwaway PostgreSQL
+test: examples examples-langs ## Run every test against a throwaway PostgreSQL
 	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
 	  timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
 

@@ -15,6 +15,7 @@ mod hostile_guests;
 mod hot_path;
 mod http_limits;
 mod kinds;
+mod langs;
 mod outbound;
 mod quotas;
 mod retention;

@@ -59,15 +59,24 @@ async fn uploads_that_are_not_job_components_are_rejected_with_the_reason() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "invalid_component", "{body}");
 
-    // A real component that wants the filesystem: the import is named.
+    // A real program that reads a file: the filesystem is linked deny-only (for Python and
+    // JavaScript runtimes), so what is wrong with it is that it is a command, not a job.
     let (status, body) = put(&r, &t, "files", example("files")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "wrong_world", "{body}");
+
+    // A component importing an interface outside the grant: the import is named.
+    let keyvalue =
+        wat::parse_str(r#"(component (import "wasi:keyvalue/store@0.2.0-draft" (instance)))"#)
+            .unwrap();
+    let (status, body) = put(&r, &t, "kv", keyvalue).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "disallowed_imports", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("wasi:filesystem"),
+            .contains("wasi:keyvalue/store@0.2.0-draft"),
         "{body}"
     );
 

@@ -83,7 +83,8 @@ impl Default for Settings {
             limits: RunLimits::default(),
             retention: RetentionSettings::default(),
             sandbox: SandboxConfig::default(),
-            max_component_bytes: 16 * 1024 * 1024,
+            // A Python component (componentize-py) is about 18 MB, a JavaScript one 12 MB.
+            max_component_bytes: 32 * 1024 * 1024,
             max_request_bytes: 1024 * 1024,
             max_bulk_request_bytes: 64 * 1024 * 1024,
             quotas: TenantLimits::runner_defaults(),

@@ -11,7 +11,7 @@ use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::sandbox::ComponentError;
-use crate::store::{Job, JobUploadParams, StoreError, VersionDelete};
+use crate::store::{CompiledComponentPutParams, Job, JobUploadParams, StoreError, VersionDelete};
 
 fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
@@ -100,6 +100,20 @@ pub async fn upload(
                 super::quota::record_hit(&state, grant.tenant.id, limit);
             }
         })?;
+    // Keep our compiled code, so no runner compiles these bytes again (a Python or JavaScript
+    // component takes tens of seconds). Best effort: without it, the first run that misses
+    // the in-memory cache compiles and keeps it.
+    if let Some(artifact) = validated.artifact {
+        let params = CompiledComponentPutParams {
+            tenant_id: tenant.id,
+            digest: uploaded.job.digest.clone(),
+            engine: state.sandbox.engine_hash().to_owned(),
+            artifact,
+        };
+        if let Err(error) = state.store.compiled_component_put(params).await {
+            tracing::warn!(%error, "could not keep the compiled artifact of an upload");
+        }
+    }
     let status = if uploaded.new_version {
         StatusCode::CREATED
     } else {

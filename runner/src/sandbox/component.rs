@@ -2,8 +2,9 @@
 //! allow-list and the world check, shared by upload-time validation and run-time preparation.
 //!
 //! Everything here treats the bytes as hostile. It must never load precompiled artifacts from
-//! a tenant (`Component::deserialize`), and never accept a component that imports an interface
-//! outside the grant, even one the linker happens to provide.
+//! a tenant (`Component::deserialize` only ever sees artifacts a runner produced itself, see
+//! `load_artifact`), and never accept a component that imports an interface outside the grant,
+//! even one the linker happens to provide.
 
 use std::fmt;
 use std::time::Duration;
@@ -39,9 +40,9 @@ pub enum ComponentError {
     Invalid(String),
     #[error(
         "the component imports {} this runner does not grant: {}. Jobs may import only \
-         wasi:io, wasi:cli, wasi:clocks and wasi:random (0.2.x) and sandfire:job/host \
-         (0.1.x): remove the code that uses the others (files, sockets, HTTP, environment \
-         access through other interfaces)",
+         wasi:io, wasi:cli, wasi:clocks, wasi:random, wasi:filesystem and wasi:sockets (0.2.x; \
+         files and sockets are always denied) and sandfire:job/host, types and config (0.1.x): \
+         remove the code that uses the others",
         if .0.len() == 1 { "an interface" } else { "interfaces" },
         .0.join(", ")
     )]
@@ -104,6 +105,8 @@ pub struct Prepared {
     pub(crate) pre: JobPre<HostState>,
     /// Approximate host memory held by this entry (bytes): what the cache budget counts.
     size: usize,
+    /// Kept for `artifact` (it shares the compiled code with `pre`: no extra memory).
+    component: Component,
 }
 
 impl Prepared {
@@ -120,6 +123,13 @@ impl Prepared {
     /// Approximate host memory this compiled component holds (bytes).
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The compiled code as an artifact `load_artifact` accepts on an engine with the same
+    /// compatibility hash: what the store keeps so other runners (and restarts) skip the
+    /// compile. A copy of the code (as large as `size`, roughly): made on demand, not kept.
+    pub fn artifact(&self) -> anyhow::Result<Vec<u8>> {
+        self.component.serialize().map_err(anyhow::Error::from)
     }
 }
 
@@ -162,6 +172,23 @@ const GRANTED: &[(&str, &str, &[&str])] = &[
     // Outbound requests only; each is checked against the job's grant (`outbound`).
     ("wasi:http", "0.2.", &["types", "outgoing-handler"]),
     ("sandfire:job", "0.1.", &["host", "types", "config"]),
+    // Deny-only, for Python and JavaScript components, whose runtimes import them whether or
+    // not the job uses them: no directory is preopened, and every socket operation and name
+    // lookup is refused (`host::link_denied_files_and_sockets`).
+    ("wasi:filesystem", "0.2.", &["types", "preopens"]),
+    (
+        "wasi:sockets",
+        "0.2.",
+        &[
+            "network",
+            "instance-network",
+            "tcp",
+            "tcp-create-socket",
+            "udp",
+            "udp-create-socket",
+            "ip-name-lookup",
+        ],
+    ),
 ];
 
 /// Whether a component may import `name` (e.g. `wasi:cli/stdout@0.2.3`).
@@ -313,8 +340,8 @@ fn check_caps(bytes: &[u8], caps: &CompileCaps) -> Result<(), ComponentError> {
     Ok(())
 }
 
-/// Checks and compiles `bytes`. CPU-heavy (tens of milliseconds or more): call it on a
-/// blocking thread.
+/// Checks and compiles `bytes`. CPU-heavy (tens of milliseconds to tens of seconds for a
+/// Python or JavaScript component): call it on a blocking thread.
 pub(crate) fn compile(
     engine: &Engine,
     linker: &Linker<HostState>,
@@ -325,6 +352,41 @@ pub(crate) fn compile(
     precheck(bytes, caps)?;
     let component =
         Component::new(engine, bytes).map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+    prepare(engine, linker, digest, component, bytes.len())
+}
+
+/// Loads an artifact that `Prepared::artifact` produced on an engine with the same
+/// compatibility hash (`artifact::engine_hash`), then runs the same import and world checks as
+/// `compile`. Milliseconds, not seconds: no code generation. `Err` means the artifact cannot be
+/// used here (e.g. another wasmtime version or settings); the caller compiles instead.
+pub(crate) fn load_artifact(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    digest: String,
+    artifact: &[u8],
+) -> Result<Prepared, ComponentError> {
+    // SAFETY: `Component::deserialize` trusts its input to be machine code and metadata that
+    // wasmtime itself produced for a compatible engine: crafted bytes could run anything. This
+    // is sound here because the only bytes that reach it are artifacts a Sandfire runner
+    // produced with `Component::serialize` from a component it compiled itself (at upload, or
+    // on a cache miss), stored in its own database table (`compiled_components`) and fetched
+    // by tenant, component digest and this engine's compatibility hash. Tenants cannot write
+    // that table, and no API accepts precompiled bytes from them. wasmtime still refuses an
+    // artifact from another version or configuration (an `Err`, handled by compiling).
+    #[allow(unsafe_code)]
+    let component = unsafe { Component::deserialize(engine, artifact) }
+        .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+    prepare(engine, linker, digest, component, 0)
+}
+
+/// The checks after compiling (import allow-list, world) and pre-instantiation.
+fn prepare(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    digest: String,
+    component: Component,
+    source_bytes: usize,
+) -> Result<Prepared, ComponentError> {
     let imports: Vec<String> = component
         .component_type()
         .imports(engine)
@@ -344,12 +406,13 @@ pub(crate) fn compile(
     let pre = JobPre::new(pre).map_err(|e| ComponentError::WrongWorld(format!("{e:#}")))?;
     // What the cache charges for this entry: the compiled code and metadata wasmtime keeps.
     let image = component.image_range();
-    let size = image.end.addr().saturating_sub(image.start.addr()) + bytes.len();
+    let size = image.end.addr().saturating_sub(image.start.addr()) + source_bytes;
     Ok(Prepared {
         digest,
         imports,
         pre,
         size,
+        component,
     })
 }
 
@@ -376,6 +439,11 @@ mod tests {
     #[test]
     fn grants_io_cli_clocks_random_http_and_our_host_in_any_compatible_version() {
         for name in [
+            "wasi:filesystem/types@0.2.9",
+            "wasi:filesystem/preopens@0.2.12",
+            "wasi:sockets/tcp@0.2.9",
+            "wasi:sockets/ip-name-lookup@0.2.9",
+            "sandfire:job/config@0.1.1",
             "wasi:io/streams@0.2.0",
             "wasi:io/error@0.2.6",
             "wasi:cli/stdout@0.2.3",
@@ -395,9 +463,8 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for name in [
-            "wasi:filesystem/types@0.2.0",
-            "wasi:filesystem/preopens@0.2.0",
-            "wasi:sockets/tcp@0.2.0",
+            "wasi:filesystem/types@0.3.0",
+            "wasi:sockets/tcp@0.3.0",
             "wasi:http/incoming-handler@0.2.0",
             "wasi:http/handler@0.3.0",
             "wasi:io/streams@0.3.0",

@@ -174,6 +174,30 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .context("configuring the wasmtime engine")
 }
 
+/// Hex SHA-256 of `Engine::precompile_compatibility_hash`: equal for engines that can load each
+/// other's compiled artifacts (same wasmtime version, target and code-generation settings), so
+/// it keys kept artifacts. Hashed with SHA-256 rather than `DefaultHasher`, whose output may
+/// change between Rust releases. A stale key costs only a compile: wasmtime checks the
+/// artifact's own header again when loading it.
+pub(crate) fn compatibility_hash(engine: &Engine) -> String {
+    use sha2::Digest as _;
+    use std::hash::{Hash as _, Hasher};
+
+    struct Sha(sha2::Sha256);
+    impl Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        // Never called by `Hash` impls; only the SHA-256 digest below is read.
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut hasher = Sha(sha2::Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(hasher.0.finalize())
+}
+
 /// Advances the engine's epoch every `tick` until the engine is dropped; the thread then ends
 /// on its own (the handle is only needed by tests).
 pub(crate) fn start_epoch_ticker(

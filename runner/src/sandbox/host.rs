@@ -4,8 +4,10 @@
 //!
 //! Host imports run on the runner's threads with guest-supplied arguments: they must never
 //! panic, block, or trap for something the guest may legitimately do (an over-long message is
-//! truncated, not refused). The linker must never grant files, sockets or environment access;
-//! `component::allowed_import` is the same list, checked at upload time.
+//! truncated, not refused). The linker must never grant files, sockets or environment access
+//! (the filesystem and sockets interfaces are linked deny-only, see
+//! `link_denied_files_and_sockets`); `component::allowed_import` is the same list, checked at
+//! upload time.
 
 use std::sync::Arc;
 
@@ -171,9 +173,9 @@ impl HasData for IoView {
 }
 
 /// The linker every attempt instantiates through: WASI 0.2 `io`, `cli`, `clocks` and `random`
-/// (async flavour, since calls are `*_async`), the `sandfire:job` imports, and `wasi:http`
-/// (outgoing requests, each checked by `outbound`). Nothing else is linked, so a component
-/// importing files or sockets cannot even be instantiated.
+/// (async flavour, since calls are `*_async`), `filesystem` and `sockets` deny-only, the
+/// `sandfire:job` imports, and `wasi:http` (outgoing requests, each checked by `outbound`).
+/// Nothing else is linked.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
@@ -200,8 +202,35 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasi::cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     wasi::cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     wasi::cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    link_denied_files_and_sockets(l)?;
     Job::add_to_linker::<T, HasSelf<T>>(l, |t| t)?;
     // Outbound HTTP: every request goes through the attempt's `AttemptHttp` hooks.
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     Ok(linker)
+}
+
+/// `wasi:filesystem/{types,preopens}` and `wasi:sockets/*`, linked because the Python and
+/// JavaScript runtimes (componentize-py, componentize-js) import them whether or not a job
+/// uses them, and granting nothing through them. What keeps them closed is the per-attempt
+/// `WasiCtx` (`Sandbox::run_attempt`), whose builder defaults in wasmtime-wasi 48.0.8 are: no
+/// preopened directories (`get-directories` is empty, so there is no descriptor to open a path
+/// from), TCP, UDP and name lookup off (`PermissionDenied` → `access-denied`), and a
+/// `socket_addr_check` that refuses every address. The run must never call `preopened_dir`,
+/// `allow_tcp`, `allow_udp`, `allow_ip_name_lookup`, `inherit_network` or `socket_addr_check`
+/// on that builder (`tests/langs.rs`: a Python job's `open` fails with `FileNotFoundError`).
+fn link_denied_files_and_sockets(l: &mut Linker<HostState>) -> Result<()> {
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
+
+    type T = HostState;
+    wasi::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    wasi::filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    wasi::sockets::network::add_to_linker::<T, WasiSockets>(l, &Default::default(), T::sockets)?;
+    wasi::sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    wasi::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    wasi::sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    wasi::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    wasi::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    wasi::sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    Ok(())
 }

@@ -5,9 +5,15 @@
 //!
 //! - `engine`: the wasmtime `Engine` (fuel, epochs, pooling allocator) and the epoch ticker.
 //! - `host`: bindings of `wit/job.wit`, per-attempt store state, the `host` imports, the linker.
-//! - `component`: header checks, compile, import allow-list, world check; `Prepared`.
+//! - `component`: header checks, compile, import allow-list, world check; `Prepared`; loading
+//!   a compiled artifact this runner (or another with the same engine) produced.
 //! - `cache`: (tenant, digest) → prepared component, bounded by bytes per tenant and in all,
 //!   admitted only after a successful compile, compile-once.
+//!
+//! Compile once: an upload's compiled code is handed out as an artifact
+//! (`ValidatedComponent::artifact`) for the store to keep, keyed by tenant, digest and
+//! `Sandbox::engine_hash`; a cache miss asks its `ComponentSource` for that artifact first and
+//! compiles only when there is none or it does not fit this engine.
 //! - `limits`: the per-attempt memory `ResourceLimiter`.
 //! - `grants`: what an attempt may use (hosts, caps, config values), loaded on first use.
 //! - `outbound`: the `wasi:http` hooks: every outbound request checked and bounded.
@@ -59,6 +65,21 @@ use crate::model::{Level, Outcome};
 pub use self::cache::{CacheStats, TenantId};
 pub use self::component::{CompileCaps, ComponentError, PrepareError, Prepared};
 pub use self::grants::{AttemptGrants, GrantLoader, GrantedValue, HostCheck};
+
+/// Where a component the sandbox has not cached comes from: a compiled artifact kept by a
+/// runner (fast) or the tenant's bytes (compiled). Implemented by the worker over the store.
+#[async_trait::async_trait]
+pub trait ComponentSource: Send + Sync {
+    /// The artifact kept for this component on an engine whose `Sandbox::engine_hash` is
+    /// `engine`, if any. Only artifacts a runner produced (`ValidatedComponent::artifact`,
+    /// `keep_artifact`) may ever be returned: they are loaded as machine code.
+    async fn artifact(&self, engine: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// The component's bytes as uploaded (they must hash to its digest).
+    async fn bytes(&self) -> anyhow::Result<Vec<u8>>;
+    /// Keeps the artifact of a compile done because `artifact` had none (best effort: errors
+    /// are the implementation's to log).
+    async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>);
+}
 pub use self::journal::{Journal, LogLine, Progress};
 pub use self::outbound::{OutboundConfig, OutboundUsage, read_pem_certificates};
 
@@ -128,7 +149,8 @@ impl Default for SandboxConfig {
             cache_tenant_bytes: 64 * 1024 * 1024,
             compile_concurrency: 1,
             compile_queue_wait: Duration::from_secs(5),
-            compile_timeout: Duration::from_secs(30),
+            // A Python or JavaScript component takes 15-30 s on an idle core, more on a busy one.
+            compile_timeout: Duration::from_secs(120),
             compile_caps: CompileCaps::default(),
             compile_probe: None,
             keep_resident_bytes: 0,
@@ -153,6 +175,10 @@ struct Inner {
     compiles: Arc<Semaphore>,
     /// Compiles started since the sandbox was built (for metrics and tests).
     compiled: AtomicU64,
+    /// Stored artifacts loaded instead of compiling (for metrics and tests).
+    artifacts_loaded: AtomicU64,
+    /// `engine::compatibility_hash` of `engine`: the key artifacts are kept under.
+    engine_hash: String,
 }
 
 /// Bytes a guest may pass to the host in one call beyond its largest output (the error
@@ -185,6 +211,10 @@ pub struct ValidatedComponent {
     /// The interfaces it imports (all granted).
     pub imports: Vec<String>,
     pub prepared: Arc<Prepared>,
+    /// The compiled code, for the store to keep under `Sandbox::engine_hash` so that no
+    /// runner compiles these bytes again (`None` if it could not be serialized; runs then
+    /// compile on their first cache miss and keep it).
+    pub artifact: Option<Vec<u8>>,
 }
 
 /// What the job is told about the attempt (the WIT `context`).
@@ -334,6 +364,7 @@ impl Sandbox {
         let _ticker = engine::start_epoch_ticker(&engine, config.epoch_tick)?;
         let cache = Cache::new(config.cache_bytes, config.cache_tenant_bytes);
         let compiles = Arc::new(Semaphore::new(config.compile_concurrency.max(1)));
+        let engine_hash = engine::compatibility_hash(&engine);
         let outbound = Outbound::new(config.outbound.clone())?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
@@ -344,8 +375,21 @@ impl Sandbox {
                 cache,
                 compiles,
                 compiled: AtomicU64::new(0),
+                artifacts_loaded: AtomicU64::new(0),
+                engine_hash,
             }),
         })
+    }
+
+    /// Identifies what compiled code this runner's engine can load (wasmtime version and
+    /// code-generation settings): the key, with tenant and digest, of kept artifacts.
+    pub fn engine_hash(&self) -> &str {
+        &self.inner.engine_hash
+    }
+
+    /// Stored artifacts loaded instead of compiling since this sandbox was built.
+    pub fn artifacts_loaded(&self) -> u64 {
+        self.inner.artifacts_loaded.load(Ordering::Relaxed)
     }
 
     /// What the compiled-component cache holds.
@@ -388,12 +432,69 @@ impl Sandbox {
                 // `load` cannot fail here.
                 PrepareError::Load(e) => ComponentError::Invalid(format!("{e:#}")),
             })?;
+        let artifact = serialize(&prepared).await;
         Ok(ValidatedComponent {
             digest: prepared.digest().to_owned(),
             size,
             imports: prepared.imports().to_vec(),
             prepared,
+            artifact,
         })
+    }
+
+    /// `tenant`'s prepared component for `digest`: from the cache, else from the artifact
+    /// `source` kept for this engine (loaded on the blocking pool, no compile slot: it takes
+    /// milliseconds), else by compiling `source`'s bytes like `prepare` and handing the
+    /// artifact back to `source` to keep. An artifact that cannot be loaded (another wasmtime
+    /// version or settings) is logged and compiled over. Concurrent callers for one key
+    /// prepare once.
+    pub async fn prepare_from(
+        &self,
+        tenant: TenantId,
+        digest: &str,
+        source: &dyn ComponentSource,
+    ) -> Result<Arc<Prepared>, PrepareError> {
+        let key = (tenant, digest.to_owned());
+        self.cached_or(key, || async move {
+            let engine = self.engine_hash();
+            match source.artifact(engine).await {
+                Ok(Some(artifact)) => match self.load_artifact(digest, artifact).await {
+                    Ok(prepared) => return Ok(Arc::new(prepared)),
+                    Err(error) => tracing::warn!(
+                        digest,
+                        %error,
+                        "a kept compiled artifact could not be loaded; compiling the component"
+                    ),
+                },
+                Ok(None) => {}
+                // The bytes come from the same store: if it is down, that load says so.
+                Err(error) => tracing::warn!(
+                    digest,
+                    error = format!("{error:#}"),
+                    "could not read the kept compiled artifact; compiling the component"
+                ),
+            }
+            let bytes = source.bytes().await.map_err(PrepareError::Load)?;
+            let prepared = Arc::new(self.check_and_compile(digest, bytes, false).await?);
+            if let Some(artifact) = serialize(&prepared).await {
+                source.keep_artifact(engine, artifact).await;
+            }
+            Ok(prepared)
+        })
+        .await
+    }
+
+    async fn load_artifact(&self, digest: &str, artifact: Vec<u8>) -> Result<Prepared, String> {
+        let inner = self.inner.clone();
+        let digest = digest.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            component::load_artifact(&inner.engine, &inner.linker, digest, &artifact)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.inner.artifacts_loaded.fetch_add(1, Ordering::Relaxed);
+        Ok(loaded)
     }
 
     /// `tenant`'s prepared component for `digest`, from the cache or by calling `load` for its
@@ -423,29 +524,47 @@ impl Sandbox {
         F: FnOnce() -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<u8>>>,
     {
+        let digest = key.1.clone();
+        self.cached_or(key, || async move {
+            let bytes = load().await.map_err(PrepareError::Load)?;
+            self.check_and_compile(&digest, bytes, upload)
+                .await
+                .map(Arc::new)
+        })
+        .await
+    }
+
+    /// The cached entry for `key`, or the one `produce` makes (admitted on success); one
+    /// `produce` at a time per key, the other callers wait for its result.
+    async fn cached_or<F, Fut>(&self, key: Key, produce: F) -> Result<Arc<Prepared>, PrepareError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Arc<Prepared>, PrepareError>>,
+    {
         let cache = &self.inner.cache;
         if let Some(prepared) = cache.get(&key) {
             return Ok(prepared);
         }
         let slot = cache.inflight(&key);
-        let result = slot
-            .get_or_try_init(|| async {
-                let bytes = load().await.map_err(PrepareError::Load)?;
-                let actual = component::digest(&bytes);
-                if actual != key.1 {
-                    return Err(PrepareError::Load(anyhow::anyhow!(
-                        "the bytes loaded for component {} hash to {actual}",
-                        key.1
-                    )));
-                }
-                self.compile_bounded(actual, bytes, upload)
-                    .await
-                    .map(Arc::new)
-            })
-            .await
-            .cloned();
+        let result = slot.get_or_try_init(produce).await.cloned();
         cache.finish(&key, &slot, result.as_ref().ok());
         result
+    }
+
+    /// Checks that `bytes` hash to `digest`, then `compile_bounded`.
+    async fn check_and_compile(
+        &self,
+        digest: &str,
+        bytes: Vec<u8>,
+        upload: bool,
+    ) -> Result<Prepared, PrepareError> {
+        let actual = component::digest(&bytes);
+        if actual != digest {
+            return Err(PrepareError::Load(anyhow::anyhow!(
+                "the bytes loaded for component {digest} hash to {actual}"
+            )));
+        }
+        self.compile_bounded(actual, bytes, upload).await
     }
 
     /// Compiles behind a compile slot on the blocking pool. An upload waits at most
@@ -732,6 +851,26 @@ fn wit_context(context: JobContext) -> WitContext {
         attempt: context.attempt,
         max_attempts: context.max_attempts,
         scheduled_at_ms: context.scheduled_at_ms,
+    }
+}
+
+/// `prepared`'s artifact, made on the blocking pool (it copies the compiled code: tens of
+/// megabytes for a Python or JavaScript component); `None`, logged, if it fails.
+async fn serialize(prepared: &Arc<Prepared>) -> Option<Vec<u8>> {
+    let prepared = prepared.clone();
+    match tokio::task::spawn_blocking(move || prepared.artifact()).await {
+        Ok(Ok(artifact)) => Some(artifact),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not serialize a compiled component"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "serializing a compiled component panicked");
+            None
+        }
     }
 }
 

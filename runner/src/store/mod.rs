@@ -100,6 +100,29 @@ pub struct JobUploadParams {
     pub max_versions: Option<i32>,
 }
 
+/// A compiled artifact to keep (`Store::compiled_component_put`).
+#[derive(Clone)]
+pub struct CompiledComponentPutParams {
+    pub tenant_id: i64,
+    /// The component's digest (the component must exist).
+    pub digest: String,
+    /// `Sandbox::engine_hash` of the engine that produced it.
+    pub engine: String,
+    /// Produced by the runner's own engine, never by a tenant.
+    pub artifact: Vec<u8>,
+}
+
+impl std::fmt::Debug for CompiledComponentPutParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledComponentPutParams")
+            .field("tenant_id", &self.tenant_id)
+            .field("digest", &self.digest)
+            .field("engine", &self.engine)
+            .field("artifact_bytes", &self.artifact.len())
+            .finish()
+    }
+}
+
 /// What deleting a job version did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionDelete {
@@ -644,6 +667,17 @@ pub trait Store:
     async fn job_list(&self, tenant_id: i64) -> StoreResult<Vec<Job>>;
     async fn job_versions(&self, job_id: i64) -> StoreResult<Vec<JobVersion>>;
     async fn component_bytes(&self, tenant_id: i64, digest: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// The artifact a runner kept for the tenant's component on an engine with compatibility
+    /// hash `engine` (`Sandbox::engine_hash`).
+    async fn compiled_component_get(
+        &self,
+        tenant_id: i64,
+        digest: &str,
+        engine: &str,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Keeps a compiled artifact (an existing one for the same key is left as it is: they are
+    /// interchangeable). Nothing is kept if the component is gone meanwhile.
+    async fn compiled_component_put(&self, params: CompiledComponentPutParams) -> StoreResult<()>;
     /// Deletes a job version no run references (and its component bytes when no other version
     /// of the tenant uses them).
     async fn job_version_delete(

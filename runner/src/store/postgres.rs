@@ -804,6 +804,44 @@ impl Store for PgStore {
             .map_err(classify)
     }
 
+    async fn compiled_component_get(
+        &self,
+        tenant_id: i64,
+        digest: &str,
+        engine: &str,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar(
+            "SELECT artifact FROM compiled_components
+             WHERE tenant_id = $1 AND digest = $2 AND engine = $3",
+        )
+        .bind(tenant_id)
+        .bind(digest)
+        .bind(engine)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)
+    }
+
+    async fn compiled_component_put(&self, params: CompiledComponentPutParams) -> StoreResult<()> {
+        // Through a SELECT on `components`, so a component deleted meanwhile keeps nothing
+        // (instead of a foreign-key error).
+        sqlx::query(
+            "INSERT INTO compiled_components (tenant_id, digest, engine, artifact, size)
+             SELECT c.tenant_id, c.digest, $3, $4, $5 FROM components c
+             WHERE c.tenant_id = $1 AND c.digest = $2
+             ON CONFLICT (tenant_id, digest, engine) DO NOTHING",
+        )
+        .bind(params.tenant_id)
+        .bind(&params.digest)
+        .bind(&params.engine)
+        .bind(&params.artifact)
+        .bind(i32::try_from(params.artifact.len()).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run> {
         self.run_insert_many(vec![params])
             .await?

@@ -14,10 +14,13 @@ use crate::backoff::backoff_delay;
 use crate::config::RunLimits;
 use crate::model::Outcome;
 use crate::sandbox::{
-    AttemptGrants, AttemptReport, AttemptSpec, CancelFlag, GrantLoader, GrantedValue, JobContext,
-    Journal, Limits, LogLine, PrepareError,
+    AttemptGrants, AttemptReport, AttemptSpec, CancelFlag, ComponentSource, GrantLoader,
+    GrantedValue, JobContext, Journal, Limits, LogLine, PrepareError,
 };
-use crate::store::{AttemptRecord, ClaimedRun, Completion, NewLogLine, StoreError};
+use crate::store::{
+    AttemptRecord, ClaimedRun, CompiledComponentPutParams, Completion, NewLogLine, Store,
+    StoreError,
+};
 
 /// Attempts of one run refunded for the runner's own faults (pool full, component could not be
 /// loaded) before further ones count against `max_attempts` like any failure: a run can never
@@ -140,17 +143,14 @@ async fn attempt(
             );
         }
     };
-    let store = ctx.store.clone();
-    let (tenant_id, digest) = (run.tenant_id, job.digest.clone());
+    let source = StoredComponent {
+        store: ctx.store.clone(),
+        tenant_id: run.tenant_id,
+        digest: job.digest.clone(),
+    };
     let prepared = ctx
         .sandbox
-        .prepare(run.tenant_id, &job.digest, || async move {
-            match store.component_bytes(tenant_id, &digest).await {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(anyhow::anyhow!("component {digest} is not in the database")),
-                Err(e) => Err(anyhow::Error::new(e)),
-            }
-        })
+        .prepare_from(run.tenant_id, &job.digest, &source)
         .await;
     let prepared = match prepared {
         Ok(p) => p,
@@ -349,6 +349,51 @@ fn decide(
         format!("attempt {attempt} ended with {outcome} (not retryable)")
     };
     Completion::failed(run, record, reason)
+}
+
+/// A tenant's component as the store holds it: the artifact a runner kept for this engine, or
+/// the uploaded bytes.
+struct StoredComponent {
+    store: Arc<dyn Store>,
+    tenant_id: i64,
+    digest: String,
+}
+
+#[async_trait::async_trait]
+impl ComponentSource for StoredComponent {
+    async fn artifact(&self, engine: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .compiled_component_get(self.tenant_id, &self.digest, engine)
+            .await?)
+    }
+
+    async fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        match self
+            .store
+            .component_bytes(self.tenant_id, &self.digest)
+            .await
+        {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(anyhow::anyhow!(
+                "component {} is not in the database",
+                self.digest
+            )),
+            Err(e) => Err(anyhow::Error::new(e)),
+        }
+    }
+
+    async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>) {
+        let params = CompiledComponentPutParams {
+            tenant_id: self.tenant_id,
+            digest: self.digest.clone(),
+            engine: engine.to_owned(),
+            artifact,
+        };
+        if let Err(error) = self.store.compiled_component_put(params).await {
+            tracing::warn!(digest = %self.digest, %error, "could not keep a compiled artifact");
+        }
+    }
 }
 
 #[cfg(test)]
