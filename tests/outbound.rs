@@ -400,7 +400,7 @@ async fn https_works_with_a_trusted_certificate_and_fails_with_an_untrusted_one(
         "fetch",
         "fetch",
         local_ceiling(),
-        &[host.clone()],
+        std::slice::from_ref(&host),
         &[],
     )
     .await;
@@ -428,7 +428,7 @@ async fn config_is_granted_by_name_and_each_tenant_reads_only_its_own() {
         "fetch",
         "fetch",
         local_ceiling(),
-        &[host.clone()],
+        std::slice::from_ref(&host),
         &["api_token"],
     )
     .await;
