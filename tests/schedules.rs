@@ -481,6 +481,7 @@ async fn fire_times_fire_once_with_several_firing_services() {
         b.store.clone() as Arc<dyn Store>,
         sandfire::config::RunLimits::default(),
         Duration::from_millis(200),
+        Arc::new(sandfire::metrics::Metrics::new(false, 0)),
         stop.clone(),
     ));
     let t = a.tenant("acme").await;

@@ -41,6 +41,19 @@ pub struct Settings {
     /// Keys that encrypt tenants' config values at rest (`SANDFIRE_SECRETS_KEY`); `None`: the
     /// config routes answer 503 and jobs granted config cannot start.
     pub keyring: Option<std::sync::Arc<crate::capabilities::Keyring>>,
+    /// Prometheus metrics (`/metrics`, see `docs/metrics.md`).
+    pub metrics: MetricsSettings,
+}
+
+/// How the runner serves its Prometheus metrics.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// Also serve `GET /metrics` without auth on this address (`--metrics-listen`), for a
+    /// scraper on a private network; `None`: only on the API, behind the admin token.
+    pub listen: Option<String>,
+    /// Label the per-run counters with the tenant's name (`--metrics-tenant-labels`): one
+    /// series per tenant, so only for runners with few tenants.
+    pub tenant_labels: bool,
 }
 
 /// The dashboard served under `/ui` (see `docs/dashboard.md`).
@@ -93,6 +106,7 @@ impl Default for Settings {
             worker_pool_size: 16,
             ui: UiSettings::default(),
             keyring: None,
+            metrics: MetricsSettings::default(),
         }
     }
 }

@@ -57,6 +57,13 @@ struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "SANDFIRE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Also serve Prometheus metrics (`GET /metrics`) WITHOUT auth on this address, for a
+    /// scraper on a private network (on the API, /metrics takes the admin token).
+    #[arg(long, env = "SANDFIRE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Label per-run metrics with the tenant's name (one series per tenant: few tenants only).
+    #[arg(long, env = "SANDFIRE_METRICS_TENANT_LABELS")]
+    metrics_tenant_labels: bool,
     /// Attempts executed concurrently by this runner.
     #[arg(long, env = "SANDFIRE_SLOTS", default_value_t = 16)]
     slots: usize,
@@ -317,6 +324,8 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
         max_component_bytes: args.max_component_bytes,
         ..Settings::default()
     };
+    settings.metrics.listen = args.metrics_listen.clone();
+    settings.metrics.tenant_labels = args.metrics_tenant_labels;
     settings.worker.slots = args.slots.max(1);
     settings.worker.queues = args.queues;
     settings.worker.enabled = !args.no_worker;

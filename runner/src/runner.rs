@@ -26,6 +26,8 @@ use crate::worker::{PoolParts, run_pool};
 pub struct Runner {
     pub id: Uuid,
     pub addr: SocketAddr,
+    /// Where `/metrics` is served without auth (`Settings::metrics.listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Arc<dyn Store>,
     pub sandbox: Sandbox,
     shutdown: CancellationToken,
@@ -112,6 +114,14 @@ impl Runner {
         let mut tasks = Vec::new();
 
         let promoter_wake = Arc::new(Notify::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            settings.metrics.tenant_labels,
+            if settings.worker.enabled {
+                settings.worker.slots
+            } else {
+                0
+            },
+        ));
         let state = AppState {
             store: store.clone(),
             sandbox: sandbox.clone(),
@@ -119,6 +129,7 @@ impl Runner {
             promoter: promoter_wake.clone(),
             enqueue: crate::store::GroupCommit::start(store.clone()),
             enqueue_rate: Default::default(),
+            metrics: metrics.clone(),
         };
         tasks.push(tokio::spawn(crate::server::serve(
             listener,
@@ -132,6 +143,29 @@ impl Runner {
         let store = api_store
             .sibling(crate::store::PoolOptions::new(settings.worker_pool_size))
             .unwrap_or_else(|| api_store.clone());
+        let metrics_addr = match &settings.metrics.listen {
+            None => None,
+            Some(listen) => {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen for metrics on {listen}"))?;
+                let addr = listener.local_addr()?;
+                tasks.push(tokio::spawn(crate::metrics::serve_separately(
+                    listener,
+                    metrics.clone(),
+                    api_store.clone(),
+                    sandbox.clone(),
+                    settings.http.clone(),
+                    shutdown.clone(),
+                )));
+                Some(addr)
+            }
+        };
+        for (name, s) in [("api", &api_store), ("worker", &store)] {
+            if let Some(pool) = s.pg_pool() {
+                metrics.watch_pool(name, pool);
+            }
+        }
 
         // Presence in the registry and the election of the maintenance leader.
         let registration = RunnerRegistration {
@@ -164,15 +198,16 @@ impl Runner {
             shutdown.clone(),
             move |stop| promoter::run(s.clone(), wake.clone(), poll, stop),
         )));
-        let (s, limits, poll) = (
+        let (s, limits, poll, m) = (
             store.clone(),
             settings.limits.clone(),
             settings.worker.poll_interval,
+            metrics.clone(),
         );
         tasks.push(tokio::spawn(while_leader(
             leadership.clone(),
             shutdown.clone(),
-            move |stop| cron::run(s.clone(), limits.clone(), poll, stop),
+            move |stop| cron::run(s.clone(), limits.clone(), poll, m.clone(), stop),
         )));
         let (s, retention) = (store.clone(), settings.retention.clone());
         tasks.push(tokio::spawn(while_leader(
@@ -190,16 +225,17 @@ impl Runner {
             shutdown.clone(),
             move |stop| vacuumer::run(s.clone(), every, threshold, stop),
         )));
-        let (s, every, runner_ttl, max_backoff) = (
+        let (s, every, runner_ttl, max_backoff, m) = (
             store.clone(),
             settings.worker.heartbeat,
             settings.worker.lease * 2,
             settings.limits.max_backoff_ms,
+            metrics.clone(),
         );
         tasks.push(tokio::spawn(while_leader(
             leadership.clone(),
             shutdown.clone(),
-            move |stop| rescuer::run(s.clone(), every, runner_ttl, max_backoff, stop),
+            move |stop| rescuer::run(s.clone(), every, runner_ttl, max_backoff, m.clone(), stop),
         )));
 
         if settings.worker.enabled {
@@ -211,6 +247,7 @@ impl Runner {
                 runner_id: id,
                 promoter: promoter_wake,
                 keyring: settings.keyring.clone(),
+                metrics: metrics.clone(),
             };
             tasks.push(tokio::spawn(run_pool(parts, shutdown.clone(), grace)));
         }
@@ -219,6 +256,7 @@ impl Runner {
         Ok(Runner {
             id,
             addr,
+            metrics_addr,
             store: api_store,
             sandbox,
             shutdown,

@@ -382,3 +382,10 @@ impl TestRunner {
         &self.runner.as_ref().expect("running").sandbox
     }
 }
+
+impl TestRunner {
+    /// Where the runner serves `/metrics` without auth (`Settings::metrics.listen`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.runner.as_ref().expect("running").metrics_addr
+    }
+}

@@ -185,6 +185,9 @@ pub async fn create(
     }
     // Continuations count too: they become active runs when the batch ends.
     super::quota::admit_runs(&state, &grant, (runs.len() + then.len()) as u64).await?;
+    let queues: Vec<String> = (runs.iter().chain(then.iter().map(|c| &c.run)))
+        .map(|r| r.options.queue.clone())
+        .collect();
     let created = state
         .store
         .batch_create(BatchCreateParams {
@@ -194,6 +197,8 @@ pub async fn create(
             then,
         })
         .await?;
+    let queues = queues.iter().map(String::as_str);
+    state.metrics.runs_enqueued_in(&tenant.name, queues);
     let mut body = json!(created.batch);
     body["runs"] = json!(created.runs);
     body["then"] = json!(created.then);

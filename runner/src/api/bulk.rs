@@ -166,7 +166,10 @@ pub async fn enqueue(
     }
     let ids: Vec<Uuid> = params.iter().map(|p| p.id).collect();
     super::quota::admit_runs(&state, &grant, params.len() as u64).await?;
+    let queues: Vec<String> = params.iter().map(|p| p.options.queue.clone()).collect();
     state.store.run_insert_bulk(params).await?;
+    let queues = queues.iter().map(String::as_str);
+    state.metrics.runs_enqueued_in(&grant.tenant.name, queues);
     if delayed {
         state.promoter.notify_one();
     }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub enqueue: crate::store::GroupCommit,
     /// Per-tenant enqueue token buckets of this runner (`enqueue_per_s`).
     pub enqueue_rate: Arc<quota::EnqueueRate>,
+    /// This runner's Prometheus figures (`GET /metrics`; enqueues are counted here).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The whole HTTP surface of a runner.
@@ -140,6 +142,9 @@ pub fn app(state: AppState) -> Router {
                 .unwrap_or_else(|| state.store.clone()),
             ..state.clone()
         };
+        if let Some(pool) = ui_state.store.pg_pool() {
+            state.metrics.watch_pool("ui", pool);
+        }
         crate::ui::router()
             .layer(DefaultBodyLimit::max(request_limit))
             .with_state(ui_state)
@@ -150,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(bulk)
         .merge(rest)
         .merge(ui)
+        .merge(crate::metrics::router())
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })

@@ -256,6 +256,9 @@ pub(crate) async fn enqueue_run(
     if run.state == RunState::Scheduled {
         state.promoter.notify_one();
     }
+    if status == StatusCode::CREATED {
+        state.metrics.runs_enqueued(&tenant.name, &run.queue, 1);
+    }
     Ok((status, run))
 }
 

@@ -442,6 +442,7 @@ pub async fn trigger(
         .run_get(tenant.id, id)
         .await?
         .ok_or_else(ApiError::internal)?;
+    state.metrics.runs_enqueued(&tenant.name, &run.run.queue, 1);
     Ok((StatusCode::CREATED, axum::Json(json!(run))))
 }
 

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RunLimits;
+use crate::metrics::Metrics;
 use crate::store::{SCHEDULES_CHANNEL, ScheduleFired, Store, StoreError, notifications};
 
 /// Most schedules fired in one pass before the next due time is re-read.
@@ -26,13 +27,14 @@ pub async fn run(
     store: Arc<dyn Store>,
     limits: RunLimits,
     max_sleep: Duration,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(store.clone(), wake.clone(), stop.clone()));
     let mut failures = 0u32;
     loop {
-        let deadline = match fire_due(store.as_ref(), &limits, &stop).await {
+        let deadline = match fire_due(store.as_ref(), &limits, &metrics, &stop).await {
             Ok(next) => {
                 failures = 0;
                 next.map_or(Instant::now() + max_sleep, |at| {
@@ -59,6 +61,7 @@ pub async fn run(
 async fn fire_due(
     store: &dyn Store,
     limits: &RunLimits,
+    metrics: &Metrics,
     stop: &CancellationToken,
 ) -> Result<Option<Instant>, StoreError> {
     for _ in 0..PASS {
@@ -66,7 +69,10 @@ async fn fire_due(
             break;
         }
         match store.schedule_fire_due(limits).await? {
-            Some(fired) => report(&fired),
+            Some(fired) => {
+                metrics.cron_fired(fired.runs.len() as u64, fired.skipped.len() as u64);
+                report(&fired)
+            }
             None => break,
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::backoff_delay;
+use crate::metrics::Metrics;
 use crate::store::{Rescue, Store, StoreError, StoreResult};
 
 /// Most runs rescued in one statement.
@@ -19,12 +20,14 @@ pub async fn run(
     interval: Duration,
     runner_ttl: Duration,
     max_backoff_ms: u64,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     loop {
         loop {
             match rescue(store.as_ref(), max_backoff_ms).await {
                 Ok((rescued, more)) => {
+                    metrics.leases_rescued(rescued.len() as u64);
                     if !rescued.is_empty() {
                         tracing::warn!(runs = rescued.len(), "rescued runs of lost runners");
                     }

@@ -177,8 +177,30 @@ struct Inner {
     compiled: AtomicU64,
     /// Stored artifacts loaded instead of compiling (for metrics and tests).
     artifacts_loaded: AtomicU64,
+    /// Lookups of the compiled-component cache that found / missed their entry (metrics).
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    /// Attempts executing in an instance right now (metrics).
+    instances_in_use: AtomicU64,
     /// `engine::compatibility_hash` of `engine`: the key artifacts are kept under.
     engine_hash: String,
+}
+
+/// Counts one attempt in `instances_in_use` while it lives (also when the attempt panics or
+/// its future is dropped).
+struct InUse<'a>(&'a AtomicU64);
+
+impl<'a> InUse<'a> {
+    fn enter(counter: &'a AtomicU64) -> InUse<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InUse(counter)
+    }
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Bytes a guest may pass to the host in one call beyond its largest output (the error
@@ -376,6 +398,9 @@ impl Sandbox {
                 compiles,
                 compiled: AtomicU64::new(0),
                 artifacts_loaded: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+                cache_misses: AtomicU64::new(0),
+                instances_in_use: AtomicU64::new(0),
                 engine_hash,
             }),
         })
@@ -395,6 +420,19 @@ impl Sandbox {
     /// What the compiled-component cache holds.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
+    }
+
+    /// Lookups of the compiled-component cache since this sandbox was built: (hits, misses).
+    pub fn cache_lookups(&self) -> (u64, u64) {
+        (
+            self.inner.cache_hits.load(Ordering::Relaxed),
+            self.inner.cache_misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Attempts executing in a sandbox instance right now.
+    pub fn instances_in_use(&self) -> u64 {
+        self.inner.instances_in_use.load(Ordering::Relaxed)
     }
 
     /// Whether `tenant`'s component `digest` is compiled and cached.
@@ -543,8 +581,10 @@ impl Sandbox {
     {
         let cache = &self.inner.cache;
         if let Some(prepared) = cache.get(&key) {
+            self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(prepared);
         }
+        self.inner.cache_misses.fetch_add(1, Ordering::Relaxed);
         let slot = cache.inflight(&key);
         let result = slot.get_or_try_init(produce).await.cloned();
         cache.finish(&key, &slot, result.as_ref().ok());
@@ -632,6 +672,7 @@ impl Sandbox {
     pub async fn execute(&self, prepared: &Prepared, attempt: AttemptSpec) -> AttemptReport {
         let started = Instant::now();
         let journal = attempt.journal.clone();
+        let _in_use = InUse::enter(&self.inner.instances_in_use);
         let run = AssertUnwindSafe(self.run_attempt(prepared, attempt, started));
         match run.catch_unwind().await {
             Ok(report) => report,

@@ -10,6 +10,7 @@ mod capabilities;
 mod control;
 mod group_commit;
 mod history;
+mod metrics;
 pub mod notifications;
 mod postgres;
 mod retention;
@@ -36,6 +37,7 @@ pub use capabilities::{
 };
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry, VIA_API};
 pub use group_commit::GroupCommit;
+pub use metrics::{MetricsStore, QueueFigures};
 pub use postgres::PgStore;
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
@@ -381,6 +383,8 @@ pub struct ClaimedRun {
     /// The tenant's own `max_log_bytes_per_attempt`, read with the claim (`None`: the
     /// runner's default applies).
     pub log_budget: Option<i64>,
+    /// The queue it was claimed from (for the runner's metrics).
+    pub queue: String,
 }
 
 /// What a job version runs as: its tenant's and job's names and its component. Immutable, so
@@ -479,6 +483,8 @@ pub struct Completion {
     /// The run's tenant and job (for the rollup of ended attempts, `run_stats`).
     pub tenant_id: i64,
     pub job_id: i64,
+    /// The run's queue (for the runner's metrics).
+    pub queue: String,
     pub transition: Transition,
     /// Why, in words (the run's history).
     pub reason: String,
@@ -499,6 +505,7 @@ impl Completion {
             lease_token: run.lease_token,
             tenant_id: run.tenant_id,
             job_id: run.job_id,
+            queue: run.queue.clone(),
             transition,
             reason,
             record,
@@ -628,6 +635,7 @@ pub trait Store:
     RunnerStore
     + BatchStore
     + CapabilityStore
+    + MetricsStore
     + RunControlStore
     + RetentionStore
     + ScheduleStore

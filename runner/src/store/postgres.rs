@@ -360,6 +360,7 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedRun, sqlx::Error> {
         runner_faults: row.try_get("runner_faults")?,
         priority: row.try_get("priority")?,
         log_budget: row.try_get("log_budget")?,
+        queue: String::new(),
     })
 }
 
@@ -1066,6 +1067,9 @@ impl Store for PgStore {
                 claimed.extend(rows);
             }
             tx.commit().await.map_err(classify)?;
+        }
+        for run in &mut claimed {
+            run.queue.clone_from(&p.queue);
         }
         Ok(claimed)
     }

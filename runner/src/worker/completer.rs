@@ -113,6 +113,7 @@ async fn write_retrying(
                     .iter()
                     .filter(|c| all || accepted_set.contains(&c.run_id))
                 {
+                    ctx.metrics.outcome_written(c);
                     if c.transition.records_attempt() {
                         ctx.stats.add(EndedAttempt {
                             tenant_id: c.tenant_id,

@@ -57,6 +57,8 @@ pub(super) async fn execute(ctx: &WorkerContext, mut run: ClaimedRun, flag: Canc
     let journal = Arc::new(Journal::with_byte_budget(budget));
     let input = std::mem::take(&mut run.input).into_bytes();
     let started = ctx.clock.now();
+    ctx.metrics
+        .attempt_started(&run.queue, started - run.scheduled_at);
     let (report, unflushed) = attempt(ctx, &run, input, flag, journal.clone()).await;
     let ended = ctx.clock.now();
     // The lease stays renewed until the completer has written the outcome.
@@ -143,6 +145,7 @@ async fn attempt(
             );
         }
     };
+    ctx.metrics.note_tenant(run.tenant_id, &job.tenant);
     let source = StoredComponent {
         store: ctx.store.clone(),
         tenant_id: run.tenant_id,
@@ -421,6 +424,7 @@ mod tests {
             runner_faults: 0,
             priority: 0,
             log_budget: None,
+            queue: "default".into(),
         }
     }
 

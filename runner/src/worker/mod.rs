@@ -179,6 +179,7 @@ pub(crate) struct WorkerContext {
     clock: clock::DbClock,
     /// Sums of the attempts this runner ended, for `run_stats`.
     pub stats: Arc<crate::stats::Rollup>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl WorkerContext {
@@ -216,6 +217,8 @@ pub struct PoolParts {
     pub promoter: Arc<Notify>,
     /// The runner's keyring (config values), if it has one.
     pub keyring: Option<Arc<crate::capabilities::Keyring>>,
+    /// The runner's Prometheus figures (attempts started and written are counted here).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Runs the pool until `shutdown` is cancelled; then stops claiming, lets running attempts
@@ -230,6 +233,9 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
             ..PoolOptions::new(2)
         })
         .unwrap_or_else(|| parts.store.clone());
+    if let Some(pool) = claims.pg_pool() {
+        parts.metrics.watch_pool("claims", pool);
+    }
     let ctx = Arc::new(WorkerContext {
         claims,
         store: parts.store,
@@ -243,6 +249,7 @@ pub async fn run_pool(parts: PoolParts, shutdown: CancellationToken, grace: Dura
         jobs: Mutex::new(HashMap::new()),
         clock: clock::DbClock::default(),
         stats: Arc::new(crate::stats::Rollup::new(parts.runner_id)),
+        metrics: parts.metrics,
     });
     // Several samples: the first one may pay for opening a connection.
     for _ in 0..5 {

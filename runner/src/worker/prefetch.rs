@@ -81,6 +81,7 @@ mod tests {
             runner_faults: 0,
             priority: 0,
             log_budget: None,
+            queue: "default".into(),
         }
     }
 
