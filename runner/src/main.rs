@@ -366,6 +366,16 @@ fn init_tracing(json: bool) {
 }
 
 async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<()> {
+    let database_url = args.database_url.clone().filter(|u| !u.is_empty());
+    let Some(database_url) = database_url else {
+        anyhow::bail!(
+            "sandfire serve needs a PostgreSQL database, and none is set.\n  \
+             Set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DB (or --database-url, or \
+             `database-url` in the --config file).\n  \
+             To try Sandfire locally, run `make run` in the source tree: it starts a throwaway \
+             PostgreSQL and a runner."
+        )
+    };
     init_tracing(args.log_json);
     let mut settings = Settings {
         admin_token: admin_token.filter(|t| !t.is_empty()),
@@ -476,20 +486,10 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     if settings.admin_token.is_none() {
         tracing::warn!("SANDFIRE_ADMIN_TOKEN is not set: admin routes (/v1/tenants) are off");
     }
-    let database_url = args.database_url.as_deref().filter(|u| !u.is_empty());
-    let Some(database_url) = database_url else {
-        anyhow::bail!(
-            "sandfire serve needs a PostgreSQL database, and none is set.\n  \
-             Set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DB (or --database-url, or \
-             `database-url` in the --config file).\n  \
-             To try Sandfire locally, run `make run` in the source tree: it starts a throwaway \
-             PostgreSQL and a runner."
-        )
-    };
     // A runner starting while the database is down waits for it instead of exiting.
     let store = loop {
         // (Runner::start then applies migrations, waiting out outages itself.)
-        match connect(database_url, settings.api_pool_size).await {
+        match connect(&database_url, settings.api_pool_size).await {
             Ok(store) => break store,
             Err(e) => {
                 tracing::warn!(
