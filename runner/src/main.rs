@@ -276,12 +276,10 @@ fn main() -> std::process::ExitCode {
         }
         Command::Client(cmd) => runtime.block_on(cli::run(&cli.client, cmd)),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "sandfire",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sandfire", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             std::process::ExitCode::SUCCESS
         }
         Command::CompileProbe(a) => std::process::exit(sandfire::sandbox::probe::run_child(

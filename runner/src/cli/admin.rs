@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, print_json, text, time};
 use super::runs::done;
 
@@ -92,7 +93,7 @@ pub async fn tenant(ctx: &Ctx, cmd: TenantCommand) -> CliResult {
                 ]);
             }
             if t.is_empty() {
-                println!("no tenants: create one with `sandfire tenant create NAME`");
+                outln!("no tenants: create one with `sandfire tenant create NAME`");
             } else {
                 t.print(ctx.style);
             }
@@ -273,11 +274,11 @@ fn show_limits(ctx: &Ctx, v: &Value) -> CliResult {
             text(&v["usage"][usage_of(k)]),
         ]);
     }
-    println!("tenant {}", text(&v["tenant"]));
+    outln!("tenant {}", text(&v["tenant"]));
     t.print(ctx.style);
     let hits = v["limit_hits"].as_array().cloned().unwrap_or_default();
     if !hits.is_empty() {
-        println!();
+        outln!();
         let mut h = Table::new(&["DAY", "LIMIT", "REFUSALS"]);
         for hit in &hits {
             h.row(vec![

@@ -5,6 +5,7 @@ use reqwest::Method;
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, json_arg, print_fields, print_json, text, time};
 use super::runs::done;
 
@@ -78,7 +79,7 @@ pub async fn command(ctx: &Ctx, cmd: BatchCommand) -> CliResult {
             );
             let then = b["continuations"].as_array().cloned().unwrap_or_default();
             if !then.is_empty() {
-                println!();
+                outln!();
                 let mut t = Table::new(&["CONTINUATION", "JOB", "ON", "STATE"]);
                 for r in &then {
                     t.row(vec![

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Ctx;
 use super::client::{Auth, Body, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, print_json, text, time};
 use super::runs::done;
 
@@ -54,7 +55,7 @@ pub async fn command(ctx: &Ctx, cmd: ConfigCommand) -> CliResult {
             }
             let entries = v["config"].as_array().cloned().unwrap_or_default();
             if entries.is_empty() {
-                println!("no config entries");
+                outln!("no config entries");
                 return Ok(());
             }
             let mut t = Table::new(&["NAME", "KIND", "VALUE", "UPDATED"]);

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, bytes, print_fields, print_json, text, time};
 use super::runs::done;
 
@@ -111,7 +112,7 @@ pub async fn command(ctx: &Ctx, cmd: JobCommand) -> CliResult {
             );
             let versions = job["versions"].as_array().cloned().unwrap_or_default();
             if !versions.is_empty() {
-                println!();
+                outln!();
                 let mut t = Table::new(&["VERSION", "DIGEST", "SIZE", "CREATED"]);
                 for v in &versions {
                     t.row(vec![
@@ -133,7 +134,7 @@ pub async fn command(ctx: &Ctx, cmd: JobCommand) -> CliResult {
             }
             let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
             if jobs.is_empty() {
-                println!("no jobs: upload one with `sandfire job deploy` or `sandfire job upload`");
+                outln!("no jobs: upload one with `sandfire job deploy` or `sandfire job upload`");
                 return Ok(());
             }
             let mut t = Table::new(&["NAME", "VERSION", "SIZE", "DIGEST", "DEFAULTS", "UPDATED"]);

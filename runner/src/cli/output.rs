@@ -2,11 +2,31 @@
 //! terminal without `NO_COLOR`, and guest text made safe for a terminal. `--json` output never
 //! passes through here: scripts get the API's JSON as it is.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use serde_json::Value;
 
 use super::client::{CliError, CliResult};
+
+/// `println!` for the CLI: a closed stdout (`sandfire run list | head`) ends the process
+/// quietly with 141, as SIGPIPE would, instead of a panic.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Writes to stdout; exits with 141 when stdout is closed.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(args).is_err() {
+        std::process::exit(141);
+    }
+}
 
 /// Colours for stdout: on only when stdout is a terminal and `NO_COLOR` is unset (or empty).
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +157,7 @@ impl Table {
     }
 
     pub fn print(&self, style: Style) {
-        print!("{}", self.render(style));
+        write_out(format_args!("{}", self.render(style)));
     }
 }
 
@@ -146,7 +166,7 @@ pub fn print_fields(style: Style, fields: &[(&str, String)]) {
     let w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in fields {
         if !v.is_empty() {
-            println!("{}  {v}", style.bold(&format!("{k:<w$}")));
+            outln!("{}  {v}", style.bold(&format!("{k:<w$}")));
         }
     }
 }
@@ -233,7 +253,7 @@ pub fn json_arg(flag: &str, arg: &str) -> CliResult<Value> {
 
 /// Prints the API's JSON as it is (pretty), for `--json`.
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, print_json, text};
 use super::runs::done;
 
@@ -33,7 +34,7 @@ pub async fn command(ctx: &Ctx, cmd: QueueCommand) -> CliResult {
             }
             let queues = v["queues"].as_array().cloned().unwrap_or_default();
             if queues.is_empty() {
-                println!("no queues with runs or settings");
+                outln!("no queues with runs or settings");
                 return Ok(());
             }
             let mut t = Table::new(&[

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{
     Style, Table, bytes, json_arg, print_fields, print_json, printable, text, time,
 };
@@ -156,7 +157,7 @@ pub(super) fn done(ctx: &Ctx, v: &Value, human: impl FnOnce() -> String) -> CliR
             print_json(v);
         }
     } else {
-        println!("{}", human());
+        outln!("{}", human());
     }
     Ok(())
 }
@@ -258,14 +259,15 @@ fn finish(ctx: &Ctx, run: &Value) -> CliResult {
     if ctx.json {
         print_json(run);
     } else if state == "succeeded" {
-        println!(
+        outln!(
             "{} run {id} succeeded (attempt {attempts})",
             ctx.style.state("✓")
         );
         if !run["output"].is_null() {
-            println!(
+            // serde_json escapes every control character inside strings: safe to print.
+            outln!(
                 "{}",
-                printable(&serde_json::to_string_pretty(&run["output"]).unwrap_or_default())
+                serde_json::to_string_pretty(&run["output"]).unwrap_or_default()
             );
         }
     }
@@ -334,7 +336,7 @@ async fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
         return Ok(());
     }
     if runs.is_empty() {
-        println!("no runs");
+        outln!("no runs");
         return Ok(());
     }
     let style = ctx.style;
@@ -409,9 +411,9 @@ async fn drain_logs(
         }
         for line in &lines {
             if ctx.json {
-                println!("{line}");
+                outln!("{line}");
             } else {
-                println!("{}", log_line(ctx.style, line));
+                outln!("{}", log_line(ctx.style, line));
             }
             if let Some(n) = line["id"].as_i64() {
                 *after = Some(n);
@@ -471,17 +473,19 @@ impl Bar {
         if !self.enabled {
             return;
         }
-        let percent = percent.unwrap_or(0).clamp(0, 100);
         let message = message.map(printable).unwrap_or_default();
-        let line = if self.terminal {
-            let filled = (percent / 5) as usize;
-            format!(
-                "[{}{}] {percent:>3}% {state} {message}",
-                "#".repeat(filled),
-                "-".repeat(20 - filled)
-            )
-        } else {
-            format!("progress: {percent}% {state} {message}")
+        let line = match percent.map(|p| p.clamp(0, 100)) {
+            Some(percent) if self.terminal => {
+                let filled = (percent / 5) as usize;
+                format!(
+                    "[{}{}] {percent:>3}% {state} {message}",
+                    "#".repeat(filled),
+                    "-".repeat(20 - filled)
+                )
+            }
+            Some(percent) => format!("progress: {percent}% {state} {message}"),
+            None if self.terminal => format!("{state}..."),
+            None => format!("state: {state}"),
         };
         if self.last.as_deref() == Some(line.as_str()) {
             return;
@@ -559,7 +563,7 @@ fn show_run(style: Style, run: &Value) {
     );
     let attempts = run["attempts"].as_array().cloned().unwrap_or_default();
     if !attempts.is_empty() {
-        println!();
+        outln!();
         let mut t = Table::new(&["ATTEMPT", "OUTCOME", "DURATION", "FUEL", "MEMORY", "ERROR"]);
         for a in &attempts {
             t.row(vec![
@@ -578,7 +582,7 @@ fn show_run(style: Style, run: &Value) {
     }
     let history = run["history"].as_array().cloned().unwrap_or_default();
     if !history.is_empty() {
-        println!();
+        outln!();
         let mut t = Table::new(&["AT", "FROM", "TO", "REASON"]);
         for h in &history {
             t.row(vec![

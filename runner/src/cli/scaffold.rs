@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::client::{CliError, CliResult};
+use super::output::outln;
 
 /// Where this binary's source tree keeps the guest SDK (used when it still exists).
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
@@ -62,17 +63,17 @@ pub fn new(args: NewArgs) -> CliResult {
         std::fs::write(&path, content)
             .map_err(|e| CliError::usage(format!("writing {}: {e}", path.display())))?;
     }
-    println!("created job crate {name}/");
+    outln!("created job crate {name}/");
     for (path, _) in &files {
-        println!("  {name}/{path}");
+        outln!("  {name}/{path}");
     }
     if sdk.is_none() {
-        println!(
+        outln!(
             "\nnote: the guest SDK was not found; edit the `sandfire-guest` line in \
              {name}/Cargo.toml\n      to point at your Sandfire checkout (or pass --sdk-path)."
         );
     }
-    println!(
+    outln!(
         "\nnext:\n  cd {name}\n  cargo test --target host-tuple   # the unit test, natively\n  \
          sandfire job deploy              # build for wasm32-wasip2 and upload\n  \
          sandfire run start {name} --input '{{\"name\": \"Ada\"}}' --wait"

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::client::{Auth, Body, CliError, CliResult, enc};
+use super::output::outln;
 use super::output::{Table, json_arg, print_fields, print_json, text, time};
 use super::runs::done;
 
@@ -119,7 +120,7 @@ pub async fn command(ctx: &Ctx, cmd: ScheduleCommand) -> CliResult {
             }
             let items = v["schedules"].as_array().cloned().unwrap_or_default();
             if items.is_empty() {
-                println!("no schedules");
+                outln!("no schedules");
                 return Ok(());
             }
             let mut t = Table::new(&["NAME", "JOB", "CRON", "TIMEZONE", "STATUS", "NEXT FIRE"]);
@@ -165,7 +166,7 @@ pub async fn command(ctx: &Ctx, cmd: ScheduleCommand) -> CliResult {
             );
             let runs = s["last_runs"].as_array().cloned().unwrap_or_default();
             if !runs.is_empty() {
-                println!();
+                outln!();
                 let mut t = Table::new(&["RUN", "STATE", "FIRE TIME"]);
                 for r in &runs {
                     t.row(vec![
