@@ -8,6 +8,7 @@ mod support;
 mod batches;
 mod capabilities;
 mod chaos;
+mod cli;
 mod cluster;
 mod control;
 mod execution;

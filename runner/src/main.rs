@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use sandfire::cli::{self, ClientArgs, JobCommand, RunCommand, TenantCommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use sandfire::cli::{self, ClientArgs, ClientCommand, serve_config};
 use sandfire::config::Settings;
 use sandfire::runner::{Runner, connect};
 
@@ -13,7 +13,9 @@ use sandfire::runner::{Runner, connect};
 #[command(
     name = "sandfire",
     version,
-    about = "Background jobs as sandboxed WebAssembly components"
+    about = "Background jobs as sandboxed WebAssembly components",
+    after_help = "Client commands read SANDFIRE_URL, SANDFIRE_API_KEY and SANDFIRE_ADMIN_TOKEN. \
+                  See docs/cli.md."
 )]
 struct Cli {
     #[command(flatten)]
@@ -26,15 +28,10 @@ struct Cli {
 enum Command {
     /// Run a runner: HTTP API, workers and maintenance.
     Serve(Box<ServeArgs>),
-    /// Manage tenants (admin token).
-    #[command(subcommand)]
-    Tenant(TenantCommand),
-    /// Upload and inspect jobs (tenant key).
-    #[command(subcommand)]
-    Job(JobCommand),
-    /// Start and inspect runs (tenant key).
-    #[command(subcommand)]
-    Run(RunCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Internal: compile a component read from stdin under an address-space limit (the
     /// runner's compile probe for uploads).
     #[command(hide = true)]
@@ -51,9 +48,16 @@ struct ProbeArgs {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// A TOML file of settings: keys are these flags without `--` (precedence: flag > env >
+    /// file > default; see docs/operations.md).
+    #[arg(long, env = "SANDFIRE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Print the effective settings and where each came from, then exit.
+    #[arg(long)]
+    print_config: bool,
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Address the HTTP API listens on.
     #[arg(long, env = "SANDFIRE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -257,19 +261,68 @@ struct ServeArgs {
     tenant_max_log_bytes_per_attempt: Quota<i64>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let (cli, serve_matches, from_file) = parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
     match cli.command {
-        Command::Serve(args) => serve(*args, cli.client.admin_token).await,
-        Command::Tenant(cmd) => cli::tenant(&cli.client, cmd).await,
-        Command::Job(cmd) => cli::job(&cli.client, cmd).await,
-        Command::Run(cmd) => cli::run(&cli.client, cmd).await,
+        Command::Serve(args) => {
+            if args.print_config {
+                serve_config::print(&Cli::command(), &serve_matches, &from_file);
+                return std::process::ExitCode::SUCCESS;
+            }
+            match runtime.block_on(serve(*args, cli.client.admin_token)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::from(1)
+                }
+            }
+        }
+        Command::Client(cmd) => runtime.block_on(cli::run(&cli.client, cmd)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sandfire", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            std::process::ExitCode::SUCCESS
+        }
         Command::CompileProbe(a) => std::process::exit(sandfire::sandbox::probe::run_child(
             a.memory_bytes,
             a.max_memory_bytes,
         )),
     }
+}
+
+/// Parses the command line; for `serve --config FILE`, parses again with the file's settings
+/// added under the flags and environment (flag > env > file > default).
+fn parse() -> (Cli, clap::ArgMatches, Vec<String>) {
+    let root = Cli::command();
+    let matches = root.clone().get_matches();
+    let mut from_file = Vec::new();
+    let matches = match matches.subcommand() {
+        Some(("serve", sub)) => match sub.get_one::<std::path::PathBuf>("config") {
+            Some(path) => {
+                let extra = serve_config::file_args(&root, sub, path).unwrap_or_else(|e| {
+                    eprintln!("error: {e}");
+                    std::process::exit(2)
+                });
+                from_file = extra.keys;
+                root.clone()
+                    .get_matches_from(std::env::args_os().chain(extra.args))
+            }
+            None => matches,
+        },
+        _ => matches,
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let serve_matches = matches
+        .subcommand_matches("serve")
+        .cloned()
+        .unwrap_or_default();
+    (cli, serve_matches, from_file)
 }
 
 /// A flag's value that must never be printed (key material): `Debug` hides it.
@@ -318,6 +371,16 @@ fn init_tracing(json: bool) {
 }
 
 async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<()> {
+    let database_url = args.database_url.clone().filter(|u| !u.is_empty());
+    let Some(database_url) = database_url else {
+        anyhow::bail!(
+            "sandfire serve needs a PostgreSQL database, and none is set.\n  \
+             Set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DB (or --database-url, or \
+             `database-url` in the --config file).\n  \
+             To try Sandfire locally, run `make run` in the source tree: it starts a throwaway \
+             PostgreSQL and a runner."
+        )
+    };
     init_tracing(args.log_json);
     let mut settings = Settings {
         admin_token: admin_token.filter(|t| !t.is_empty()),
@@ -433,7 +496,7 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
     // A runner starting while the database is down waits for it instead of exiting.
     let store = loop {
         // (Runner::start then applies migrations, waiting out outages itself.)
-        match connect(&args.database_url, settings.api_pool_size).await {
+        match connect(&database_url, settings.api_pool_size).await {
             Ok(store) => break store,
             Err(e) => {
                 tracing::warn!(
