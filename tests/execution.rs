@@ -293,3 +293,44 @@ async fn shutdown_hands_running_attempts_back_without_using_an_attempt() {
         Some(sandfire::model::Outcome::Cancelled)
     );
 }
+
+/// `tests/fixtures/hello-job-0.1.0.wasm` is `examples-wasm/hello` as built before the WIT
+/// package went to 0.1.1 (commit 96fa6b8): it imports `sandfire:job/host@0.1.0`. A runner
+/// serving 0.1.1 keeps accepting and running it (the component linker matches semver-
+/// compatible versions).
+#[tokio::test]
+async fn a_component_built_against_the_0_1_0_contract_still_uploads_and_runs() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/hello-job-0.1.0.wasm");
+    let bytes = std::fs::read(&fixture).expect("the 0.1.0 fixture");
+    assert!(
+        bytes
+            .windows(b"sandfire:job/host@0.1.0".len())
+            .any(|w| w == b"sandfire:job/host@0.1.0"),
+        "the fixture must import the 0.1.0 host interface"
+    );
+    let r = TestRunner::start().await;
+    let t = r.tenant("acme").await;
+    let (status, body) = r
+        .call(
+            reqwest::Method::PUT,
+            "/v1/jobs/old-hello",
+            Some(&t.key),
+            Some(crate::support::Body::Raw(bytes, None)),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let run = r
+        .enqueue(&t, "old-hello", json!({"input": {"name": "Ada"}}))
+        .await;
+    let id = run["id"].as_str().unwrap();
+    let run = r.wait_terminal(&t, id).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["output"]["greeting"], "Hello, Ada!");
+    let lines = r.logs(&t, id).await;
+    assert!(
+        lines.iter().any(|l| l["message"] == "greeting Ada"),
+        "{lines:#?}"
+    );
+    r.shutdown().await;
+}
