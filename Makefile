@@ -23,7 +23,7 @@ JS_STAMP := $(JS_TOOLS)/node_modules/.package-lock.json
 WIT_FILES := $(wildcard wit/*.wit wit/deps/*.wit)
 LANG_EXAMPLES := $(WASM_DIR)/hello-py.wasm $(WASM_DIR)/hello-js.wasm $(WASM_DIR)/fetch-js.wasm
 
-.PHONY: help run test lint bench chaos examples examples-langs wasm-target build fmt clean-db
+.PHONY: help run test lint bench bench-langs chaos examples examples-langs wasm-target build fmt clean-db
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ lint: ## rustfmt check + clippy -D warnings
 bench: examples build ## Throughput and enqueue over HTTP vs a raw-SQL floor, scale figures, lateness, cluster (durable commits)
 	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) durable -- \
 	  $(CARGO) bench -p sandfire --bench sandbox --bench queue --bench scale --bench lateness --bench cluster
+
+bench-langs: examples examples-langs build ## What a job costs per language (upload, kept artifact, first and warm runs): docs/guest-languages.md
+	scripts/with-pg.sh $(BENCH_PG_DIR) $(BENCH_PG_PORT) fast -- $(CARGO) bench -p sandfire --bench langs
 
 # Knobs: CHAOS_SECONDS, CHAOS_RUNS, CHAOS_KILL_EVERY_MS, CHAOS_DB_DOWN_MS, CHAOS_FREEZE_MS,
 # CHAOS_KEEP (see tests/chaos.rs).
