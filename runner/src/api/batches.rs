@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use crate::config::RunOptions;
 use crate::store::{
@@ -54,7 +54,7 @@ pub struct BatchEntry {
 }
 
 fn invalid(entry: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_batch", format!("{entry}: {reason}"))
+    ApiError::new(ErrorCode::InvalidBatch, format!("{entry}: {reason}"))
 }
 
 /// Validates one entry against its job and the runner's limits; resolves its options.
@@ -77,8 +77,8 @@ async fn resolve_entry(
     super::limits::reject_nul(&format!("{name}.input"), &entry.input)?;
     let limits = &state.settings.limits;
     options.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{name}.{}: {}", e.field, e.reason),
         )
     })?;
@@ -105,8 +105,8 @@ async fn resolve_entry(
     })?;
     let merged = options.or(&job.defaults);
     merged.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!(
                 "{name}.{}: {} (from job {:?}'s defaults; re-upload the job with new defaults)",
                 e.field, e.reason, job.name

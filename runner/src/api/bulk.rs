@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantGrant};
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::store::{Job, RunInsertParams};
@@ -44,7 +44,10 @@ pub struct BulkEntry {
 }
 
 fn invalid(index: usize, field: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_option", format!("runs[{index}].{field}: {reason}"))
+    ApiError::new(
+        ErrorCode::InvalidOption,
+        format!("runs[{index}].{field}: {reason}"),
+    )
 }
 
 /// A job as resolved once per request, with its options when an entry sets none.
@@ -59,8 +62,8 @@ pub async fn enqueue(
     Json(entries): Json<Vec<BulkEntry>>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     if entries.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_option",
+        return Err(ApiError::new(
+            ErrorCode::InvalidOption,
             "runs: send a JSON array with at least one run",
         ));
     }
@@ -147,10 +150,8 @@ pub async fn enqueue(
             delay_ms: entry.delay_ms,
             run_at: entry.run_at,
         };
-        let due = super::runs::due(&timing, limits).map_err(|e| ApiError {
-            message: format!("runs[{i}].{}", e.message),
-            ..e
-        })?;
+        let due = super::runs::due(&timing, limits)
+            .map_err(|e| e.map_message(|m| format!("runs[{i}].{m}")))?;
         delayed |= due.is_some();
         params.push(RunInsertParams {
             id: Uuid::now_v7(),

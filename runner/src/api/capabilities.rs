@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantAuth};
 use super::policy::hosts_field;
 use super::{AppState, valid_job_name};
@@ -41,8 +41,8 @@ fn check_job_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!("{name:?} is not a job name"),
         ))
     }
@@ -74,8 +74,8 @@ pub async fn put(
     check_job_name(&name)?;
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     if body.config.len() > MAX_CONFIG_ENTRIES as usize {
-        return Err(ApiError::unprocessable(
-            "too_many_config_names",
+        return Err(ApiError::new(
+            ErrorCode::TooManyConfigNames,
             format!(
                 "config: {} names; a tenant has at most {MAX_CONFIG_ENTRIES} config entries",
                 body.config.len()
@@ -85,7 +85,7 @@ pub async fn put(
     let mut config = Vec::with_capacity(body.config.len());
     for config_name in &body.config {
         check_config_name(config_name)
-            .map_err(|e| ApiError::unprocessable("invalid_config_name", format!("config: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidConfigName, format!("config: {e}")))?;
         if !config.contains(config_name) {
             config.push(config_name.clone());
         }
@@ -102,8 +102,8 @@ pub async fn put(
             } else {
                 format!("allows only {ceiling}")
             };
-            return Err(ApiError::unprocessable(
-                "outside_policy",
+            return Err(ApiError::new(
+                ErrorCode::OutsidePolicy,
                 format!(
                     "allowed_outbound_hosts: {outside} is outside the tenant's policy, which \
                      {allows}; each pattern must lie inside one policy pattern (ask the \

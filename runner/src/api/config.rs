@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json, TenantAuth};
 use crate::capabilities::secrets::ENV_KEY;
 use crate::capabilities::{Keyring, MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, check_config_name};
@@ -41,9 +41,7 @@ impl Drop for PutConfig {
 
 fn keyring(state: &AppState) -> ApiResult<&Keyring> {
     state.settings.keyring.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "secrets_key_missing",
+        ApiError::new(ErrorCode::SecretsKeyMissing,
             format!(
                 "config is unavailable: this runner has no encryption key; the operator must \
                  start it with {ENV_KEY} (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
@@ -53,7 +51,7 @@ fn keyring(state: &AppState) -> ApiResult<&Keyring> {
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
-    check_config_name(name).map_err(|e| ApiError::unprocessable("invalid_name", e))
+    check_config_name(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e))
 }
 
 /// An entry as the API shows it: `value` only for a non-secret entry.
@@ -92,8 +90,8 @@ pub async fn put(
     let keyring = keyring(&state)?;
     check_name(&name)?;
     if body.value.len() > MAX_CONFIG_VALUE_BYTES {
-        return Err(ApiError::unprocessable(
-            "value_too_large",
+        return Err(ApiError::new(
+            ErrorCode::ValueTooLarge,
             format!(
                 "value: {} bytes; a config value is at most {MAX_CONFIG_VALUE_BYTES} bytes",
                 body.value.len()

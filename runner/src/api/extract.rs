@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::auth::{self, KEY_PREFIX};
 use crate::config::TenantLimits;
 use crate::store::{KeyGrant, KeyRole, Tenant};
@@ -31,8 +31,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with the header 'Content-Type: application/json'",
         ),
         JsonRejection::BytesRejection(r) => bytes_rejection(r),
@@ -104,8 +103,7 @@ async fn key_grant(parts: &Parts, state: &AppState) -> Result<KeyGrant, ApiError
     let reads_only = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if grant.role == KeyRole::Read && !reads_only {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "this API key is read-only: it can read everything its tenant owns and change \
              nothing; use a key with role 'full'",
         ));
@@ -166,8 +164,7 @@ impl FromRequestParts<AppState> for AdminAuth {
     ) -> Result<Self, Self::Rejection> {
         let Some(expected) = state.settings.admin_token.as_deref() else {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
+                ErrorCode::AdminDisabled,
                 "admin routes are disabled: start the runner with SANDFIRE_ADMIN_TOKEN set",
             ));
         };

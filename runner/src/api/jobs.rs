@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
@@ -17,8 +17,8 @@ fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!(
                 "{name:?} is not a job name: use 1-128 letters, digits, '.', '_' or '-', \
                  starting with a letter or digit"
@@ -29,31 +29,24 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 fn component_error(err: ComponentError) -> ApiError {
     let code = match &err {
-        ComponentError::NotWasm => "not_wasm",
-        ComponentError::CoreModule => "core_module",
-        ComponentError::Invalid(_) => "invalid_component",
-        ComponentError::DisallowedImports(_) => "disallowed_imports",
-        ComponentError::WrongWorld(_) => "wrong_world",
-        ComponentError::UnsupportedProposal(_) => "unsupported_proposal",
-        ComponentError::TooComplex(_) => "component_too_complex",
-        ComponentError::CompileTimeout(_) => "compile_timeout",
-        ComponentError::CompilerBusy(_) => "compiler_busy",
-        ComponentError::CompileMemory(_) => "compile_memory",
-        ComponentError::ProbeFailed => "compile_probe_failed",
+        ComponentError::NotWasm => ErrorCode::NotWasm,
+        ComponentError::CoreModule => ErrorCode::CoreModule,
+        ComponentError::Invalid(_) => ErrorCode::InvalidComponent,
+        ComponentError::DisallowedImports(_) => ErrorCode::DisallowedImports,
+        ComponentError::WrongWorld(_) => ErrorCode::WrongWorld,
+        ComponentError::UnsupportedProposal(_) => ErrorCode::UnsupportedProposal,
+        ComponentError::TooComplex(_) => ErrorCode::ComponentTooComplex,
+        ComponentError::CompileTimeout(_) => ErrorCode::CompileTimeout,
+        ComponentError::CompilerBusy(_) => ErrorCode::CompilerBusy,
+        ComponentError::CompileMemory(_) => ErrorCode::CompileMemory,
+        ComponentError::ProbeFailed => ErrorCode::CompileProbeFailed,
     };
-    ApiError::unprocessable(code, err.to_string())
+    ApiError::new(code, err.to_string())
 }
 
 /// An upload refused because every compile slot stayed busy: 503 with `Retry-After`.
 fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
-    ApiError {
-        retry_after: Some(retry_after_secs),
-        ..ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "compiler_busy",
-            err.to_string(),
-        )
-    }
+    ApiError::new(ErrorCode::CompilerBusy, err.to_string()).with_retry_after(Some(retry_after_secs))
 }
 
 fn job_json(job: &Job) -> Value {
@@ -74,7 +67,7 @@ pub async fn upload(
     let bytes = body.map_err(bytes_rejection)?;
     defaults
         .validate(&state.settings.limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let validated = state
         .sandbox
         .validate(tenant.id, bytes.to_vec())

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
 use crate::capabilities::{AllowedHosts, MAX_HOST_PATTERNS};
 use crate::store::{Tenant, TenantPolicy};
@@ -31,8 +31,8 @@ pub struct PutPolicy {
 /// dropped), or the 422 that names the bad pattern.
 pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
     if patterns.len() > MAX_HOST_PATTERNS {
-        return Err(ApiError::unprocessable(
-            "too_many_patterns",
+        return Err(ApiError::new(
+            ErrorCode::TooManyPatterns,
             format!(
                 "allowed_outbound_hosts: {} patterns; at most {MAX_HOST_PATTERNS} are accepted \
                  (use wildcards such as https://*.example.com)",
@@ -41,8 +41,8 @@ pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
         ));
     }
     let hosts = AllowedHosts::parse(patterns).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_pattern",
+        ApiError::new(
+            ErrorCode::InvalidPattern,
             format!(
                 "allowed_outbound_hosts: {e}; see docs/capabilities.md for the pattern grammar"
             ),
@@ -93,8 +93,8 @@ pub async fn put(
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     let limit = |field: &str, value: Option<i64>, max: i64| -> ApiResult<()> {
         match value {
-            Some(v) if !(0..=max).contains(&v) => Err(ApiError::unprocessable(
-                "invalid_option",
+            Some(v) if !(0..=max).contains(&v) => Err(ApiError::new(
+                ErrorCode::InvalidOption,
                 format!("{field}: {v} is outside 0..={max} (null for the runner's default)"),
             )),
             _ => Ok(()),

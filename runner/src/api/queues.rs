@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantAuth};
 use crate::config::valid_queue_name;
 use crate::store::QueuePutParams;
@@ -16,8 +16,8 @@ fn check_name(name: &str) -> ApiResult<()> {
     if valid_queue_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!("{name:?} is not a queue name: use 1-63 lowercase letters, digits, '-' or '_'"),
         ))
     }
@@ -60,8 +60,8 @@ async fn apply(
     check_name(&name)?;
     let concurrency_limit = match concurrency_limit {
         Some(Some(n)) if !(1..=100_000).contains(&n) => {
-            return Err(ApiError::unprocessable(
-                "invalid_option",
+            return Err(ApiError::new(
+                ErrorCode::InvalidOption,
                 format!("concurrency_limit: {n} is outside 1..=100000 (null removes the limit)"),
             ));
         }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::limits::{BudgetedList, reject_nul, reject_nul_text};
 use crate::config::RunOptions;
@@ -55,7 +55,7 @@ pub struct AfterRequest {
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_option", format!("{field}: {reason}"))
+    ApiError::new(ErrorCode::InvalidOption, format!("{field}: {reason}"))
 }
 
 /// The timing fields of an enqueue request.
@@ -152,7 +152,7 @@ pub(crate) async fn enqueue_run(
     let limits = &state.settings.limits;
     options
         .validate(limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let timing = Timing {
         delay: body.delay.clone(),
         delay_ms: body.delay_ms,
@@ -174,8 +174,8 @@ pub(crate) async fn enqueue_run(
                 ));
             }
             if state.store.run_get(tenant.id, run).await?.is_none() {
-                return Err(ApiError::unprocessable(
-                    "invalid_option",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidOption,
                     format!("after.run: no run with id {run}"),
                 ));
             }
@@ -203,8 +203,8 @@ pub(crate) async fn enqueue_run(
     let merged = options.or(&job.defaults);
     // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
     merged.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
         )
     })?;

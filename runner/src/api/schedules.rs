@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
@@ -58,8 +58,8 @@ fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!(
                 "{name:?} is not a schedule name: use 1-128 letters, digits, '.', '_' or '-', \
                  starting with a letter or digit"
@@ -69,7 +69,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 }
 
 fn misfire_error(message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_misfire", format!("misfire: {message}"))
+    ApiError::new(ErrorCode::InvalidMisfire, format!("misfire: {message}"))
 }
 
 fn parse_policy(value: &Value) -> ApiResult<MisfirePolicy> {
@@ -228,15 +228,15 @@ pub async fn put(
     let timezone = body.timezone.as_deref().unwrap_or("UTC");
     let timetable = Timetable::parse(&body.cron, timezone).map_err(|e| {
         let code = if e.field == "cron" {
-            "invalid_cron"
+            ErrorCode::InvalidCron
         } else {
-            "invalid_timezone"
+            ErrorCode::InvalidTimezone
         };
-        ApiError::unprocessable(code, e.to_string())
+        ApiError::new(code, e.to_string())
     })?;
     if timetable.next_after(Utc::now()).is_none() {
-        return Err(ApiError::unprocessable(
-            "invalid_cron",
+        return Err(ApiError::new(
+            ErrorCode::InvalidCron,
             format!(
                 "cron: '{}' never fires: no date matches it (before 2100)",
                 timetable.cron().source()
@@ -263,8 +263,8 @@ pub async fn put(
     let overlap = match body.overlap.as_deref() {
         None => OverlapPolicy::Allow,
         Some(o) => OverlapPolicy::parse(o).ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_overlap",
+            ApiError::new(
+                ErrorCode::InvalidOverlap,
                 format!("overlap: {o:?} is not a policy: use \"allow\" or \"skip\""),
             )
         })?,
@@ -282,14 +282,14 @@ pub async fn put(
     let limits = &state.settings.limits;
     options
         .validate(limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let job = match valid_job_name(&body.job) {
         true => state.store.job_get(tenant.id, &body.job).await?,
         false => None,
     }
     .ok_or_else(|| {
-        ApiError::unprocessable(
-            "unknown_job",
+        ApiError::new(
+            ErrorCode::UnknownJob,
             format!(
                 "job: no job named {:?}: upload it first with PUT /v1/jobs/{{name}}",
                 body.job
@@ -297,8 +297,8 @@ pub async fn put(
         )
     })?;
     options.or(&job.defaults).validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{e} (from the job's defaults; set it on the schedule or re-upload the job)"),
         )
     })?;
@@ -431,8 +431,8 @@ pub async fn trigger(
             )));
         }
         ScheduleTrigger::InvalidOptions(e) => {
-            return Err(ApiError::unprocessable(
-                "invalid_option",
+            return Err(ApiError::new(
+                ErrorCode::InvalidOption,
                 format!("{e} (from the schedule and the job's defaults)"),
             ));
         }
@@ -521,9 +521,9 @@ mod tests {
             (json!(3), "is not a misfire policy"),
         ] {
             let e = parse_misfire(Some(&bad)).unwrap_err();
-            assert_eq!(e.code, "invalid_misfire");
-            assert!(e.message.starts_with("misfire: "), "{}", e.message);
-            assert!(e.message.contains(says), "{bad}: {}", e.message);
+            assert_eq!(e.code(), ErrorCode::InvalidMisfire);
+            assert!(e.message().starts_with("misfire: "), "{}", e.message());
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
 use super::{AppState, valid_tenant_name};
 use crate::auth;
@@ -31,8 +31,8 @@ pub async fn create(
     Json(body): Json<CreateTenant>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     if !valid_tenant_name(&body.name) {
-        return Err(ApiError::unprocessable(
-            "invalid_name",
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!(
                 "name: {:?} is not a tenant name: use 1-63 lowercase letters, digits, '-' or '_'",
                 body.name
@@ -171,8 +171,8 @@ pub async fn set_weight(
     Json(body): Json<SetWeight>,
 ) -> ApiResult<axum::Json<Value>> {
     if !(1..=100).contains(&body.weight) {
-        return Err(ApiError::unprocessable(
-            "invalid_option",
+        return Err(ApiError::new(
+            ErrorCode::InvalidOption,
             format!("weight: {} is outside 1..=100", body.weight),
         ));
     }
@@ -225,7 +225,7 @@ pub async fn put_limits(
     Json(body): Json<TenantLimits>,
 ) -> ApiResult<axum::Json<Value>> {
     body.validate()
-        .map_err(|e| ApiError::unprocessable("invalid_option", e))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e))?;
     state
         .store
         .tenant_limits_put(&name, &body)
