@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
+use super::types::{BatchCancelledBody, BatchCreatedBody, BatchDetailBody};
 use crate::config::RunOptions;
 use crate::store::{
     BatchCancel, BatchContinuationParams, BatchCreateParams, BatchRunParams, Job, Tenant,
@@ -126,7 +127,7 @@ pub async fn create(
     State(state): State<AppState>,
     grant: TenantGrant,
     Json(body): Json<BatchRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BatchCreatedBody>)> {
     let tenant = &grant.tenant;
     if body.runs.is_empty() {
         return Err(invalid("runs", "a batch needs at least one run"));
@@ -194,10 +195,14 @@ pub async fn create(
             then,
         })
         .await?;
-    let mut body = json!(created.batch);
-    body["runs"] = json!(created.runs);
-    body["then"] = json!(created.then);
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(BatchCreatedBody {
+            batch: (&created.batch).into(),
+            runs: created.runs,
+            then: created.then,
+        }),
+    ))
 }
 
 fn parse_batch_id(id: &str) -> ApiResult<Uuid> {
@@ -214,13 +219,18 @@ pub struct GetQuery {
     runs: bool,
 }
 
-async fn detail(state: &AppState, tenant: &Tenant, id: Uuid, with_runs: bool) -> ApiResult<Value> {
+async fn detail(
+    state: &AppState,
+    tenant: &Tenant,
+    id: Uuid,
+    with_runs: bool,
+) -> ApiResult<BatchDetailBody> {
     let batch = state
         .store
         .batch_get(tenant.id, id, with_runs)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no batch with id {id}")))?;
-    Ok(json!(batch))
+    Ok((&batch).into())
 }
 
 pub async fn get(
@@ -228,7 +238,7 @@ pub async fn get(
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
     Query(q): Query<GetQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<BatchDetailBody>> {
     let id = parse_batch_id(&id)?;
     Ok(axum::Json(detail(&state, &tenant, id, q.runs).await?))
 }
@@ -237,7 +247,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BatchCancelledBody>)> {
     let id = parse_batch_id(&id)?;
     let (cancelled, cancel_requested) = match state.store.batch_cancel(tenant.id, id).await? {
         BatchCancel::NotFound => {
@@ -254,14 +264,19 @@ pub async fn cancel(
             cancel_requested,
         } => (cancelled, cancel_requested),
     };
-    let mut body = detail(&state, &tenant, id, false).await?;
-    body["cancelled"] = json!(cancelled);
-    body["cancel_requested"] = json!(cancel_requested);
+    let batch = detail(&state, &tenant, id, false).await?;
     // 202: running members were only asked to stop; they end `cancelled` shortly.
     let status = if cancel_requested > 0 {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(body)))
+    Ok((
+        status,
+        axum::Json(BatchCancelledBody {
+            batch,
+            cancelled,
+            cancel_requested,
+        }),
+    ))
 }

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantGrant};
+use super::types::BulkEnqueuedBody;
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::store::{Job, RunInsertParams};
 
@@ -60,7 +61,7 @@ pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,
     Json(entries): Json<Vec<BulkEntry>>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BulkEnqueuedBody>)> {
     if entries.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidOption,
@@ -173,6 +174,9 @@ pub async fn enqueue(
     }
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "count": ids.len(), "ids": ids })),
+        axum::Json(BulkEnqueuedBody {
+            count: ids.len(),
+            ids,
+        }),
     ))
 }

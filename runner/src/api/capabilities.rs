@@ -6,11 +6,11 @@
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantAuth};
 use super::policy::hosts_field;
+use super::types::JobGrantBody;
 use super::{AppState, valid_job_name};
 use crate::capabilities::{MAX_CONFIG_ENTRIES, check_config_name};
 use crate::store::JobGrant;
@@ -23,14 +23,6 @@ pub struct PutCapabilities {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     config: Vec<String>,
-}
-
-/// A grant as the API shows it (`GET /v1/jobs/{name}` nests it as `capabilities`).
-pub(super) fn grant_json(grant: &JobGrant) -> Value {
-    json!({
-        "allowed_outbound_hosts": grant.allowed_outbound_hosts,
-        "config": grant.config,
-    })
 }
 
 fn no_job(name: &str) -> ApiError {
@@ -53,15 +45,16 @@ pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobGrantBody>> {
     let grant = state
         .store
         .job_grant_get(tenant.id, &name)
         .await?
         .ok_or_else(|| no_job(&name))?;
-    let mut body = grant_json(&grant);
-    body["job"] = json!(name);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobGrantBody {
+        job: name,
+        grant: (&grant).into(),
+    }))
 }
 
 /// `PUT /v1/jobs/{name}/capabilities` (a key that may change the tenant's jobs).
@@ -70,7 +63,7 @@ pub async fn put(
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
     Json(body): Json<PutCapabilities>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobGrantBody>> {
     check_job_name(&name)?;
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     if body.config.len() > MAX_CONFIG_ENTRIES as usize {
@@ -121,7 +114,8 @@ pub async fn put(
         .job_grant_put(tenant.id, &name, &grant)
         .await?
         .ok_or_else(|| no_job(&name))?;
-    let mut body = grant_json(&stored);
-    body["job"] = json!(name);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobGrantBody {
+        job: name,
+        grant: (&stored).into(),
+    }))
 }

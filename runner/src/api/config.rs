@@ -9,12 +9,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json, TenantAuth};
+use super::types::{ConfigEntryBody, ConfigListBody, ReencryptedBody};
 use crate::capabilities::secrets::ENV_KEY;
 use crate::capabilities::{Keyring, MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, check_config_name};
 use crate::store::{ConfigEntry, ConfigPutParams, ConfigReseal, StoreError};
@@ -55,21 +55,23 @@ fn check_name(name: &str) -> ApiResult<()> {
 }
 
 /// An entry as the API shows it: `value` only for a non-secret entry.
-fn entry_json(keyring: &Keyring, tenant_id: i64, entry: &ConfigEntry) -> Value {
-    let mut body = json!({
-        "name": entry.name,
-        "secret": entry.secret,
-        "key_id": entry.sealed.key_id,
-        "created_at": entry.created_at,
-        "updated_at": entry.updated_at,
-    });
+fn entry_json(keyring: &Keyring, tenant_id: i64, entry: &ConfigEntry) -> ConfigEntryBody {
+    let mut body = ConfigEntryBody {
+        name: entry.name.clone(),
+        secret: entry.secret,
+        key_id: entry.sealed.key_id,
+        created_at: entry.created_at,
+        updated_at: entry.updated_at,
+        value: None,
+        value_error: None,
+    };
     if !entry.secret {
         match keyring.open_string(tenant_id, &entry.name, &entry.sealed) {
-            Ok(value) => body["value"] = json!(value),
+            Ok(value) => body.value = Some(Some(value)),
             Err(e) => {
                 tracing::warn!(tenant_id, name = %entry.name, error = %e, "a config value does not decrypt");
-                body["value"] = Value::Null;
-                body["value_error"] = json!(e.to_string());
+                body.value = Some(None);
+                body.value_error = Some(e.to_string());
             }
         }
     }
@@ -86,7 +88,7 @@ pub async fn put(
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
     Json(body): Json<PutConfig>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ConfigEntryBody>)> {
     let keyring = keyring(&state)?;
     check_name(&name)?;
     if body.value.len() > MAX_CONFIG_VALUE_BYTES {
@@ -141,14 +143,14 @@ pub async fn put(
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ConfigListBody>> {
     let keyring = keyring(&state)?;
     let entries = state.store.config_list(tenant.id).await?;
-    let config: Vec<Value> = entries
+    let config = entries
         .iter()
         .map(|e| entry_json(keyring, tenant.id, e))
         .collect();
-    Ok(axum::Json(json!({ "config": config })))
+    Ok(axum::Json(ConfigListBody { config }))
 }
 
 /// `GET /v1/config/{name}`: as one entry of the list.
@@ -156,7 +158,7 @@ pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ConfigEntryBody>> {
     let keyring = keyring(&state)?;
     check_name(&name)?;
     let entry = state
@@ -192,7 +194,7 @@ const RESEAL_BATCH: i64 = 100;
 pub async fn reencrypt(
     State(state): State<AppState>,
     _: AdminAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ReencryptedBody>> {
     let keyring = keyring(&state)?;
     let active = keyring.active_key_id();
     let mut after = None;
@@ -241,10 +243,10 @@ pub async fn reencrypt(
         failed,
         "config re-encrypted"
     );
-    Ok(axum::Json(json!({
-        "active_key_id": active,
-        "reencrypted": done,
-        "failed": failed,
-        "failed_key_ids": failed_key_ids,
-    })))
+    Ok(axum::Json(ReencryptedBody {
+        active_key_id: active,
+        reencrypted: done,
+        failed,
+        failed_key_ids: failed_key_ids.into_iter().collect(),
+    }))
 }

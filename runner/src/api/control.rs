@@ -7,12 +7,12 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::TenantAuth;
+use super::types::{RunCancelledBody, RunDetailBody};
 use crate::store::{RunCancel, RunDelete, RunRetry};
 
 fn parse_run_id(id: &str) -> ApiResult<Uuid> {
@@ -25,13 +25,13 @@ fn no_run(id: Uuid) -> ApiError {
 }
 
 /// The run as `GET /v1/runs/{id}` shows it (after the change).
-async fn current(state: &AppState, tenant_id: i64, id: Uuid) -> ApiResult<Value> {
+async fn current(state: &AppState, tenant_id: i64, id: Uuid) -> ApiResult<RunDetailBody> {
     let run = state
         .store
         .run_get(tenant_id, id)
         .await?
         .ok_or_else(|| no_run(id))?;
-    Ok(json!(run))
+    Ok((&run).into())
 }
 
 /// Cancels a run in any state that has not ended: at once (200 with the run), or for a
@@ -40,7 +40,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<RunCancelledBody>)> {
     let id = parse_run_id(&id)?;
     let status = match state.store.run_cancel(tenant.id, id).await? {
         RunCancel::NotFound => return Err(no_run(id)),
@@ -53,9 +53,14 @@ pub async fn cancel(
         RunCancel::Cancelled => StatusCode::OK,
         RunCancel::CancelRequested => StatusCode::ACCEPTED,
     };
-    let mut run = current(&state, tenant.id, id).await?;
-    run["cancel_requested"] = json!(status == StatusCode::ACCEPTED);
-    Ok((status, axum::Json(run)))
+    let run = current(&state, tenant.id, id).await?;
+    Ok((
+        status,
+        axum::Json(RunCancelledBody {
+            run,
+            cancel_requested: status == StatusCode::ACCEPTED,
+        }),
+    ))
 }
 
 /// Re-enqueues a failed or cancelled run for a new attempt (200 with the run).
@@ -63,7 +68,7 @@ pub async fn retry(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunDetailBody>> {
     let id = parse_run_id(&id)?;
     match state.store.run_retry(tenant.id, id).await? {
         RunRetry::NotFound => return Err(no_run(id)),

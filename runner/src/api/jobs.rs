@@ -4,14 +4,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
+use super::types::{JobDetailBody, JobListBody, JobUploadedBody, VersionDeletedBody};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::sandbox::ComponentError;
-use crate::store::{CompiledComponentPutParams, Job, JobUploadParams, StoreError, VersionDelete};
+use crate::store::{CompiledComponentPutParams, JobUploadParams, StoreError, VersionDelete};
 
 fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
@@ -49,10 +49,6 @@ fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
     ApiError::new(ErrorCode::CompilerBusy, err.to_string()).with_retry_after(Some(retry_after_secs))
 }
 
-fn job_json(job: &Job) -> Value {
-    serde_json::to_value(job).unwrap_or(Value::Null)
-}
-
 /// Uploads a component as the job's current version. Identical bytes change nothing; changed
 /// bytes make a new version. Query parameters, when any are given, replace the job's defaults.
 pub async fn upload(
@@ -61,7 +57,7 @@ pub async fn upload(
     Path(name): Path<String>,
     Query(defaults): Query<RunOptions>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<JobUploadedBody>)> {
     let tenant = &grant.tenant;
     check_name(&name)?;
     let bytes = body.map_err(bytes_rejection)?;
@@ -112,16 +108,20 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    let mut body = job_json(&uploaded.job);
-    body["new_version"] = json!(uploaded.new_version);
-    Ok((status, axum::Json(body)))
+    Ok((
+        status,
+        axum::Json(JobUploadedBody {
+            job: (&uploaded.job).into(),
+            new_version: uploaded.new_version,
+        }),
+    ))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobDetailBody>> {
     let job = state
         .store
         .job_get(tenant.id, &name)
@@ -133,18 +133,21 @@ pub async fn get(
         .job_grant_get(tenant.id, &name)
         .await?
         .unwrap_or_default();
-    let mut body = job_json(&job);
-    body["versions"] = json!(versions);
-    body["capabilities"] = super::capabilities::grant_json(&grant);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobDetailBody {
+        job: (&job).into(),
+        versions: versions.iter().map(Into::into).collect(),
+        capabilities: (&grant).into(),
+    }))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobListBody>> {
     let jobs = state.store.job_list(tenant.id).await?;
-    Ok(axum::Json(json!({ "jobs": jobs })))
+    Ok(axum::Json(JobListBody {
+        jobs: jobs.iter().map(Into::into).collect(),
+    }))
 }
 
 /// `DELETE /v1/jobs/{name}/versions/{version}`: deletes a version that is not current and that
@@ -153,7 +156,7 @@ pub async fn delete_version(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path((name, version)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<VersionDeletedBody>> {
     check_name(&name)?;
     let number: i32 = version
         .parse()
@@ -165,9 +168,11 @@ pub async fn delete_version(
         .job_version_delete(tenant.id, &name, number)
         .await?
     {
-        VersionDelete::Deleted => Ok(axum::Json(
-            json!({"job": name, "version": number, "deleted": true}),
-        )),
+        VersionDelete::Deleted => Ok(axum::Json(VersionDeletedBody {
+            job: name,
+            version: number,
+            deleted: true,
+        })),
         VersionDelete::NotFound => Err(ApiError::not_found(format!(
             "job {name:?} has no version {number}"
         ))),

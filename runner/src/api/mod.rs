@@ -20,6 +20,7 @@ mod runners;
 pub(crate) mod runs;
 mod schedules;
 mod tenants;
+pub mod types;
 
 use std::sync::Arc;
 

@@ -6,13 +6,13 @@
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
+use super::types::PolicyBody;
 use crate::capabilities::{AllowedHosts, MAX_HOST_PATTERNS};
-use crate::store::{Tenant, TenantPolicy};
+use crate::store::TenantPolicy;
 
 /// The body of `PUT /v1/tenants/{name}/policy`: replaces the whole policy (a field left out
 /// takes its default: no hosts, the runner's limits).
@@ -55,16 +55,6 @@ pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
     AllowedHosts::parse(&canonical).map_err(|_| ApiError::internal())
 }
 
-fn policy_json(tenant: &Tenant, policy: &TenantPolicy) -> Value {
-    json!({
-        "tenant": tenant.name,
-        "allowed_outbound_hosts": policy.allowed_outbound_hosts,
-        "max_requests_per_attempt": policy.max_requests_per_attempt,
-        "max_response_bytes": policy.max_response_bytes,
-        "updated_at": policy.updated_at,
-    })
-}
-
 fn no_tenant(name: &str) -> ApiError {
     ApiError::not_found(format!("no tenant named {name:?}"))
 }
@@ -74,13 +64,13 @@ pub async fn get(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<PolicyBody>> {
     let (tenant, policy) = state
         .store
         .tenant_policy_get(&name)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(policy_json(&tenant, &policy)))
+    Ok(axum::Json(PolicyBody::new(&tenant, &policy)))
 }
 
 /// `PUT /v1/tenants/{name}/policy`.
@@ -89,7 +79,7 @@ pub async fn put(
     _: AdminAuth,
     Path(name): Path<String>,
     Json(body): Json<PutPolicy>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<PolicyBody>> {
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     let limit = |field: &str, value: Option<i64>, max: i64| -> ApiResult<()> {
         match value {
@@ -117,5 +107,5 @@ pub async fn put(
         .tenant_policy_put(&name, &policy)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(policy_json(&tenant, &stored)))
+    Ok(axum::Json(PolicyBody::new(&tenant, &stored)))
 }

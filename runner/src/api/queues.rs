@@ -4,11 +4,11 @@
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantAuth};
+use super::types::{QueueBody, QueueListBody};
 use crate::config::valid_queue_name;
 use crate::store::QueuePutParams;
 
@@ -26,9 +26,11 @@ fn check_name(name: &str) -> ApiResult<()> {
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueListBody>> {
     let queues = state.store.queue_list(tenant.id).await?;
-    Ok(axum::Json(json!({ "queues": queues })))
+    Ok(axum::Json(QueueListBody {
+        queues: queues.iter().map(Into::into).collect(),
+    }))
 }
 
 /// The body of `PUT /v1/queues/{name}`: absent fields keep their value.
@@ -56,7 +58,7 @@ async fn apply(
     name: String,
     paused: Option<bool>,
     concurrency_limit: Option<Option<i64>>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueBody>> {
     check_name(&name)?;
     let concurrency_limit = match concurrency_limit {
         Some(Some(n)) if !(1..=100_000).contains(&n) => {
@@ -77,7 +79,7 @@ async fn apply(
             concurrency_limit,
         })
         .await?;
-    Ok(axum::Json(json!(queue)))
+    Ok(axum::Json((&queue).into()))
 }
 
 pub async fn put(
@@ -85,7 +87,7 @@ pub async fn put(
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
     Json(body): Json<QueueRequest>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueBody>> {
     apply(&state, tenant.id, name, body.paused, body.concurrency_limit).await
 }
 
@@ -93,7 +95,7 @@ pub async fn pause(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueBody>> {
     apply(&state, tenant.id, name, Some(true), None).await
 }
 
@@ -101,6 +103,6 @@ pub async fn resume(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueBody>> {
     apply(&state, tenant.id, name, Some(false), None).await
 }

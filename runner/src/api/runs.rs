@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::limits::{BudgetedList, reject_nul, reject_nul_text};
+use super::types::{LogLineBody, RunBody, RunDetailBody};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
@@ -119,10 +120,10 @@ pub async fn enqueue(
     grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<EnqueueRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<RunBody>)> {
     let (status, run) =
         enqueue_run(&state, &grant, &name, body, "enqueued via API".to_string()).await?;
-    Ok((status, axum::Json(json!(run))))
+    Ok((status, axum::Json((&run).into())))
 }
 
 /// Validates and admits (quotas) one enqueue request of the grant's tenant and inserts the run:
@@ -268,14 +269,14 @@ pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunDetailBody>> {
     let id = parse_run_id(&id)?;
     let run = state
         .store
         .run_get(tenant.id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run with id {id}")))?;
-    Ok(axum::Json(json!(run)))
+    Ok(axum::Json((&run).into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,7 +335,7 @@ pub async fn list(
     let mut page = BudgetedList::new("runs", http.response_budget_bytes);
     let mut last = None;
     for run in &runs {
-        if !page.push(run)? {
+        if !page.push(&RunBody::from(run))? {
             break;
         }
         last = Some(run.id);
@@ -382,7 +383,7 @@ pub async fn logs(
     let mut page = BudgetedList::new("lines", budget);
     let mut last = None;
     for line in &lines.lines {
-        if !page.push(line)? {
+        if !page.push(&LogLineBody::from(line))? {
             break;
         }
         last = Some(line.id);

@@ -9,11 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
+use super::types::{FireTimeBody, MisfireBody, RunDetailBody, ScheduleBody, ScheduleListBody};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::schedule::{MAX_FIRES_PER_PASS, MAX_GRACE_MS, Misfire, MisfirePolicy, Timetable};
@@ -140,7 +141,7 @@ fn utc_text(t: DateTime<Utc>) -> String {
 }
 
 /// The next fire times (UTC and the schedule's local time); none while paused.
-fn next_fire_times(s: &Schedule) -> Vec<Value> {
+fn next_fire_times(s: &Schedule) -> Vec<FireTimeBody> {
     let (Some(first), Ok(timetable)) = (s.next_fire_at, Timetable::parse(&s.cron, &s.timezone))
     else {
         return Vec::new();
@@ -148,45 +149,45 @@ fn next_fire_times(s: &Schedule) -> Vec<Value> {
     let tz = timetable.timezone();
     std::iter::once(first)
         .chain(timetable.upcoming(first, NEXT_FIRE_TIMES - 1))
-        .map(|t| {
-            json!({
-                "utc": utc_text(t),
-                "local": t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
-            })
+        .map(|t| FireTimeBody {
+            utc: utc_text(t),
+            local: t
+                .with_timezone(&tz)
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
         })
         .collect()
 }
 
-fn misfire_json(m: &Misfire) -> Value {
-    let mut v = json!({"policy": m.policy.as_str(), "grace_ms": m.grace_ms});
-    if m.policy == MisfirePolicy::FireAll {
-        v["max"] = json!(m.max);
+fn misfire_json(m: &Misfire) -> MisfireBody {
+    MisfireBody {
+        policy: m.policy.as_str().to_owned(),
+        grace_ms: m.grace_ms,
+        max: (m.policy == MisfirePolicy::FireAll).then_some(m.max),
     }
-    v
 }
 
-fn schedule_json(s: &Schedule, runs: Vec<&ScheduleRun>, skipped: Option<&[SkippedFire]>) -> Value {
-    let mut body = Map::new();
-    body.insert("name".into(), json!(s.name));
-    body.insert("job".into(), json!(s.job));
-    body.insert("cron".into(), json!(s.cron));
-    body.insert("timezone".into(), json!(s.timezone));
-    body.insert("input".into(), s.input.clone());
-    body.insert("misfire".into(), misfire_json(&s.misfire));
-    body.insert("overlap".into(), json!(s.overlap));
-    body.insert("paused".into(), json!(s.paused));
-    if let Value::Object(options) = json!(s.options) {
-        body.extend(options);
+fn schedule_json(
+    s: &Schedule,
+    runs: Vec<&ScheduleRun>,
+    skipped: Option<&[SkippedFire]>,
+) -> ScheduleBody {
+    ScheduleBody {
+        name: s.name.clone(),
+        job: s.job.clone(),
+        cron: s.cron.clone(),
+        timezone: s.timezone.clone(),
+        input: s.input.clone(),
+        misfire: misfire_json(&s.misfire),
+        overlap: s.overlap.as_str().to_owned(),
+        paused: s.paused,
+        options: (&s.options).into(),
+        next_fire_at: s.next_fire_at.map(utc_text),
+        next_fire_times: next_fire_times(s),
+        last_runs: runs.into_iter().map(Into::into).collect(),
+        skipped_fires: skipped.map(|s| s.iter().map(Into::into).collect()),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
     }
-    body.insert("next_fire_at".into(), json!(s.next_fire_at.map(utc_text)));
-    body.insert("next_fire_times".into(), json!(next_fire_times(s)));
-    body.insert("last_runs".into(), json!(runs));
-    if let Some(skipped) = skipped {
-        body.insert("skipped_fires".into(), json!(skipped));
-    }
-    body.insert("created_at".into(), json!(s.created_at));
-    body.insert("updated_at".into(), json!(s.updated_at));
-    Value::Object(body)
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -196,7 +197,7 @@ fn not_found(name: &str) -> ApiError {
 }
 
 /// One schedule with its latest runs and skipped fire times, as `GET` shows it.
-async fn detail(state: &AppState, tenant_id: i64, s: &Schedule) -> ApiResult<Value> {
+async fn detail(state: &AppState, tenant_id: i64, s: &Schedule) -> ApiResult<ScheduleBody> {
     let runs = state
         .store
         .schedule_runs(tenant_id, &[s.id], DETAIL_RUNS)
@@ -222,7 +223,7 @@ pub async fn put(
     grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<PutRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ScheduleBody>)> {
     let tenant = &grant.tenant;
     check_name(&name)?;
     let timezone = body.timezone.as_deref().unwrap_or("UTC");
@@ -343,7 +344,7 @@ pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleListBody>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit: use a number from 1 to 500"));
@@ -357,7 +358,7 @@ pub async fn list(
         .store
         .schedule_runs(tenant.id, &ids, LIST_RUNS)
         .await?;
-    let items: Vec<Value> = schedules
+    let items: Vec<ScheduleBody> = schedules
         .iter()
         .map(|s| {
             let own = runs
@@ -371,16 +372,17 @@ pub async fn list(
     let next_cursor = (schedules.len() as i64 == limit)
         .then(|| schedules.last().map(|s| s.name.clone()))
         .flatten();
-    Ok(axum::Json(
-        json!({ "schedules": items, "next_cursor": next_cursor }),
-    ))
+    Ok(axum::Json(ScheduleListBody {
+        schedules: items,
+        next_cursor,
+    }))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     let schedule = state
         .store
         .schedule_get(tenant.id, &name)
@@ -408,7 +410,7 @@ pub async fn trigger(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<RunDetailBody>)> {
     let triggered = state
         .store
         .schedule_trigger(
@@ -442,7 +444,7 @@ pub async fn trigger(
         .run_get(tenant.id, id)
         .await?
         .ok_or_else(ApiError::internal)?;
-    Ok((StatusCode::CREATED, axum::Json(json!(run))))
+    Ok((StatusCode::CREATED, axum::Json((&run).into())))
 }
 
 async fn set_paused(
@@ -450,7 +452,7 @@ async fn set_paused(
     tenant_id: i64,
     name: String,
     paused: bool,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     let schedule = state
         .store
         .schedule_set_paused(tenant_id, &name, paused)
@@ -464,7 +466,7 @@ pub async fn pause(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     set_paused(state, tenant.id, name, true).await
 }
 
@@ -473,7 +475,7 @@ pub async fn resume(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     set_paused(state, tenant.id, name, false).await
 }
 
@@ -481,6 +483,7 @@ pub async fn resume(
 mod tests {
     use super::*;
     use crate::schedule::{DEFAULT_FIRE_ALL_MAX, DEFAULT_GRACE_MS};
+    use serde_json::json;
 
     #[test]
     fn misfire_accepts_a_name_or_an_object() {

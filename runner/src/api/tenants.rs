@@ -5,10 +5,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
+use super::types::{
+    KeyCreatedBody, KeyDisabledBody, KeyListBody, KeyRoleBody, TenantCreatedBody,
+    TenantLimitsViewBody, TenantListBody, TenantOneBody, TenantWeightBody,
+};
 use super::{AppState, valid_tenant_name};
 use crate::auth;
 use crate::config::TenantLimits;
@@ -29,7 +32,7 @@ pub async fn create(
     State(state): State<AppState>,
     _: AdminAuth,
     Json(body): Json<CreateTenant>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<TenantCreatedBody>)> {
     if !valid_tenant_name(&body.name) {
         return Err(ApiError::new(
             ErrorCode::InvalidName,
@@ -46,20 +49,29 @@ pub async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"tenant": tenant, "api_key": key.secret, "api_key_prefix": key.prefix})),
+        axum::Json(TenantCreatedBody {
+            tenant: (&tenant).into(),
+            api_key: key.secret,
+            api_key_prefix: key.prefix,
+        }),
     ))
 }
 
-pub async fn list(State(state): State<AppState>, _: AdminAuth) -> ApiResult<axum::Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> ApiResult<axum::Json<TenantListBody>> {
     let tenants = state.store.tenant_list().await?;
-    Ok(axum::Json(json!({ "tenants": tenants })))
+    Ok(axum::Json(TenantListBody {
+        tenants: tenants.iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
-    role: Option<KeyRole>,
+    role: Option<KeyRoleBody>,
 }
 
 /// `POST /v1/tenants/{name}/keys` with an optional body `{"role": "full" | "read"}`.
@@ -68,7 +80,7 @@ pub async fn create_key(
     _: AdminAuth,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<KeyCreatedBody>)> {
     let body: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
     } else {
@@ -81,12 +93,15 @@ pub async fn create_key(
     let key = auth::generate_key();
     let created = state
         .store
-        .api_key_create(key.stored_as(&name, body.role.unwrap_or(KeyRole::Full)))
+        .api_key_create(key.stored_as(&name, body.role.map_or(KeyRole::Full, Into::into)))
         .await?
         .ok_or_else(|| no_tenant(&name))?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"api_key": key.secret, "key": created})),
+        axum::Json(KeyCreatedBody {
+            api_key: key.secret,
+            key: (&created).into(),
+        }),
     ))
 }
 
@@ -96,13 +111,15 @@ pub async fn list_keys(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<KeyListBody>> {
     let keys = state
         .store
         .api_key_list(&name)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(json!({ "keys": keys })))
+    Ok(axum::Json(KeyListBody {
+        keys: keys.iter().map(Into::into).collect(),
+    }))
 }
 
 /// `DELETE /v1/tenants/{name}/keys/{prefix}`: disables the key at once, on every runner (each
@@ -111,7 +128,7 @@ pub async fn disable_key(
     State(state): State<AppState>,
     _: AdminAuth,
     Path((name, prefix)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<KeyDisabledBody>> {
     let disabled = state
         .store
         .api_key_disable(&name, &prefix)
@@ -122,9 +139,7 @@ pub async fn disable_key(
             "tenant {name:?} has no enabled key with prefix {prefix:?} (see GET /v1/tenants/{name}/keys)"
         )));
     }
-    Ok(axum::Json(
-        json!({ "prefix": prefix, "disabled": disabled }),
-    ))
+    Ok(axum::Json(KeyDisabledBody { prefix, disabled }))
 }
 
 async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> ApiResult<Tenant> {
@@ -141,9 +156,11 @@ pub async fn disable(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TenantOneBody>> {
     let tenant = set_disabled(&state, &name, true).await?;
-    Ok(axum::Json(json!({ "tenant": tenant })))
+    Ok(axum::Json(TenantOneBody {
+        tenant: (&tenant).into(),
+    }))
 }
 
 /// `POST /v1/tenants/{name}/enable`: undoes `disable` (keys disabled one by one stay disabled).
@@ -151,9 +168,11 @@ pub async fn enable(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TenantOneBody>> {
     let tenant = set_disabled(&state, &name, false).await?;
-    Ok(axum::Json(json!({ "tenant": tenant })))
+    Ok(axum::Json(TenantOneBody {
+        tenant: (&tenant).into(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,7 +188,7 @@ pub async fn set_weight(
     _: AdminAuth,
     Path(name): Path<String>,
     Json(body): Json<SetWeight>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TenantWeightBody>> {
     if !(1..=100).contains(&body.weight) {
         return Err(ApiError::new(
             ErrorCode::InvalidOption,
@@ -181,14 +200,15 @@ pub async fn set_weight(
         .tenant_weight_set(&name, body.weight)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(
-        json!({ "tenant": tenant, "weight": body.weight }),
-    ))
+    Ok(axum::Json(TenantWeightBody {
+        tenant: (&tenant).into(),
+        weight: body.weight,
+    }))
 }
 
 /// The answer of both limits routes: the tenant's own values, the effective ones, what it uses
 /// now and how often each limit refused it over the last week.
-async fn limits_view(state: &AppState, name: &str) -> ApiResult<Value> {
+async fn limits_view(state: &AppState, name: &str) -> ApiResult<TenantLimitsViewBody> {
     let (tenant, own) = state
         .store
         .tenant_limits_get(name)
@@ -197,14 +217,14 @@ async fn limits_view(state: &AppState, name: &str) -> ApiResult<Value> {
     let usage = state.store.tenant_usage(tenant.id).await?;
     let since = (chrono::Utc::now() - chrono::Duration::days(7)).date_naive();
     let hits = state.store.tenant_limit_hits(tenant.id, since).await?;
-    Ok(json!({
-        "tenant": tenant.name,
-        "limits": own.or(&state.settings.quotas),
-        "own": own,
-        "runner_defaults": state.settings.quotas,
-        "usage": usage,
-        "limit_hits": hits,
-    }))
+    Ok(TenantLimitsViewBody {
+        tenant: tenant.name,
+        limits: (&own.or(&state.settings.quotas)).into(),
+        own: (&own).into(),
+        runner_defaults: (&state.settings.quotas).into(),
+        usage: (&usage).into(),
+        limit_hits: hits.iter().map(Into::into).collect(),
+    })
 }
 
 /// `GET /v1/tenants/{name}/limits`.
@@ -212,7 +232,7 @@ pub async fn get_limits(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TenantLimitsViewBody>> {
     Ok(axum::Json(limits_view(&state, &name).await?))
 }
 
@@ -223,7 +243,7 @@ pub async fn put_limits(
     _: AdminAuth,
     Path(name): Path<String>,
     Json(body): Json<TenantLimits>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TenantLimitsViewBody>> {
     body.validate()
         .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e))?;
     state
