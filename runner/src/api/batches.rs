@@ -28,7 +28,7 @@ pub const MAX_BATCH_RUNS: usize = 100_000;
 pub const MAX_BATCH_CONTINUATIONS: usize = 100;
 
 /// The body of `POST /v1/batches`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     runs: Vec<BatchEntry>,
@@ -37,7 +37,7 @@ pub struct BatchRequest {
 }
 
 /// One run of a batch: a member (in `runs`) or a continuation (in `then`, with `on`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchEntry {
     job: String,
@@ -123,6 +123,17 @@ async fn resolve_entry(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "batches_create",
+    summary = "Create runs atomically, with continuations",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "created", body = BatchCreatedBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     grant: TenantGrant,
@@ -211,7 +222,8 @@ fn parse_batch_id(id: &str) -> ApiResult<Uuid> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     /// List the members too.
@@ -233,6 +245,20 @@ async fn detail(
     Ok((&batch).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    operation_id = "batches_get",
+    summary = "A batch with its progress",
+    params(
+        ("id" = uuid::Uuid, Path, description = "batch id"),
+        GetQuery,
+    ),
+    responses(
+        (status = 200, description = "the batch", body = BatchDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -243,6 +269,20 @@ pub async fn get(
     Ok(axum::Json(detail(&state, &tenant, id, q.runs).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/cancel",
+    tag = "batches",
+    operation_id = "batches_cancel",
+    summary = "Cancel every run of a batch that has not ended",
+    params(
+        ("id" = uuid::Uuid, Path, description = "batch id"),
+    ),
+    responses(
+        (status = 200, description = "cancelled", body = BatchCancelledBody),
+        (status = 202, description = "running members were asked to stop", body = BatchCancelledBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

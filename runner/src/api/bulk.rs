@@ -22,7 +22,7 @@ use crate::store::{Job, RunInsertParams};
 pub const MAX_BULK_RUNS: usize = 100_000;
 
 /// One run of a bulk enqueue: the fields of `POST /v1/jobs/{name}/runs` plus `job`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkEntry {
     job: String,
@@ -57,6 +57,17 @@ struct Resolved {
     defaults: ResolvedOptions,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    tag = "runs",
+    operation_id = "bulk_enqueue",
+    summary = "Enqueue many runs in one request",
+    request_body = Vec<BulkEntry>,
+    responses(
+        (status = 201, description = "created", body = BulkEnqueuedBody),
+    ),
+)]
 pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,

@@ -16,7 +16,7 @@ use crate::capabilities::{MAX_CONFIG_ENTRIES, check_config_name};
 use crate::store::JobGrant;
 
 /// The body of `PUT /v1/jobs/{name}/capabilities`: replaces the job's whole grant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCapabilities {
     #[serde(default)]
@@ -41,6 +41,19 @@ fn check_job_name(name: &str) -> ApiResult<()> {
 }
 
 /// `GET /v1/jobs/{name}/capabilities`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{name}/capabilities",
+    tag = "jobs",
+    operation_id = "capabilities_get",
+    summary = "A job's grant of capabilities",
+    params(
+        ("name" = String, Path, description = "job name"),
+    ),
+    responses(
+        (status = 200, description = "the grant", body = JobGrantBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -58,6 +71,20 @@ pub async fn get(
 }
 
 /// `PUT /v1/jobs/{name}/capabilities` (a key that may change the tenant's jobs).
+#[utoipa::path(
+    put,
+    path = "/v1/jobs/{name}/capabilities",
+    tag = "jobs",
+    operation_id = "capabilities_put",
+    summary = "Replace a job's grant (within the tenant's policy)",
+    params(
+        ("name" = String, Path, description = "job name"),
+    ),
+    request_body = PutCapabilities,
+    responses(
+        (status = 200, description = "the grant as stored", body = JobGrantBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

@@ -20,7 +20,7 @@ use crate::capabilities::{Keyring, MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, c
 use crate::store::{ConfigEntry, ConfigPutParams, ConfigReseal, StoreError};
 
 /// The body of `PUT /v1/config/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutConfig {
     value: String,
@@ -83,6 +83,21 @@ fn no_entry(name: &str) -> ApiError {
 }
 
 /// `PUT /v1/config/{name}`: 201 when created, 200 when replaced.
+#[utoipa::path(
+    put,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_put",
+    summary = "Set a config entry (secret unless `secret: false`)",
+    params(
+        ("name" = String, Path, description = "config entry name"),
+    ),
+    request_body = PutConfig,
+    responses(
+        (status = 201, description = "created", body = ConfigEntryBody),
+        (status = 200, description = "replaced", body = ConfigEntryBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -140,6 +155,16 @@ pub async fn put(
 }
 
 /// `GET /v1/config`: every entry's name and metadata; values of non-secret entries only.
+#[utoipa::path(
+    get,
+    path = "/v1/config",
+    tag = "config",
+    operation_id = "config_list",
+    summary = "The tenant's config entries (values of non-secret entries only)",
+    responses(
+        (status = 200, description = "the entries", body = ConfigListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -154,6 +179,19 @@ pub async fn list(
 }
 
 /// `GET /v1/config/{name}`: as one entry of the list.
+#[utoipa::path(
+    get,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_get",
+    summary = "A config entry",
+    params(
+        ("name" = String, Path, description = "config entry name"),
+    ),
+    responses(
+        (status = 200, description = "the entry", body = ConfigEntryBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -171,6 +209,19 @@ pub async fn get(
 
 /// `DELETE /v1/config/{name}`: 204, or 404 when there is no such entry. Jobs granted the name
 /// read "not set" from their next attempt on.
+#[utoipa::path(
+    delete,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_delete",
+    summary = "Delete a config entry",
+    params(
+        ("name" = String, Path, description = "config entry name"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -191,6 +242,16 @@ const RESEAL_BATCH: i64 = 100;
 /// `POST /v1/admin/config/reencrypt`: re-seals every entry (of every tenant) that is not under
 /// the active key. Entries under a key id this runner does not hold are counted as `failed`
 /// and left as they are; run it again with that key in `SANDFIRE_SECRETS_KEYS`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/config/reencrypt",
+    tag = "admin",
+    operation_id = "config_reencrypt",
+    summary = "Re-seal every config entry under the active key",
+    responses(
+        (status = 200, description = "done", body = ReencryptedBody),
+    ),
+)]
 pub async fn reencrypt(
     State(state): State<AppState>,
     _: AdminAuth,

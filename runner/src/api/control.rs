@@ -36,6 +36,20 @@ async fn current(state: &AppState, tenant_id: i64, id: Uuid) -> ApiResult<RunDet
 
 /// Cancels a run in any state that has not ended: at once (200 with the run), or for a
 /// running run by asking its runner to interrupt the attempt (202; it ends `cancelled` shortly).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{id}/cancel",
+    tag = "runs",
+    operation_id = "control_cancel",
+    summary = "Cancel a run that has not ended",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, description = "cancelled", body = RunCancelledBody),
+        (status = 202, description = "running: its runner was asked to stop it; it ends `cancelled` shortly", body = RunCancelledBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -64,6 +78,19 @@ pub async fn cancel(
 }
 
 /// Re-enqueues a failed or cancelled run for a new attempt (200 with the run).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{id}/retry",
+    tag = "runs",
+    operation_id = "control_retry",
+    summary = "Enqueue a failed or cancelled run again",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, description = "re-enqueued", body = RunDetailBody),
+    ),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -84,6 +111,19 @@ pub async fn retry(
 }
 
 /// Deletes a terminal run with its attempts, history and logs (204).
+#[utoipa::path(
+    delete,
+    path = "/v1/runs/{id}",
+    tag = "runs",
+    operation_id = "control_delete",
+    summary = "Delete an ended run with its attempts, history and logs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

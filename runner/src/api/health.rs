@@ -44,6 +44,17 @@ impl HealthCache {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    summary = "Is this runner up, and can it reach its database? (no auth)",
+    responses(
+        (status = 200, description = "up", body = HealthBody),
+        (status = 503, description = "the database is unreachable", body = HealthBody),
+    ),
+)]
 pub async fn healthz(state: AppState, cache: Arc<HealthCache>) -> (StatusCode, Json<HealthBody>) {
     if cache
         .database_ok(&state, state.settings.http.health_cache)

@@ -51,6 +51,22 @@ fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
 
 /// Uploads a component as the job's current version. Identical bytes change nothing; changed
 /// bytes make a new version. Query parameters, when any are given, replace the job's defaults.
+#[utoipa::path(
+    put,
+    path = "/v1/jobs/{name}",
+    tag = "jobs",
+    operation_id = "jobs_upload",
+    summary = "Upload a component as the job's current version",
+    params(
+        ("name" = String, Path, description = "job name: 1-128 letters, digits, `.`, `_`, `-`"),
+        crate::api::openapi::JobDefaultsQuery,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the component bytes (a WASI 0.2 component targeting the `job` world)"),
+    responses(
+        (status = 201, description = "a new version", body = JobUploadedBody),
+        (status = 200, description = "the same bytes as the current version: nothing changed", body = JobUploadedBody),
+    ),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     grant: TenantGrant,
@@ -117,6 +133,19 @@ pub async fn upload(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{name}",
+    tag = "jobs",
+    operation_id = "jobs_get",
+    summary = "A job with its versions and capabilities",
+    params(
+        ("name" = String, Path, description = "job name"),
+    ),
+    responses(
+        (status = 200, description = "the job", body = JobDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -140,6 +169,16 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "jobs_list",
+    summary = "The tenant's jobs",
+    responses(
+        (status = 200, description = "every job of the tenant", body = JobListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -152,6 +191,20 @@ pub async fn list(
 
 /// `DELETE /v1/jobs/{name}/versions/{version}`: deletes a version that is not current and that
 /// no run references, with its component bytes when no other version uses them.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{name}/versions/{version}",
+    tag = "jobs",
+    operation_id = "jobs_delete_version",
+    summary = "Delete a job version that is not current and no run references",
+    params(
+        ("name" = String, Path, description = "job name"),
+        ("version" = i32, Path, description = "version number (1 or more)"),
+    ),
+    responses(
+        (status = 200, description = "deleted", body = VersionDeletedBody),
+    ),
+)]
 pub async fn delete_version(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

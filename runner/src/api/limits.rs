@@ -281,7 +281,7 @@ mod tests {
         assert!(!list.push(&json!({ "m": big })).unwrap());
         assert!(list.truncated);
         let resp = list.finish(&[("next_after", json!(7))]);
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.status(), axum::http::StatusCode::OK);
 
         let mut one = BudgetedList::new("lines", 10);
         assert!(

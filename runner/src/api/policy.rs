@@ -16,7 +16,7 @@ use crate::store::TenantPolicy;
 
 /// The body of `PUT /v1/tenants/{name}/policy`: replaces the whole policy (a field left out
 /// takes its default: no hosts, the runner's limits).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
     #[serde(default)]
@@ -60,6 +60,19 @@ fn no_tenant(name: &str) -> ApiError {
 }
 
 /// `GET /v1/tenants/{name}/policy`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{name}/policy",
+    tag = "admin",
+    operation_id = "policy_get",
+    summary = "What a tenant's jobs may be granted",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    responses(
+        (status = 200, description = "the policy", body = PolicyBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -74,6 +87,20 @@ pub async fn get(
 }
 
 /// `PUT /v1/tenants/{name}/policy`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{name}/policy",
+    tag = "admin",
+    operation_id = "policy_put",
+    summary = "Replace a tenant's policy",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    request_body = PutPolicy,
+    responses(
+        (status = 200, description = "the policy", body = PolicyBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     _: AdminAuth,

@@ -23,6 +23,16 @@ fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    tag = "queues",
+    operation_id = "queues_list",
+    summary = "The tenant's queues with their runs by state",
+    responses(
+        (status = 200, description = "every queue", body = QueueListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -34,7 +44,7 @@ pub async fn list(
 }
 
 /// The body of `PUT /v1/queues/{name}`: absent fields keep their value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueRequest {
     paused: Option<bool>,
@@ -82,6 +92,20 @@ async fn apply(
     Ok(axum::Json((&queue).into()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/queues/{name}",
+    tag = "queues",
+    operation_id = "queues_put",
+    summary = "Pause, resume or limit a queue (absent fields keep their value)",
+    params(
+        ("name" = String, Path, description = "queue name"),
+    ),
+    request_body = QueueRequest,
+    responses(
+        (status = 200, description = "the queue", body = QueueBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -91,6 +115,19 @@ pub async fn put(
     apply(&state, tenant.id, name, body.paused, body.concurrency_limit).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{name}/pause",
+    tag = "queues",
+    operation_id = "queues_pause",
+    summary = "Pause a queue",
+    params(
+        ("name" = String, Path, description = "queue name"),
+    ),
+    responses(
+        (status = 200, description = "the queue", body = QueueBody),
+    ),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -99,6 +136,19 @@ pub async fn pause(
     apply(&state, tenant.id, name, Some(true), None).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{name}/resume",
+    tag = "queues",
+    operation_id = "queues_resume",
+    summary = "Resume a queue",
+    params(
+        ("name" = String, Path, description = "queue name"),
+    ),
+    responses(
+        (status = 200, description = "the queue", body = QueueBody),
+    ),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

@@ -29,6 +29,16 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runners",
+    tag = "operations",
+    operation_id = "runners_list",
+    summary = "The live runners and their attempts in flight",
+    responses(
+        (status = 200, description = "the runners", body = RunnerListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Viewer(tenant): Viewer,

@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::limits::{BudgetedList, reject_nul, reject_nul_text};
-use super::types::{LogLineBody, RunBody, RunDetailBody};
+use super::types::{LogLineBody, LogPageBody, RunBody, RunDetailBody, RunListBody};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
@@ -21,7 +21,7 @@ use crate::store::{
 };
 
 /// The body of `POST /v1/jobs/{name}/runs`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// Any JSON; handed to the job as its input.
@@ -46,7 +46,7 @@ pub struct EnqueueRequest {
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AfterRequest {
     run: String,
@@ -115,6 +115,21 @@ pub(super) fn due(body: &Timing, limits: &crate::config::RunLimits) -> ApiResult
     Ok(None)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{name}/runs",
+    tag = "runs",
+    operation_id = "runs_enqueue",
+    summary = "Enqueue a run of a job",
+    params(
+        ("name" = String, Path, description = "job name"),
+    ),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "created", body = RunBody),
+        (status = 200, description = "the run an earlier request with the same idempotency_key created", body = RunBody),
+    ),
+)]
 pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,
@@ -265,6 +280,19 @@ fn parse_run_id(id: &str) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a run id: run ids are UUIDs")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    tag = "runs",
+    operation_id = "runs_get",
+    summary = "A run with its attempts and history",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, description = "the run", body = RunDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -279,7 +307,8 @@ pub async fn get(
     Ok(axum::Json((&run).into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     state: Option<String>,
@@ -288,6 +317,19 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    tag = "runs",
+    operation_id = "runs_list",
+    summary = "The tenant's runs, newest first, a page at a time",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of runs", body = RunListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -346,7 +388,8 @@ pub async fn list(
     Ok(page.finish(&[("next_cursor", json!(next_cursor))]))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     attempt: Option<i32>,
@@ -354,6 +397,20 @@ pub struct LogsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/logs",
+    tag = "runs",
+    operation_id = "runs_logs",
+    summary = "A run's log lines, a page at a time",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+        LogsQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of lines", body = LogPageBody),
+    ),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

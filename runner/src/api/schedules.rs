@@ -31,7 +31,7 @@ const DETAIL_RUNS: i64 = 10;
 
 /// The body of `PUT /v1/schedules/{name}`. A PUT replaces the whole schedule: an absent field
 /// takes its default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRequest {
     job: String,
@@ -218,6 +218,21 @@ const GAP_SAMPLE: usize = 256;
 
 /// Creates (201) or replaces (200) a schedule. Validates everything first: nothing is written
 /// when any field is wrong. Replacing with an unchanged timetable keeps the pending fire time.
+#[utoipa::path(
+    put,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_put",
+    summary = "Create or replace a schedule",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    request_body = PutRequest,
+    responses(
+        (status = 201, description = "created", body = ScheduleBody),
+        (status = 200, description = "replaced", body = ScheduleBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     grant: TenantGrant,
@@ -332,7 +347,8 @@ pub async fn put(
     Ok((status, axum::Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<i64>,
@@ -340,6 +356,19 @@ pub struct ListQuery {
 }
 
 /// The tenant's schedules by name, each with its next fire times and latest runs.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    tag = "schedules",
+    operation_id = "schedules_list",
+    summary = "The tenant's schedules by name",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of schedules", body = ScheduleListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -378,6 +407,19 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_get",
+    summary = "A schedule with its next fire times, latest runs and skipped fires",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -392,6 +434,19 @@ pub async fn get(
 }
 
 /// Deletes the schedule. Its runs stay (no longer linked to it); active ones keep running.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_delete",
+    summary = "Delete a schedule (its runs stay)",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -406,6 +461,19 @@ pub async fn delete(
 
 /// Enqueues a run now, not tied to a fire time (paused or not). Under overlap `skip` a run
 /// of the schedule that is still active makes it a 409.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/trigger",
+    tag = "schedules",
+    operation_id = "schedules_trigger",
+    summary = "Enqueue a run of the schedule now",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    responses(
+        (status = 201, description = "the run", body = RunDetailBody),
+    ),
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -462,6 +530,19 @@ async fn set_paused(
 }
 
 /// Stops firing until resumed. Runs already created are not touched.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/pause",
+    tag = "schedules",
+    operation_id = "schedules_pause",
+    summary = "Stop firing until resumed",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -471,6 +552,19 @@ pub async fn pause(
 }
 
 /// Fires again from now on; fire times that passed while paused are not fired.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/resume",
+    tag = "schedules",
+    operation_id = "schedules_resume",
+    summary = "Fire again from now on",
+    params(
+        ("name" = String, Path, description = "schedule name"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
 use super::types::{
-    KeyCreatedBody, KeyDisabledBody, KeyListBody, KeyRoleBody, TenantCreatedBody,
+    KeyCreatedBody, KeyDisabledBody, KeyListBody, KeyRoleBody, TenantCreatedBody, TenantLimitsBody,
     TenantLimitsViewBody, TenantListBody, TenantOneBody, TenantWeightBody,
 };
 use super::{AppState, valid_tenant_name};
@@ -17,7 +17,7 @@ use crate::auth;
 use crate::config::TenantLimits;
 use crate::store::{KeyRole, Tenant};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
@@ -28,6 +28,17 @@ fn no_tenant(name: &str) -> ApiError {
 }
 
 /// `POST /v1/tenants`: the tenant and its first (full) key, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "admin",
+    operation_id = "tenants_create",
+    summary = "Create a tenant and its first key (shown once)",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "created", body = TenantCreatedBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -57,6 +68,16 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "admin",
+    operation_id = "tenants_list",
+    summary = "Every tenant",
+    responses(
+        (status = 200, description = "the tenants", body = TenantListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -67,7 +88,7 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
@@ -75,6 +96,20 @@ pub struct CreateKey {
 }
 
 /// `POST /v1/tenants/{name}/keys` with an optional body `{"role": "full" | "read"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{name}/keys",
+    tag = "admin",
+    operation_id = "tenants_create_key",
+    summary = "Create an API key (its secret is shown once)",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    request_body(content = Option<CreateKey>, description = "optional; an empty body makes a `full` key"),
+    responses(
+        (status = 201, description = "created", body = KeyCreatedBody),
+    ),
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -107,6 +142,19 @@ pub async fn create_key(
 
 /// `GET /v1/tenants/{name}/keys`: prefix, role, created, disabled. Never the secrets (they are
 /// not stored).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{name}/keys",
+    tag = "admin",
+    operation_id = "tenants_list_keys",
+    summary = "A tenant's keys (never their secrets)",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    responses(
+        (status = 200, description = "the keys", body = KeyListBody),
+    ),
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -124,6 +172,20 @@ pub async fn list_keys(
 
 /// `DELETE /v1/tenants/{name}/keys/{prefix}`: disables the key at once, on every runner (each
 /// request looks its key up).
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{name}/keys/{prefix}",
+    tag = "admin",
+    operation_id = "tenants_disable_key",
+    summary = "Disable a key at once, on every runner",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+        ("prefix" = String, Path, description = "the key's prefix"),
+    ),
+    responses(
+        (status = 200, description = "disabled", body = KeyDisabledBody),
+    ),
+)]
 pub async fn disable_key(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -152,6 +214,19 @@ async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> ApiResult
 
 /// `POST /v1/tenants/{name}/disable`: every key of the tenant stops working at once and none
 /// of its runs is claimed; nothing is deleted.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{name}/disable",
+    tag = "admin",
+    operation_id = "tenants_disable",
+    summary = "Disable a tenant: its keys stop working, its runs are not claimed",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    responses(
+        (status = 200, description = "the tenant", body = TenantOneBody),
+    ),
+)]
 pub async fn disable(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -164,6 +239,19 @@ pub async fn disable(
 }
 
 /// `POST /v1/tenants/{name}/enable`: undoes `disable` (keys disabled one by one stay disabled).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{name}/enable",
+    tag = "admin",
+    operation_id = "tenants_enable",
+    summary = "Enable a disabled tenant",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    responses(
+        (status = 200, description = "the tenant", body = TenantOneBody),
+    ),
+)]
 pub async fn enable(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -175,7 +263,7 @@ pub async fn enable(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWeight {
     weight: i32,
@@ -183,6 +271,20 @@ pub struct SetWeight {
 
 /// `PUT /v1/tenants/{name}/weight`: the tenant's share of claims relative to other tenants with
 /// ready work (1-100, default 1).
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{name}/weight",
+    tag = "admin",
+    operation_id = "tenants_set_weight",
+    summary = "Set a tenant's share of claims (1-100)",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    request_body = SetWeight,
+    responses(
+        (status = 200, description = "the tenant", body = TenantWeightBody),
+    ),
+)]
 pub async fn set_weight(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -228,6 +330,19 @@ async fn limits_view(state: &AppState, name: &str) -> ApiResult<TenantLimitsView
 }
 
 /// `GET /v1/tenants/{name}/limits`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{name}/limits",
+    tag = "admin",
+    operation_id = "tenants_get_limits",
+    summary = "A tenant's quotas, usage and refusals",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    responses(
+        (status = 200, description = "the limits", body = TenantLimitsViewBody),
+    ),
+)]
 pub async fn get_limits(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -238,6 +353,20 @@ pub async fn get_limits(
 
 /// `PUT /v1/tenants/{name}/limits`: replaces the tenant's own limits. A field left out or
 /// `null` falls back to the runner's default (its flag).
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{name}/limits",
+    tag = "admin",
+    operation_id = "tenants_put_limits",
+    summary = "Replace a tenant's own quotas (null: the runner's default)",
+    params(
+        ("name" = String, Path, description = "tenant name"),
+    ),
+    request_body = TenantLimitsBody,
+    responses(
+        (status = 200, description = "the limits", body = TenantLimitsViewBody),
+    ),
+)]
 pub async fn put_limits(
     State(state): State<AppState>,
     _: AdminAuth,
