@@ -39,8 +39,10 @@ pub struct BulkEntry {
     delay_ms: Option<u64>,
     run_at: Option<String>,
     /// Refused with a message: continuations need the single-run route.
+    #[schema(value_type = Value)]
     after: Option<Value>,
     /// Refused with a message: unique runs need the single-run route.
+    #[schema(value_type = Value)]
     idempotency_key: Option<Value>,
 }
 

@@ -41,6 +41,7 @@ pub struct PutRequest {
     #[serde(default)]
     input: Value,
     /// `"skip"`, `"fire_once"`, `"fire_all"` or `{"policy", "max", "grace_ms"}`.
+    #[schema(value_type = Value)]
     misfire: Option<Value>,
     /// `"allow"` (default) or `"skip"`.
     overlap: Option<String>,

@@ -147,6 +147,8 @@ pub struct RunBody {
     pub priority: i16,
     /// Any JSON; `null` in lists when `input_truncated` is set.
     pub input: AnyJson,
+    /// Any JSON, or `null` (none yet, or truncated in lists).
+    #[schema(value_type = Value)]
     pub output: Option<AnyJson>,
     pub error: Option<String>,
     /// Attempts started so far.
