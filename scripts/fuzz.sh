@@ -7,16 +7,16 @@
 # document (status, content type, body schema).
 #
 #   scripts/fuzz.sh SCHEMATHESIS BINARY
-# Knobs: FUZZ_MAX_EXAMPLES (per operation, default 25), FUZZ_SEED, FUZZ_WORKERS (default 2),
+# Knobs: FUZZ_MAX_EXAMPLES (per operation, default 100), FUZZ_SEED, FUZZ_WORKERS (default 1: CPython 3.11 can fail parsing in hypothesis with several),
 # FUZZ_KEEP=1 keeps the runner's log (target/fuzz/runner.log is printed on failure anyway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-st=$1
-bin=$2
+st=$(realpath "$1")
+bin=$(realpath "$2")
 : "${DATABASE_URL:?DATABASE_URL must be set (make fuzz sets it)}"
-max_examples=${FUZZ_MAX_EXAMPLES:-25}
-workers=${FUZZ_WORKERS:-2}
+max_examples=${FUZZ_MAX_EXAMPLES:-100}
+workers=${FUZZ_WORKERS:-1}
 seed_args=()
 [ -n "${FUZZ_SEED:-}" ] && seed_args=(--seed "$FUZZ_SEED")
 out=target/fuzz
@@ -57,13 +57,16 @@ curl -fsS "$url/v1/openapi.json" -o "$out/openapi.json"
 
 common=(
   "$url/v1/openapi.json" --url "$url"
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+  --checks "${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection}"
   --phases examples,coverage,fuzzing
   --max-examples "$max_examples" --workers "$workers" --request-timeout 30
   --suppress-health-check all --no-shrink
   "${seed_args[@]}"
 )
 status=0
+# schemathesis keeps its cache in the working directory: keep it under target/.
+cd "$out"
+out=.
 echo "== fuzz: tenant routes (tenant key) =="
 "$st" run "${common[@]}" --exclude-tag admin -H "Authorization: Bearer $key" \
   --report junit --report-junit-path "$out/tenant.xml" || status=1
@@ -71,7 +74,7 @@ echo "== fuzz: admin routes (admin token) =="
 "$st" run "${common[@]}" --include-tag admin -H "Authorization: Bearer $SANDFIRE_ADMIN_TOKEN" \
   --report junit --report-junit-path "$out/admin.xml" || status=1
 if [ "$status" != 0 ] || grep -q 'panicked' "$out/runner.log"; then
-  echo "fuzz run failed; the runner's log is $out/runner.log" >&2
+  echo "fuzz run failed; the runner's log is target/fuzz/runner.log" >&2
   grep -E 'panicked|ERROR' "$out/runner.log" | head -20 >&2 || true
   exit 1
 fi

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorCode};
-use super::extract::{Json, TenantGrant};
+use super::extract::{JsonArray, TenantGrant};
 use super::types::BulkEnqueuedBody;
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::store::{Job, RunInsertParams};
@@ -25,6 +25,7 @@ pub const MAX_BULK_RUNS: usize = 100_000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkEntry {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     job: String,
     #[serde(default)]
     input: Value,
@@ -73,7 +74,7 @@ struct Resolved {
 pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,
-    Json(entries): Json<Vec<BulkEntry>>,
+    JsonArray(entries): JsonArray<BulkEntry>,
 ) -> ApiResult<(StatusCode, axum::Json<BulkEnqueuedBody>)> {
     if entries.is_empty() {
         return Err(ApiError::new(

@@ -48,7 +48,7 @@ fn check_job_name(name: &str) -> ApiResult<()> {
     operation_id = "capabilities_get",
     summary = "A job's grant of capabilities",
     params(
-        ("name" = String, Path, description = "job name"),
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 200, description = "the grant", body = JobGrantBody),
@@ -78,7 +78,7 @@ pub async fn get(
     operation_id = "capabilities_put",
     summary = "Replace a job's grant (within the tenant's policy)",
     params(
-        ("name" = String, Path, description = "job name"),
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     request_body = PutCapabilities,
     responses(

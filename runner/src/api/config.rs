@@ -90,7 +90,7 @@ fn no_entry(name: &str) -> ApiError {
     operation_id = "config_put",
     summary = "Set a config entry (secret unless `secret: false`)",
     params(
-        ("name" = String, Path, description = "config entry name"),
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
     ),
     request_body = PutConfig,
     responses(
@@ -186,7 +186,7 @@ pub async fn list(
     operation_id = "config_get",
     summary = "A config entry",
     params(
-        ("name" = String, Path, description = "config entry name"),
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
     ),
     responses(
         (status = 200, description = "the entry", body = ConfigEntryBody),
@@ -216,7 +216,7 @@ pub async fn get(
     operation_id = "config_delete",
     summary = "Delete a config entry",
     params(
-        ("name" = String, Path, description = "config entry name"),
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
     ),
     responses(
         (status = 204, description = "deleted"),

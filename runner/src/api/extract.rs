@@ -1,6 +1,7 @@
 //! Extractors that turn every bad request into a clear JSON [`ApiError`]: JSON bodies, query
 //! strings, raw bodies with a size limit, and the tenant behind an API key.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,7 +14,9 @@ use crate::auth::{self, KEY_PREFIX};
 use crate::config::TenantLimits;
 use crate::store::{KeyGrant, KeyRole, Tenant};
 
-/// A JSON body; a rejection names what is wrong (syntax, a missing or unknown field, a type).
+/// A JSON object body; a rejection names what is wrong (syntax, a missing or unknown field, a
+/// type). Only an object is taken: serde would also read a struct from an array of its fields
+/// in order, which no client means and the OpenAPI document does not allow.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -21,10 +24,67 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        json_body(req, state, b'{', "an object").await.map(Json)
+    }
+}
+
+/// A JSON array body (bulk routes), otherwise as [`Json`].
+#[derive(Debug)]
+pub struct JsonArray<T>(pub Vec<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonArray<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        json_body(req, state, b'[', "an array").await.map(JsonArray)
+    }
+}
+
+/// Reads a JSON body whose top level starts with `open`.
+async fn json_body<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    open: u8,
+    what: &str,
+) -> Result<T, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(json_rejection(JsonRejection::MissingJsonContentType(
+            Default::default(),
+        )));
+    }
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(bytes_rejection)?;
+    if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+        && *first != open
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON body: the body must be {what}"
+        )));
+    }
+    match axum::Json::<T>::from_bytes(&bytes) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_rejection(rejection)),
+    }
+}
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` takes.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
     }
 }
 

@@ -58,7 +58,7 @@ fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
     operation_id = "jobs_upload",
     summary = "Upload a component as the job's current version",
     params(
-        ("name" = String, Path, description = "job name: 1-128 letters, digits, `.`, `_`, `-`"),
+        ("name" = String, Path, description = "job name: 1-128 letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
         crate::api::openapi::JobDefaultsQuery,
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the component bytes (a WASI 0.2 component targeting the `job` world)"),
@@ -140,7 +140,7 @@ pub async fn upload(
     operation_id = "jobs_get",
     summary = "A job with its versions and capabilities",
     params(
-        ("name" = String, Path, description = "job name"),
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 200, description = "the job", body = JobDetailBody),
@@ -198,8 +198,8 @@ pub async fn list(
     operation_id = "jobs_delete_version",
     summary = "Delete a job version that is not current and no run references",
     params(
-        ("name" = String, Path, description = "job name"),
-        ("version" = i32, Path, description = "version number (1 or more)"),
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        ("version" = i32, Path, description = "version number (1 or more)", minimum = 1),
     ),
     responses(
         (status = 200, description = "deleted", body = VersionDeletedBody),

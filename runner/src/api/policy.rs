@@ -67,7 +67,7 @@ fn no_tenant(name: &str) -> ApiError {
     operation_id = "policy_get",
     summary = "What a tenant's jobs may be granted",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the policy", body = PolicyBody),
@@ -94,7 +94,7 @@ pub async fn get(
     operation_id = "policy_put",
     summary = "Replace a tenant's policy",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     request_body = PutPolicy,
     responses(

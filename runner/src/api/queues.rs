@@ -99,7 +99,7 @@ async fn apply(
     operation_id = "queues_put",
     summary = "Pause, resume or limit a queue (absent fields keep their value)",
     params(
-        ("name" = String, Path, description = "queue name"),
+        ("name" = String, Path, description = "queue name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     request_body = QueueRequest,
     responses(
@@ -122,7 +122,7 @@ pub async fn put(
     operation_id = "queues_pause",
     summary = "Pause a queue",
     params(
-        ("name" = String, Path, description = "queue name"),
+        ("name" = String, Path, description = "queue name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the queue", body = QueueBody),
@@ -143,7 +143,7 @@ pub async fn pause(
     operation_id = "queues_resume",
     summary = "Resume a queue",
     params(
-        ("name" = String, Path, description = "queue name"),
+        ("name" = String, Path, description = "queue name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the queue", body = QueueBody),

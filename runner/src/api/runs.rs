@@ -122,7 +122,7 @@ pub(super) fn due(body: &Timing, limits: &crate::config::RunLimits) -> ApiResult
     operation_id = "runs_enqueue",
     summary = "Enqueue a run of a job",
     params(
-        ("name" = String, Path, description = "job name"),
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     request_body = EnqueueRequest,
     responses(

@@ -34,6 +34,7 @@ const DETAIL_RUNS: i64 = 10;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     job: String,
     cron: String,
     /// IANA name; default `UTC`.
@@ -226,7 +227,7 @@ const GAP_SAMPLE: usize = 256;
     operation_id = "schedules_put",
     summary = "Create or replace a schedule",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     request_body = PutRequest,
     responses(
@@ -415,7 +416,7 @@ pub async fn list(
     operation_id = "schedules_get",
     summary = "A schedule with its next fire times, latest runs and skipped fires",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 200, description = "the schedule", body = ScheduleBody),
@@ -442,7 +443,7 @@ pub async fn get(
     operation_id = "schedules_delete",
     summary = "Delete a schedule (its runs stay)",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 204, description = "deleted"),
@@ -469,7 +470,7 @@ pub async fn delete(
     operation_id = "schedules_trigger",
     summary = "Enqueue a run of the schedule now",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 201, description = "the run", body = RunDetailBody),
@@ -538,7 +539,7 @@ async fn set_paused(
     operation_id = "schedules_pause",
     summary = "Stop firing until resumed",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 200, description = "the schedule", body = ScheduleBody),
@@ -560,7 +561,7 @@ pub async fn pause(
     operation_id = "schedules_resume",
     summary = "Fire again from now on",
     params(
-        ("name" = String, Path, description = "schedule name"),
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ),
     responses(
         (status = 200, description = "the schedule", body = ScheduleBody),

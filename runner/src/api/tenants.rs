@@ -20,6 +20,8 @@ use crate::store::{KeyRole, Tenant};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// 1-63 lowercase letters, digits, `-` or `_`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     name: String,
 }
 
@@ -103,7 +105,7 @@ pub struct CreateKey {
     operation_id = "tenants_create_key",
     summary = "Create an API key (its secret is shown once)",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     request_body(content = Option<CreateKey>, description = "optional; an empty body makes a `full` key"),
     responses(
@@ -118,6 +120,10 @@ pub async fn create_key(
 ) -> ApiResult<(StatusCode, axum::Json<KeyCreatedBody>)> {
     let body: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
+    } else if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: the body must be an object, e.g. {\"role\": \"read\"}",
+        ));
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(format!(
@@ -149,7 +155,7 @@ pub async fn create_key(
     operation_id = "tenants_list_keys",
     summary = "A tenant's keys (never their secrets)",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the keys", body = KeyListBody),
@@ -179,7 +185,7 @@ pub async fn list_keys(
     operation_id = "tenants_disable_key",
     summary = "Disable a key at once, on every runner",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
         ("prefix" = String, Path, description = "the key's prefix"),
     ),
     responses(
@@ -221,7 +227,7 @@ async fn set_disabled(state: &AppState, name: &str, disabled: bool) -> ApiResult
     operation_id = "tenants_disable",
     summary = "Disable a tenant: its keys stop working, its runs are not claimed",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the tenant", body = TenantOneBody),
@@ -246,7 +252,7 @@ pub async fn disable(
     operation_id = "tenants_enable",
     summary = "Enable a disabled tenant",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the tenant", body = TenantOneBody),
@@ -278,7 +284,7 @@ pub struct SetWeight {
     operation_id = "tenants_set_weight",
     summary = "Set a tenant's share of claims (1-100)",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     request_body = SetWeight,
     responses(
@@ -337,7 +343,7 @@ async fn limits_view(state: &AppState, name: &str) -> ApiResult<TenantLimitsView
     operation_id = "tenants_get_limits",
     summary = "A tenant's quotas, usage and refusals",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     responses(
         (status = 200, description = "the limits", body = TenantLimitsViewBody),
@@ -360,7 +366,7 @@ pub async fn get_limits(
     operation_id = "tenants_put_limits",
     summary = "Replace a tenant's own quotas (null: the runner's default)",
     params(
-        ("name" = String, Path, description = "tenant name"),
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
     ),
     request_body = TenantLimitsBody,
     responses(
