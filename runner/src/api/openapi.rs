@@ -33,7 +33,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
         description = "Background jobs as sandboxed WebAssembly components. Every error is \
             `{\"error\": {\"code\", \"message\"}}`; the codes are the `ErrorCode` schema. \
             See docs/api.md.",
-        license(name = "Apache-2.0 OR MIT")
+        license(name = "Apache-2.0")
     ),
     paths(
         super::health::healthz,
