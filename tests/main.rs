@@ -16,6 +16,7 @@ mod hot_path;
 mod http_limits;
 mod kinds;
 mod langs;
+mod openapi;
 mod outbound;
 mod quotas;
 mod retention;
