@@ -2,6 +2,9 @@
 //!
 //! One file per resource. Handlers validate everything a client sends before touching the
 //! store, so a bad request changes nothing; every tenant route is scoped by the key's tenant.
+//! Bodies are the types of `types.rs` (responses) and of each resource's file (requests);
+//! errors are `error::ApiError`. Every `/v1` route is one line of the route table below, which
+//! builds the router and is what the OpenAPI document (`openapi.rs`) is checked against.
 
 mod batches;
 mod bulk;

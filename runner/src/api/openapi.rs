@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{IntoParams, Modify, OpenApi};
@@ -104,7 +104,7 @@ struct ApiDoc;
 /// fields as `RunOptionsBody`; `config::RunOptions` parses them).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
+#[allow(dead_code)] // never built: it only describes the parameters
 pub struct JobDefaultsQuery {
     max_attempts: Option<u32>,
     timeout_ms: Option<u64>,
@@ -270,9 +270,6 @@ pub async fn serve() -> impl IntoResponse {
     )
 }
 
-#[allow(dead_code)]
-const _: HttpMethod = HttpMethod::Get;
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -335,6 +332,35 @@ mod tests {
                 .unwrap_or_else(|| panic!("{r} is not a local $ref"));
             assert!(doc.pointer(pointer).is_some(), "$ref {r} does not resolve");
         }
+    }
+
+    /// The document's stand-ins for `config` types (the upload's query parameters, a job's
+    /// defaults, a tenant's limits) name exactly the fields those types read and write.
+    #[test]
+    fn mirrors_of_config_types_name_the_same_fields() {
+        use crate::api::types::{RunOptionsBody, TenantLimitsBody};
+        use crate::config::{RunOptions, TenantLimits};
+        fn keys(v: impl serde::Serialize) -> BTreeSet<String> {
+            let v = serde_json::to_value(v).unwrap();
+            v.as_object().unwrap().keys().cloned().collect()
+        }
+        let all = RunOptions {
+            max_attempts: Some(1),
+            timeout_ms: Some(1),
+            fuel: Some(1),
+            memory_mb: Some(1),
+            backoff_base_ms: Some(1),
+            queue: Some("q".into()),
+            priority: Some(1),
+        };
+        assert_eq!(keys(&all), keys(RunOptionsBody::from(&all)));
+        let params: BTreeSet<String> = JobDefaultsQuery::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(params, keys(&all));
+        let limits = TenantLimits::default();
+        assert_eq!(keys(&limits), keys(TenantLimitsBody::from(&limits)));
     }
 
     fn collect_refs(v: &Value, out: &mut Vec<String>) {
