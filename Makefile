@@ -23,7 +23,14 @@ JS_STAMP := $(JS_TOOLS)/node_modules/.package-lock.json
 WIT_FILES := $(wildcard wit/*.wit wit/deps/*.wit)
 LANG_EXAMPLES := $(WASM_DIR)/hello-py.wasm $(WASM_DIR)/hello-js.wasm $(WASM_DIR)/fetch-js.wasm
 
-.PHONY: help run test lint bench bench-langs chaos examples examples-langs wasm-target build fmt clean-db
+# The API fuzz run (make fuzz): schemathesis, pinned, in a venv under target/fuzz/.
+SCHEMATHESIS_VERSION := 4.32.5
+FUZZ_VENV := target/fuzz/venv
+FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
+FUZZ_PG_DIR := target/pg-fuzz
+FUZZ_PG_PORT := 54332
+
+.PHONY: help run test lint bench bench-langs chaos fuzz examples examples-langs wasm-target build fmt clean-db
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +86,19 @@ TEST_TIMEOUT ?= 45m
 test: examples examples-langs ## Run every test against a throwaway PostgreSQL
 	scripts/with-pg.sh $(TEST_PG_DIR) $(TEST_PG_PORT) fast -- \
 	  timeout --kill-after=30s $(TEST_TIMEOUT) $(CARGO) test -p sandfire -p sandfire-guest -p sandfire-guest-macro -p report -p ticker
+
+$(FUZZ_STAMP):
+	@command -v python3 >/dev/null || { echo "python3 (3.10 or newer) is needed for schemathesis" >&2; exit 1; }
+	rm -rf $(FUZZ_VENV)
+	python3 -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	touch $@
+
+# Knobs: FUZZ_MAX_EXAMPLES (per operation), FUZZ_SEED, FUZZ_WORKERS (see scripts/fuzz.sh).
+fuzz: examples $(FUZZ_STAMP) ## Fuzz the HTTP API from its OpenAPI document (schemathesis) against a live runner
+	$(CARGO) build -p sandfire --bin sandfire
+	scripts/with-pg.sh $(FUZZ_PG_DIR) $(FUZZ_PG_PORT) fast -- \
+	  scripts/fuzz.sh $(FUZZ_VENV)/bin/schemathesis target/debug/sandfire
 
 lint: ## rustfmt check + clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -18,6 +18,7 @@ mod http_limits;
 mod kinds;
 mod langs;
 mod metrics;
+mod openapi;
 mod outbound;
 mod quotas;
 mod retention;

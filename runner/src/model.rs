@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// The state of a run. The database enforces the allowed transitions (see
 /// `docs/job-lifecycle.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "run_state", rename_all = "snake_case")]
 pub enum RunState {
@@ -68,7 +70,9 @@ impl RunState {
 }
 
 /// How one attempt ended. Classified from the type of what happened, never from message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "attempt_outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -107,7 +111,18 @@ impl Outcome {
 
 /// Severity of a log line written by a job.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    sqlx::Type,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "log_level", rename_all = "snake_case")]

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
+use super::types::{BatchCancelledBody, BatchCreatedBody, BatchDetailBody};
 use crate::config::RunOptions;
 use crate::store::{
     BatchCancel, BatchContinuationParams, BatchCreateParams, BatchRunParams, Job, Tenant,
@@ -27,7 +28,7 @@ pub const MAX_BATCH_RUNS: usize = 100_000;
 pub const MAX_BATCH_CONTINUATIONS: usize = 100;
 
 /// The body of `POST /v1/batches`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     runs: Vec<BatchEntry>,
@@ -36,9 +37,10 @@ pub struct BatchRequest {
 }
 
 /// One run of a batch: a member (in `runs`) or a continuation (in `then`, with `on`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchEntry {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     job: String,
     #[serde(default)]
     input: Value,
@@ -54,7 +56,7 @@ pub struct BatchEntry {
 }
 
 fn invalid(entry: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_batch", format!("{entry}: {reason}"))
+    ApiError::new(ErrorCode::InvalidBatch, format!("{entry}: {reason}"))
 }
 
 /// Validates one entry against its job and the runner's limits; resolves its options.
@@ -77,8 +79,8 @@ async fn resolve_entry(
     super::limits::reject_nul(&format!("{name}.input"), &entry.input)?;
     let limits = &state.settings.limits;
     options.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{name}.{}: {}", e.field, e.reason),
         )
     })?;
@@ -105,8 +107,8 @@ async fn resolve_entry(
     })?;
     let merged = options.or(&job.defaults);
     merged.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!(
                 "{name}.{}: {} (from job {:?}'s defaults; re-upload the job with new defaults)",
                 e.field, e.reason, job.name
@@ -122,11 +124,22 @@ async fn resolve_entry(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "batches_create",
+    summary = "Create runs atomically, with continuations",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "created", body = BatchCreatedBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     grant: TenantGrant,
     Json(body): Json<BatchRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BatchCreatedBody>)> {
     let tenant = &grant.tenant;
     if body.runs.is_empty() {
         return Err(invalid("runs", "a batch needs at least one run"));
@@ -199,10 +212,14 @@ pub async fn create(
         .await?;
     let queues = queues.iter().map(String::as_str);
     state.metrics.runs_enqueued_in(&tenant.name, queues);
-    let mut body = json!(created.batch);
-    body["runs"] = json!(created.runs);
-    body["then"] = json!(created.then);
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(BatchCreatedBody {
+            batch: (&created.batch).into(),
+            runs: created.runs,
+            then: created.then,
+        }),
+    ))
 }
 
 fn parse_batch_id(id: &str) -> ApiResult<Uuid> {
@@ -211,7 +228,8 @@ fn parse_batch_id(id: &str) -> ApiResult<Uuid> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     /// List the members too.
@@ -219,30 +237,63 @@ pub struct GetQuery {
     runs: bool,
 }
 
-async fn detail(state: &AppState, tenant: &Tenant, id: Uuid, with_runs: bool) -> ApiResult<Value> {
+async fn detail(
+    state: &AppState,
+    tenant: &Tenant,
+    id: Uuid,
+    with_runs: bool,
+) -> ApiResult<BatchDetailBody> {
     let batch = state
         .store
         .batch_get(tenant.id, id, with_runs)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no batch with id {id}")))?;
-    Ok(json!(batch))
+    Ok((&batch).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    operation_id = "batches_get",
+    summary = "A batch with its progress",
+    params(
+        ("id" = uuid::Uuid, Path, description = "batch id"),
+        GetQuery,
+    ),
+    responses(
+        (status = 200, description = "the batch", body = BatchDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
     Query(q): Query<GetQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<BatchDetailBody>> {
     let id = parse_batch_id(&id)?;
     Ok(axum::Json(detail(&state, &tenant, id, q.runs).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/cancel",
+    tag = "batches",
+    operation_id = "batches_cancel",
+    summary = "Cancel every run of a batch that has not ended",
+    params(
+        ("id" = uuid::Uuid, Path, description = "batch id"),
+    ),
+    responses(
+        (status = 200, description = "cancelled", body = BatchCancelledBody),
+        (status = 202, description = "running members were asked to stop", body = BatchCancelledBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BatchCancelledBody>)> {
     let id = parse_batch_id(&id)?;
     let (cancelled, cancel_requested) = match state.store.batch_cancel(tenant.id, id).await? {
         BatchCancel::NotFound => {
@@ -259,14 +310,19 @@ pub async fn cancel(
             cancel_requested,
         } => (cancelled, cancel_requested),
     };
-    let mut body = detail(&state, &tenant, id, false).await?;
-    body["cancelled"] = json!(cancelled);
-    body["cancel_requested"] = json!(cancel_requested);
+    let batch = detail(&state, &tenant, id, false).await?;
     // 202: running members were only asked to stop; they end `cancelled` shortly.
     let status = if cancel_requested > 0 {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(body)))
+    Ok((
+        status,
+        axum::Json(BatchCancelledBody {
+            batch,
+            cancelled,
+            cancel_requested,
+        }),
+    ))
 }

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
-use super::extract::{Json, TenantGrant};
+use super::error::{ApiError, ApiResult, ErrorCode};
+use super::extract::{JsonArray, TenantGrant};
+use super::types::BulkEnqueuedBody;
 use crate::config::{ResolvedOptions, RunOptions};
 use crate::store::{Job, RunInsertParams};
 
@@ -21,9 +22,10 @@ use crate::store::{Job, RunInsertParams};
 pub const MAX_BULK_RUNS: usize = 100_000;
 
 /// One run of a bulk enqueue: the fields of `POST /v1/jobs/{name}/runs` plus `job`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkEntry {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     job: String,
     #[serde(default)]
     input: Value,
@@ -38,13 +40,18 @@ pub struct BulkEntry {
     delay_ms: Option<u64>,
     run_at: Option<String>,
     /// Refused with a message: continuations need the single-run route.
+    #[schema(value_type = Value)]
     after: Option<Value>,
     /// Refused with a message: unique runs need the single-run route.
+    #[schema(value_type = Value)]
     idempotency_key: Option<Value>,
 }
 
 fn invalid(index: usize, field: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_option", format!("runs[{index}].{field}: {reason}"))
+    ApiError::new(
+        ErrorCode::InvalidOption,
+        format!("runs[{index}].{field}: {reason}"),
+    )
 }
 
 /// A job as resolved once per request, with its options when an entry sets none.
@@ -53,14 +60,25 @@ struct Resolved {
     defaults: ResolvedOptions,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    tag = "runs",
+    operation_id = "bulk_enqueue",
+    summary = "Enqueue many runs in one request",
+    request_body = Vec<BulkEntry>,
+    responses(
+        (status = 201, description = "created", body = BulkEnqueuedBody),
+    ),
+)]
 pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,
-    Json(entries): Json<Vec<BulkEntry>>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    JsonArray(entries): JsonArray<BulkEntry>,
+) -> ApiResult<(StatusCode, axum::Json<BulkEnqueuedBody>)> {
     if entries.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_option",
+        return Err(ApiError::new(
+            ErrorCode::InvalidOption,
             "runs: send a JSON array with at least one run",
         ));
     }
@@ -147,10 +165,8 @@ pub async fn enqueue(
             delay_ms: entry.delay_ms,
             run_at: entry.run_at,
         };
-        let due = super::runs::due(&timing, limits).map_err(|e| ApiError {
-            message: format!("runs[{i}].{}", e.message),
-            ..e
-        })?;
+        let due = super::runs::due(&timing, limits)
+            .map_err(|e| e.map_message(|m| format!("runs[{i}].{m}")))?;
         delayed |= due.is_some();
         params.push(RunInsertParams {
             id: Uuid::now_v7(),
@@ -175,6 +191,9 @@ pub async fn enqueue(
     }
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "count": ids.len(), "ids": ids })),
+        axum::Json(BulkEnqueuedBody {
+            count: ids.len(),
+            ids,
+        }),
     ))
 }

@@ -6,31 +6,23 @@
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, TenantAuth};
 use super::policy::hosts_field;
+use super::types::JobGrantBody;
 use super::{AppState, valid_job_name};
 use crate::capabilities::{MAX_CONFIG_ENTRIES, check_config_name};
 use crate::store::JobGrant;
 
 /// The body of `PUT /v1/jobs/{name}/capabilities`: replaces the job's whole grant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutCapabilities {
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     config: Vec<String>,
-}
-
-/// A grant as the API shows it (`GET /v1/jobs/{name}` nests it as `capabilities`).
-pub(super) fn grant_json(grant: &JobGrant) -> Value {
-    json!({
-        "allowed_outbound_hosts": grant.allowed_outbound_hosts,
-        "config": grant.config,
-    })
 }
 
 fn no_job(name: &str) -> ApiError {
@@ -41,41 +33,69 @@ fn check_job_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!("{name:?} is not a job name"),
         ))
     }
 }
 
 /// `GET /v1/jobs/{name}/capabilities`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{name}/capabilities",
+    tag = "jobs",
+    operation_id = "capabilities_get",
+    summary = "A job's grant of capabilities",
+    params(
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 200, description = "the grant", body = JobGrantBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobGrantBody>> {
     let grant = state
         .store
         .job_grant_get(tenant.id, &name)
         .await?
         .ok_or_else(|| no_job(&name))?;
-    let mut body = grant_json(&grant);
-    body["job"] = json!(name);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobGrantBody {
+        job: name,
+        grant: (&grant).into(),
+    }))
 }
 
 /// `PUT /v1/jobs/{name}/capabilities` (a key that may change the tenant's jobs).
+#[utoipa::path(
+    put,
+    path = "/v1/jobs/{name}/capabilities",
+    tag = "jobs",
+    operation_id = "capabilities_put",
+    summary = "Replace a job's grant (within the tenant's policy)",
+    params(
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    request_body = PutCapabilities,
+    responses(
+        (status = 200, description = "the grant as stored", body = JobGrantBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
     Json(body): Json<PutCapabilities>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobGrantBody>> {
     check_job_name(&name)?;
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     if body.config.len() > MAX_CONFIG_ENTRIES as usize {
-        return Err(ApiError::unprocessable(
-            "too_many_config_names",
+        return Err(ApiError::new(
+            ErrorCode::TooManyConfigNames,
             format!(
                 "config: {} names; a tenant has at most {MAX_CONFIG_ENTRIES} config entries",
                 body.config.len()
@@ -85,7 +105,7 @@ pub async fn put(
     let mut config = Vec::with_capacity(body.config.len());
     for config_name in &body.config {
         check_config_name(config_name)
-            .map_err(|e| ApiError::unprocessable("invalid_config_name", format!("config: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidConfigName, format!("config: {e}")))?;
         if !config.contains(config_name) {
             config.push(config_name.clone());
         }
@@ -102,8 +122,8 @@ pub async fn put(
             } else {
                 format!("allows only {ceiling}")
             };
-            return Err(ApiError::unprocessable(
-                "outside_policy",
+            return Err(ApiError::new(
+                ErrorCode::OutsidePolicy,
                 format!(
                     "allowed_outbound_hosts: {outside} is outside the tenant's policy, which \
                      {allows}; each pattern must lie inside one policy pattern (ask the \
@@ -121,7 +141,8 @@ pub async fn put(
         .job_grant_put(tenant.id, &name, &grant)
         .await?
         .ok_or_else(|| no_job(&name))?;
-    let mut body = grant_json(&stored);
-    body["job"] = json!(name);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobGrantBody {
+        job: name,
+        grant: (&stored).into(),
+    }))
 }

@@ -9,18 +9,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use zeroize::Zeroize;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json, TenantAuth};
+use super::types::{ConfigEntryBody, ConfigListBody, ReencryptedBody};
 use crate::capabilities::secrets::ENV_KEY;
 use crate::capabilities::{Keyring, MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, check_config_name};
 use crate::store::{ConfigEntry, ConfigPutParams, ConfigReseal, StoreError};
 
 /// The body of `PUT /v1/config/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutConfig {
     value: String,
@@ -41,9 +41,7 @@ impl Drop for PutConfig {
 
 fn keyring(state: &AppState) -> ApiResult<&Keyring> {
     state.settings.keyring.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "secrets_key_missing",
+        ApiError::new(ErrorCode::SecretsKeyMissing,
             format!(
                 "config is unavailable: this runner has no encryption key; the operator must \
                  start it with {ENV_KEY} (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
@@ -53,25 +51,27 @@ fn keyring(state: &AppState) -> ApiResult<&Keyring> {
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
-    check_config_name(name).map_err(|e| ApiError::unprocessable("invalid_name", e))
+    check_config_name(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e))
 }
 
 /// An entry as the API shows it: `value` only for a non-secret entry.
-fn entry_json(keyring: &Keyring, tenant_id: i64, entry: &ConfigEntry) -> Value {
-    let mut body = json!({
-        "name": entry.name,
-        "secret": entry.secret,
-        "key_id": entry.sealed.key_id,
-        "created_at": entry.created_at,
-        "updated_at": entry.updated_at,
-    });
+fn entry_json(keyring: &Keyring, tenant_id: i64, entry: &ConfigEntry) -> ConfigEntryBody {
+    let mut body = ConfigEntryBody {
+        name: entry.name.clone(),
+        secret: entry.secret,
+        key_id: entry.sealed.key_id,
+        created_at: entry.created_at,
+        updated_at: entry.updated_at,
+        value: None,
+        value_error: None,
+    };
     if !entry.secret {
         match keyring.open_string(tenant_id, &entry.name, &entry.sealed) {
-            Ok(value) => body["value"] = json!(value),
+            Ok(value) => body.value = Some(Some(value)),
             Err(e) => {
                 tracing::warn!(tenant_id, name = %entry.name, error = %e, "a config value does not decrypt");
-                body["value"] = Value::Null;
-                body["value_error"] = json!(e.to_string());
+                body.value = Some(None);
+                body.value_error = Some(e.to_string());
             }
         }
     }
@@ -83,17 +83,32 @@ fn no_entry(name: &str) -> ApiError {
 }
 
 /// `PUT /v1/config/{name}`: 201 when created, 200 when replaced.
+#[utoipa::path(
+    put,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_put",
+    summary = "Set a config entry (secret unless `secret: false`)",
+    params(
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
+    ),
+    request_body = PutConfig,
+    responses(
+        (status = 201, description = "created", body = ConfigEntryBody),
+        (status = 200, description = "replaced", body = ConfigEntryBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
     Json(body): Json<PutConfig>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ConfigEntryBody>)> {
     let keyring = keyring(&state)?;
     check_name(&name)?;
     if body.value.len() > MAX_CONFIG_VALUE_BYTES {
-        return Err(ApiError::unprocessable(
-            "value_too_large",
+        return Err(ApiError::new(
+            ErrorCode::ValueTooLarge,
             format!(
                 "value: {} bytes; a config value is at most {MAX_CONFIG_VALUE_BYTES} bytes",
                 body.value.len()
@@ -140,25 +155,48 @@ pub async fn put(
 }
 
 /// `GET /v1/config`: every entry's name and metadata; values of non-secret entries only.
+#[utoipa::path(
+    get,
+    path = "/v1/config",
+    tag = "config",
+    operation_id = "config_list",
+    summary = "The tenant's config entries (values of non-secret entries only)",
+    responses(
+        (status = 200, description = "the entries", body = ConfigListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ConfigListBody>> {
     let keyring = keyring(&state)?;
     let entries = state.store.config_list(tenant.id).await?;
-    let config: Vec<Value> = entries
+    let config = entries
         .iter()
         .map(|e| entry_json(keyring, tenant.id, e))
         .collect();
-    Ok(axum::Json(json!({ "config": config })))
+    Ok(axum::Json(ConfigListBody { config }))
 }
 
 /// `GET /v1/config/{name}`: as one entry of the list.
+#[utoipa::path(
+    get,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_get",
+    summary = "A config entry",
+    params(
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
+    ),
+    responses(
+        (status = 200, description = "the entry", body = ConfigEntryBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ConfigEntryBody>> {
     let keyring = keyring(&state)?;
     check_name(&name)?;
     let entry = state
@@ -171,6 +209,19 @@ pub async fn get(
 
 /// `DELETE /v1/config/{name}`: 204, or 404 when there is no such entry. Jobs granted the name
 /// read "not set" from their next attempt on.
+#[utoipa::path(
+    delete,
+    path = "/v1/config/{name}",
+    tag = "config",
+    operation_id = "config_delete",
+    summary = "Delete a config entry",
+    params(
+        ("name" = String, Path, description = "config entry name", pattern = "^[a-z][a-z0-9_]{0,63}$"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -191,10 +242,20 @@ const RESEAL_BATCH: i64 = 100;
 /// `POST /v1/admin/config/reencrypt`: re-seals every entry (of every tenant) that is not under
 /// the active key. Entries under a key id this runner does not hold are counted as `failed`
 /// and left as they are; run it again with that key in `SANDFIRE_SECRETS_KEYS`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/config/reencrypt",
+    tag = "admin",
+    operation_id = "config_reencrypt",
+    summary = "Re-seal every config entry under the active key",
+    responses(
+        (status = 200, description = "done", body = ReencryptedBody),
+    ),
+)]
 pub async fn reencrypt(
     State(state): State<AppState>,
     _: AdminAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ReencryptedBody>> {
     let keyring = keyring(&state)?;
     let active = keyring.active_key_id();
     let mut after = None;
@@ -243,10 +304,10 @@ pub async fn reencrypt(
         failed,
         "config re-encrypted"
     );
-    Ok(axum::Json(json!({
-        "active_key_id": active,
-        "reencrypted": done,
-        "failed": failed,
-        "failed_key_ids": failed_key_ids,
-    })))
+    Ok(axum::Json(ReencryptedBody {
+        active_key_id: active,
+        reencrypted: done,
+        failed,
+        failed_key_ids: failed_key_ids.into_iter().collect(),
+    }))
 }

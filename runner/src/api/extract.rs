@@ -1,6 +1,7 @@
 //! Extractors that turn every bad request into a clear JSON [`ApiError`]: JSON bodies, query
 //! strings, raw bodies with a size limit, and the tenant behind an API key.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -8,12 +9,14 @@ use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::auth::{self, KEY_PREFIX};
 use crate::config::TenantLimits;
 use crate::store::{KeyGrant, KeyRole, Tenant};
 
-/// A JSON body; a rejection names what is wrong (syntax, a missing or unknown field, a type).
+/// A JSON object body; a rejection names what is wrong (syntax, a missing or unknown field, a
+/// type). Only an object is taken: serde would also read a struct from an array of its fields
+/// in order, which no client means and the OpenAPI document does not allow.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -21,18 +24,74 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        json_body(req, state, b'{', "an object").await.map(Json)
+    }
+}
+
+/// A JSON array body (bulk routes), otherwise as [`Json`].
+#[derive(Debug)]
+pub struct JsonArray<T>(pub Vec<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonArray<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        json_body(req, state, b'[', "an array").await.map(JsonArray)
+    }
+}
+
+/// Reads a JSON body whose top level starts with `open`.
+async fn json_body<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    open: u8,
+    what: &str,
+) -> Result<T, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(json_rejection(JsonRejection::MissingJsonContentType(
+            Default::default(),
+        )));
+    }
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(bytes_rejection)?;
+    if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+        && *first != open
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON body: the body must be {what}"
+        )));
+    }
+    match axum::Json::<T>::from_bytes(&bytes) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_rejection(rejection)),
+    }
+}
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` takes.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
     }
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with the header 'Content-Type: application/json'",
         ),
         JsonRejection::BytesRejection(r) => bytes_rejection(r),
@@ -104,8 +163,7 @@ async fn key_grant(parts: &Parts, state: &AppState) -> Result<KeyGrant, ApiError
     let reads_only = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if grant.role == KeyRole::Read && !reads_only {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "this API key is read-only: it can read everything its tenant owns and change \
              nothing; use a key with role 'full'",
         ));
@@ -166,8 +224,7 @@ impl FromRequestParts<AppState> for AdminAuth {
     ) -> Result<Self, Self::Rejection> {
         let Some(expected) = state.settings.admin_token.as_deref() else {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
+                ErrorCode::AdminDisabled,
                 "admin routes are disabled: start the runner with SANDFIRE_ADMIN_TOKEN set",
             ));
         };

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::AppState;
+use super::types::HealthBody;
 
 /// The last database check and when it ran.
 #[derive(Debug, Default)]
@@ -44,19 +44,36 @@ impl HealthCache {
     }
 }
 
-pub async fn healthz(state: AppState, cache: Arc<HealthCache>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    summary = "Is this runner up, and can it reach its database? (no auth)",
+    responses(
+        (status = 200, description = "up", body = HealthBody),
+        (status = 503, description = "the database is unreachable", body = HealthBody),
+    ),
+)]
+pub async fn healthz(state: AppState, cache: Arc<HealthCache>) -> (StatusCode, Json<HealthBody>) {
     if cache
         .database_ok(&state, state.settings.http.health_cache)
         .await
     {
         (
             StatusCode::OK,
-            Json(json!({"status": "ok", "database": "ok"})),
+            Json(HealthBody {
+                status: "ok".into(),
+                database: "ok".into(),
+            }),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "database": "unreachable"})),
+            Json(HealthBody {
+                status: "degraded".into(),
+                database: "unreachable".into(),
+            }),
         )
     }
 }

@@ -4,21 +4,21 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Query, TenantAuth, TenantGrant, bytes_rejection};
+use super::types::{JobDetailBody, JobListBody, JobUploadedBody, VersionDeletedBody};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::sandbox::ComponentError;
-use crate::store::{CompiledComponentPutParams, Job, JobUploadParams, StoreError, VersionDelete};
+use crate::store::{CompiledComponentPutParams, JobUploadParams, StoreError, VersionDelete};
 
 fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!(
                 "{name:?} is not a job name: use 1-128 letters, digits, '.', '_' or '-', \
                  starting with a letter or digit"
@@ -29,52 +29,57 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 fn component_error(err: ComponentError) -> ApiError {
     let code = match &err {
-        ComponentError::NotWasm => "not_wasm",
-        ComponentError::CoreModule => "core_module",
-        ComponentError::Invalid(_) => "invalid_component",
-        ComponentError::DisallowedImports(_) => "disallowed_imports",
-        ComponentError::WrongWorld(_) => "wrong_world",
-        ComponentError::UnsupportedProposal(_) => "unsupported_proposal",
-        ComponentError::TooComplex(_) => "component_too_complex",
-        ComponentError::CompileTimeout(_) => "compile_timeout",
-        ComponentError::CompilerBusy(_) => "compiler_busy",
-        ComponentError::CompileMemory(_) => "compile_memory",
-        ComponentError::ProbeFailed => "compile_probe_failed",
+        ComponentError::NotWasm => ErrorCode::NotWasm,
+        ComponentError::CoreModule => ErrorCode::CoreModule,
+        ComponentError::Invalid(_) => ErrorCode::InvalidComponent,
+        ComponentError::DisallowedImports(_) => ErrorCode::DisallowedImports,
+        ComponentError::WrongWorld(_) => ErrorCode::WrongWorld,
+        ComponentError::UnsupportedProposal(_) => ErrorCode::UnsupportedProposal,
+        ComponentError::TooComplex(_) => ErrorCode::ComponentTooComplex,
+        ComponentError::CompileTimeout(_) => ErrorCode::CompileTimeout,
+        ComponentError::CompilerBusy(_) => ErrorCode::CompilerBusy,
+        ComponentError::CompileMemory(_) => ErrorCode::CompileMemory,
+        ComponentError::ProbeFailed => ErrorCode::CompileProbeFailed,
     };
-    ApiError::unprocessable(code, err.to_string())
+    ApiError::new(code, err.to_string())
 }
 
 /// An upload refused because every compile slot stayed busy: 503 with `Retry-After`.
 fn compiler_busy(err: ComponentError, retry_after_secs: u64) -> ApiError {
-    ApiError {
-        retry_after: Some(retry_after_secs),
-        ..ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "compiler_busy",
-            err.to_string(),
-        )
-    }
-}
-
-fn job_json(job: &Job) -> Value {
-    serde_json::to_value(job).unwrap_or(Value::Null)
+    ApiError::new(ErrorCode::CompilerBusy, err.to_string()).with_retry_after(Some(retry_after_secs))
 }
 
 /// Uploads a component as the job's current version. Identical bytes change nothing; changed
 /// bytes make a new version. Query parameters, when any are given, replace the job's defaults.
+#[utoipa::path(
+    put,
+    path = "/v1/jobs/{name}",
+    tag = "jobs",
+    operation_id = "jobs_upload",
+    summary = "Upload a component as the job's current version",
+    params(
+        ("name" = String, Path, description = "job name: 1-128 letters, digits, `.`, `_`, `-`", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        crate::api::openapi::JobDefaultsQuery,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the component bytes (a WASI 0.2 component targeting the `job` world)"),
+    responses(
+        (status = 201, description = "a new version", body = JobUploadedBody),
+        (status = 200, description = "the same bytes as the current version: nothing changed", body = JobUploadedBody),
+    ),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     grant: TenantGrant,
     Path(name): Path<String>,
     Query(defaults): Query<RunOptions>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<JobUploadedBody>)> {
     let tenant = &grant.tenant;
     check_name(&name)?;
     let bytes = body.map_err(bytes_rejection)?;
     defaults
         .validate(&state.settings.limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let validated = state
         .sandbox
         .validate(tenant.id, bytes.to_vec())
@@ -119,16 +124,33 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    let mut body = job_json(&uploaded.job);
-    body["new_version"] = json!(uploaded.new_version);
-    Ok((status, axum::Json(body)))
+    Ok((
+        status,
+        axum::Json(JobUploadedBody {
+            job: (&uploaded.job).into(),
+            new_version: uploaded.new_version,
+        }),
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{name}",
+    tag = "jobs",
+    operation_id = "jobs_get",
+    summary = "A job with its versions and capabilities",
+    params(
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 200, description = "the job", body = JobDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobDetailBody>> {
     let job = state
         .store
         .job_get(tenant.id, &name)
@@ -140,27 +162,54 @@ pub async fn get(
         .job_grant_get(tenant.id, &name)
         .await?
         .unwrap_or_default();
-    let mut body = job_json(&job);
-    body["versions"] = json!(versions);
-    body["capabilities"] = super::capabilities::grant_json(&grant);
-    Ok(axum::Json(body))
+    Ok(axum::Json(JobDetailBody {
+        job: (&job).into(),
+        versions: versions.iter().map(Into::into).collect(),
+        capabilities: (&grant).into(),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "jobs_list",
+    summary = "The tenant's jobs",
+    responses(
+        (status = 200, description = "every job of the tenant", body = JobListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<JobListBody>> {
     let jobs = state.store.job_list(tenant.id).await?;
-    Ok(axum::Json(json!({ "jobs": jobs })))
+    Ok(axum::Json(JobListBody {
+        jobs: jobs.iter().map(Into::into).collect(),
+    }))
 }
 
 /// `DELETE /v1/jobs/{name}/versions/{version}`: deletes a version that is not current and that
 /// no run references, with its component bytes when no other version uses them.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{name}/versions/{version}",
+    tag = "jobs",
+    operation_id = "jobs_delete_version",
+    summary = "Delete a job version that is not current and no run references",
+    params(
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        ("version" = i32, Path, description = "version number (1 or more)", minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "deleted", body = VersionDeletedBody),
+    ),
+)]
 pub async fn delete_version(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path((name, version)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<VersionDeletedBody>> {
     check_name(&name)?;
     let number: i32 = version
         .parse()
@@ -172,9 +221,11 @@ pub async fn delete_version(
         .job_version_delete(tenant.id, &name, number)
         .await?
     {
-        VersionDelete::Deleted => Ok(axum::Json(
-            json!({"job": name, "version": number, "deleted": true}),
-        )),
+        VersionDelete::Deleted => Ok(axum::Json(VersionDeletedBody {
+            job: name,
+            version: number,
+            deleted: true,
+        })),
         VersionDelete::NotFound => Err(ApiError::not_found(format!(
             "job {name:?} has no version {number}"
         ))),

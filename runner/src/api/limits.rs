@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// Longest name a path segment may carry (job, schedule, queue, tenant names and run ids are
 /// all far shorter); a longer one is refused before any lookup.
@@ -40,8 +40,7 @@ pub fn inflight_cap(
         Box::pin(async move {
             let Ok(_permit) = permits.try_acquire_owned() else {
                 let mut resp = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
+                    ErrorCode::Overloaded,
                     "the runner is handling as many requests as it allows; retry after the \
                      Retry-After delay",
                 )
@@ -76,8 +75,7 @@ pub fn body_deadline(
                 return resp;
             }
             let mut resp = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 format!(
                     "the request body did not arrive within {} ms; send it faster or in \
                      smaller requests",
@@ -148,8 +146,7 @@ pub async fn clean_uri(req: Request, next: Next) -> Response {
         .find(|s| decoded_len(s) > MAX_PATH_SEGMENT_BYTES)
     {
         return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "name_too_long",
+            ErrorCode::NameTooLong,
             format!(
                 "a name in the path is {} bytes long; names are at most {MAX_PATH_SEGMENT_BYTES} \
                  bytes",
@@ -178,8 +175,8 @@ pub fn reject_nul(field: &str, value: &Value) -> Result<(), ApiError> {
         }
     }
     if has_nul(value) {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!(
                 "{field}: JSON text may not contain NUL characters (\\u0000); encode binary \
                  data, e.g. as base64"
@@ -192,8 +189,8 @@ pub fn reject_nul(field: &str, value: &Value) -> Result<(), ApiError> {
 /// Refuses text containing NUL (e.g. an idempotency key) with the field's name.
 pub fn reject_nul_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.contains('\0') {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field}: text may not contain NUL characters (\\u0000)"),
         ));
     }
@@ -284,7 +281,7 @@ mod tests {
         assert!(!list.push(&json!({ "m": big })).unwrap());
         assert!(list.truncated);
         let resp = list.finish(&[("next_after", json!(7))]);
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.status(), axum::http::StatusCode::OK);
 
         let mut one = BudgetedList::new("lines", 10);
         assert!(

@@ -2,6 +2,9 @@
 //!
 //! One file per resource. Handlers validate everything a client sends before touching the
 //! store, so a bad request changes nothing; every tenant route is scoped by the key's tenant.
+//! Bodies are the types of `types.rs` (responses) and of each resource's file (requests);
+//! errors are `error::ApiError`. Every `/v1` route is one line of the route table below, which
+//! builds the router and is what the OpenAPI document (`openapi.rs`) is checked against.
 
 mod batches;
 mod bulk;
@@ -13,6 +16,7 @@ pub(crate) mod extract;
 mod health;
 mod jobs;
 pub mod limits;
+pub mod openapi;
 mod policy;
 mod queues;
 mod quota;
@@ -20,16 +24,17 @@ mod runners;
 pub(crate) mod runs;
 mod schedules;
 mod tenants;
+pub mod types;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ErrorCode};
 
 use crate::config::Settings;
 use crate::sandbox::Sandbox;
@@ -51,83 +56,158 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone (the OpenAPI document).
+    Public,
+    /// A tenant's API key; a `read` key only on `GET`.
+    Tenant,
+    /// The runner's admin token.
+    Admin,
+    /// The admin token or a tenant key (which sees less).
+    Either,
+}
+
+/// The request-body limit a route applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// JSON bodies (`--max-request-bytes`).
+    Request,
+    /// Bulk enqueues and batches (`--max-bulk-request-bytes`).
+    Bulk,
+    /// Component uploads (`--max-component-bytes`).
+    Upload,
+}
+
+/// One route of `/v1`: what the router serves and what the OpenAPI document must describe.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Lowercase HTTP method (`get`, `put`, `post`, `delete`).
+    pub method: &'static str,
+    pub path: &'static str,
+    pub auth: Auth,
+    pub limit: BodyLimit,
+    /// The errors particular to this route (the document adds those every route of its kind
+    /// can answer: authentication, malformed requests, overload, the database).
+    pub errors: &'static [ErrorCode],
+}
+
+/// The one table of `/v1` routes: it builds the router ([`v1_routes`]) and lists [`ROUTES`],
+/// which the OpenAPI document is checked against, so a route cannot be served undocumented.
+macro_rules! route_table {
+    ($( $method:ident $path:literal => $handler:path, $auth:ident, $limit:ident, [$($err:ident),* $(,)?]; )*) => {
+        /// Every `/v1` route, in the order of the table.
+        pub const ROUTES: &[Route] = &[$(
+            Route {
+                method: stringify!($method),
+                path: $path,
+                auth: Auth::$auth,
+                limit: BodyLimit::$limit,
+                errors: &[$(ErrorCode::$err),*],
+            },
+        )*];
+
+        /// The router of every `/v1` route, each with its body limit.
+        fn v1_routes(limit: impl Fn(BodyLimit) -> usize) -> Router<AppState> {
+            Router::new()
+            $(
+                .route(
+                    $path,
+                    axum::routing::$method($handler)
+                        .layer(DefaultBodyLimit::max(limit(BodyLimit::$limit))),
+                )
+            )*
+        }
+    };
+}
+
+route_table! {
+    get "/v1/openapi.json" => openapi::serve, Public, Request, [];
+    put "/v1/jobs/{name}" => jobs::upload, Tenant, Upload, [
+        InvalidName, InvalidOption, PayloadTooLarge, NotWasm, CoreModule, InvalidComponent,
+        DisallowedImports, WrongWorld, UnsupportedProposal, ComponentTooComplex, CompileTimeout,
+        CompileMemory, CompileProbeFailed, CompilerBusy, QuotaExceeded,
+    ];
+    get "/v1/jobs/{name}" => jobs::get, Tenant, Request, [NotFound];
+    get "/v1/jobs" => jobs::list, Tenant, Request, [];
+    delete "/v1/jobs/{name}/versions/{version}" => jobs::delete_version, Tenant, Request,
+        [InvalidName, NotFound, Conflict];
+    get "/v1/jobs/{name}/capabilities" => capabilities::get, Tenant, Request, [NotFound];
+    put "/v1/jobs/{name}/capabilities" => capabilities::put, Tenant, Request, [
+        InvalidName, TooManyPatterns, InvalidPattern, TooManyConfigNames, InvalidConfigName,
+        OutsidePolicy, NotFound,
+    ];
+    post "/v1/jobs/{name}/runs" => runs::enqueue, Tenant, Request,
+        [InvalidOption, InvalidValue, NotFound, Conflict, QuotaExceeded];
+    post "/v1/runs" => bulk::enqueue, Tenant, Bulk,
+        [InvalidOption, InvalidValue, PayloadTooLarge, QuotaExceeded];
+    get "/v1/runs" => runs::list, Tenant, Request, [];
+    get "/v1/runs/{id}" => runs::get, Tenant, Request, [NotFound];
+    delete "/v1/runs/{id}" => control::delete, Tenant, Request, [NotFound, Conflict];
+    post "/v1/runs/{id}/cancel" => control::cancel, Tenant, Request, [NotFound, Conflict];
+    post "/v1/runs/{id}/retry" => control::retry, Tenant, Request, [NotFound, Conflict];
+    get "/v1/runs/{id}/logs" => runs::logs, Tenant, Request, [NotFound];
+    post "/v1/batches" => batches::create, Tenant, Bulk,
+        [InvalidBatch, InvalidOption, InvalidValue, QuotaExceeded];
+    get "/v1/batches/{id}" => batches::get, Tenant, Request, [NotFound];
+    post "/v1/batches/{id}/cancel" => batches::cancel, Tenant, Request, [NotFound, Conflict];
+    get "/v1/queues" => queues::list, Tenant, Request, [];
+    put "/v1/queues/{name}" => queues::put, Tenant, Request, [InvalidName, InvalidOption];
+    post "/v1/queues/{name}/pause" => queues::pause, Tenant, Request, [InvalidName];
+    post "/v1/queues/{name}/resume" => queues::resume, Tenant, Request, [InvalidName];
+    get "/v1/schedules" => schedules::list, Tenant, Request, [];
+    put "/v1/schedules/{name}" => schedules::put, Tenant, Request, [
+        InvalidName, InvalidCron, InvalidTimezone, InvalidMisfire, InvalidOverlap, InvalidOption,
+        InvalidValue, UnknownJob, QuotaExceeded,
+    ];
+    get "/v1/schedules/{name}" => schedules::get, Tenant, Request, [NotFound];
+    delete "/v1/schedules/{name}" => schedules::delete, Tenant, Request, [NotFound];
+    post "/v1/schedules/{name}/trigger" => schedules::trigger, Tenant, Request,
+        [NotFound, Conflict, InvalidOption, QuotaExceeded];
+    post "/v1/schedules/{name}/pause" => schedules::pause, Tenant, Request, [NotFound];
+    post "/v1/schedules/{name}/resume" => schedules::resume, Tenant, Request, [NotFound];
+    get "/v1/config" => config::list, Tenant, Request, [SecretsKeyMissing];
+    put "/v1/config/{name}" => config::put, Tenant, Request,
+        [SecretsKeyMissing, InvalidName, ValueTooLarge, InvalidValue, QuotaExceeded];
+    get "/v1/config/{name}" => config::get, Tenant, Request,
+        [SecretsKeyMissing, InvalidName, NotFound];
+    delete "/v1/config/{name}" => config::delete, Tenant, Request,
+        [SecretsKeyMissing, InvalidName, NotFound];
+    get "/v1/runners" => runners::list, Either, Request, [];
+    post "/v1/tenants" => tenants::create, Admin, Request, [InvalidName, Conflict];
+    get "/v1/tenants" => tenants::list, Admin, Request, [];
+    post "/v1/tenants/{name}/keys" => tenants::create_key, Admin, Request, [NotFound];
+    get "/v1/tenants/{name}/keys" => tenants::list_keys, Admin, Request, [NotFound];
+    delete "/v1/tenants/{name}/keys/{prefix}" => tenants::disable_key, Admin, Request, [NotFound];
+    post "/v1/tenants/{name}/disable" => tenants::disable, Admin, Request, [NotFound];
+    post "/v1/tenants/{name}/enable" => tenants::enable, Admin, Request, [NotFound];
+    put "/v1/tenants/{name}/weight" => tenants::set_weight, Admin, Request,
+        [InvalidOption, NotFound];
+    get "/v1/tenants/{name}/limits" => tenants::get_limits, Admin, Request, [NotFound];
+    put "/v1/tenants/{name}/limits" => tenants::put_limits, Admin, Request,
+        [InvalidOption, NotFound];
+    get "/v1/tenants/{name}/policy" => policy::get, Admin, Request, [NotFound];
+    put "/v1/tenants/{name}/policy" => policy::put, Admin, Request,
+        [TooManyPatterns, InvalidPattern, InvalidOption, NotFound];
+    post "/v1/admin/config/reencrypt" => config::reencrypt, Admin, Request, [SecretsKeyMissing];
+}
+
 /// The whole HTTP surface of a runner.
 pub fn app(state: AppState) -> Router {
-    let upload_limit = state.settings.max_component_bytes;
+    let settings = state.settings.clone();
+    let limit = move |limit: BodyLimit| match limit {
+        BodyLimit::Request => settings.max_request_bytes,
+        BodyLimit::Bulk => settings.max_bulk_request_bytes,
+        BodyLimit::Upload => settings.max_component_bytes,
+    };
     let request_limit = state.settings.max_request_bytes;
     let http = state.settings.http.clone();
-    let uploads = Router::new()
-        .route("/v1/jobs/{name}", put(jobs::upload).get(jobs::get))
-        .layer(DefaultBodyLimit::max(upload_limit));
-    let bulk = Router::new()
-        .route("/v1/runs", post(bulk::enqueue))
-        .route("/v1/batches", post(batches::create))
-        .layer(DefaultBodyLimit::max(state.settings.max_bulk_request_bytes));
     let health = health::HealthCache::new();
-    let rest = Router::new()
-        .route(
-            "/healthz",
-            get(move |State(state): State<AppState>| health::healthz(state, health.clone())),
-        )
-        .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route(
-            "/v1/tenants/{name}/keys",
-            post(tenants::create_key).get(tenants::list_keys),
-        )
-        .route(
-            "/v1/tenants/{name}/keys/{prefix}",
-            delete(tenants::disable_key),
-        )
-        .route("/v1/tenants/{name}/disable", post(tenants::disable))
-        .route("/v1/tenants/{name}/enable", post(tenants::enable))
-        .route("/v1/tenants/{name}/weight", put(tenants::set_weight))
-        .route(
-            "/v1/tenants/{name}/limits",
-            put(tenants::put_limits).get(tenants::get_limits),
-        )
-        .route(
-            "/v1/tenants/{name}/policy",
-            put(policy::put).get(policy::get),
-        )
-        .route(
-            "/v1/jobs/{name}/capabilities",
-            put(capabilities::put).get(capabilities::get),
-        )
-        .route("/v1/config", get(config::list))
-        .route(
-            "/v1/config/{name}",
-            put(config::put).get(config::get).delete(config::delete),
-        )
-        .route("/v1/admin/config/reencrypt", post(config::reencrypt))
-        .route("/v1/jobs", get(jobs::list))
-        .route(
-            "/v1/jobs/{name}/versions/{version}",
-            delete(jobs::delete_version),
-        )
-        .route("/v1/runners", get(runners::list))
-        .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{name}", put(queues::put))
-        .route("/v1/queues/{name}/pause", post(queues::pause))
-        .route("/v1/queues/{name}/resume", post(queues::resume))
-        .route("/v1/jobs/{name}/runs", post(runs::enqueue))
-        .route("/v1/runs", get(runs::list))
-        .route("/v1/runs/{id}", get(runs::get).delete(control::delete))
-        .route("/v1/runs/{id}/cancel", post(control::cancel))
-        .route("/v1/runs/{id}/retry", post(control::retry))
-        .route("/v1/batches/{id}", get(batches::get))
-        .route("/v1/batches/{id}/cancel", post(batches::cancel))
-        .route("/v1/runs/{id}/logs", get(runs::logs))
-        .route("/v1/schedules", get(schedules::list))
-        .route(
-            "/v1/schedules/{name}",
-            put(schedules::put)
-                .get(schedules::get)
-                .delete(schedules::delete),
-        )
-        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
-        .route("/v1/schedules/{name}/pause", post(schedules::pause))
-        .route("/v1/schedules/{name}/resume", post(schedules::resume))
-        .layer(DefaultBodyLimit::max(request_limit));
+    let rest = v1_routes(limit).route(
+        "/healthz",
+        get(move |State(state): State<AppState>| health::healthz(state, health.clone())),
+    );
     let ui = if state.settings.ui.enabled {
         // The dashboard reads through a small pool of its own with a statement timeout.
         let ui_settings = &state.settings.ui;
@@ -151,11 +231,7 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new()
     };
-    uploads
-        .merge(bulk)
-        .merge(rest)
-        .merge(ui)
-        .merge(crate::metrics::router())
+    rest.merge(ui).merge(crate::metrics::router())
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })

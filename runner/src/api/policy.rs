@@ -6,17 +6,17 @@
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{AdminAuth, Json};
+use super::types::PolicyBody;
 use crate::capabilities::{AllowedHosts, MAX_HOST_PATTERNS};
-use crate::store::{Tenant, TenantPolicy};
+use crate::store::TenantPolicy;
 
 /// The body of `PUT /v1/tenants/{name}/policy`: replaces the whole policy (a field left out
 /// takes its default: no hosts, the runner's limits).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
     #[serde(default)]
@@ -31,8 +31,8 @@ pub struct PutPolicy {
 /// dropped), or the 422 that names the bad pattern.
 pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
     if patterns.len() > MAX_HOST_PATTERNS {
-        return Err(ApiError::unprocessable(
-            "too_many_patterns",
+        return Err(ApiError::new(
+            ErrorCode::TooManyPatterns,
             format!(
                 "allowed_outbound_hosts: {} patterns; at most {MAX_HOST_PATTERNS} are accepted \
                  (use wildcards such as https://*.example.com)",
@@ -41,8 +41,8 @@ pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
         ));
     }
     let hosts = AllowedHosts::parse(patterns).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_pattern",
+        ApiError::new(
+            ErrorCode::InvalidPattern,
             format!(
                 "allowed_outbound_hosts: {e}; see docs/capabilities.md for the pattern grammar"
             ),
@@ -55,46 +55,63 @@ pub(super) fn hosts_field(patterns: &[String]) -> ApiResult<AllowedHosts> {
     AllowedHosts::parse(&canonical).map_err(|_| ApiError::internal())
 }
 
-fn policy_json(tenant: &Tenant, policy: &TenantPolicy) -> Value {
-    json!({
-        "tenant": tenant.name,
-        "allowed_outbound_hosts": policy.allowed_outbound_hosts,
-        "max_requests_per_attempt": policy.max_requests_per_attempt,
-        "max_response_bytes": policy.max_response_bytes,
-        "updated_at": policy.updated_at,
-    })
-}
-
 fn no_tenant(name: &str) -> ApiError {
     ApiError::not_found(format!("no tenant named {name:?}"))
 }
 
 /// `GET /v1/tenants/{name}/policy`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{name}/policy",
+    tag = "admin",
+    operation_id = "policy_get",
+    summary = "What a tenant's jobs may be granted",
+    params(
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+    ),
+    responses(
+        (status = 200, description = "the policy", body = PolicyBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<PolicyBody>> {
     let (tenant, policy) = state
         .store
         .tenant_policy_get(&name)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(policy_json(&tenant, &policy)))
+    Ok(axum::Json(PolicyBody::new(&tenant, &policy)))
 }
 
 /// `PUT /v1/tenants/{name}/policy`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{name}/policy",
+    tag = "admin",
+    operation_id = "policy_put",
+    summary = "Replace a tenant's policy",
+    params(
+        ("name" = String, Path, description = "tenant name", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"),
+    ),
+    request_body = PutPolicy,
+    responses(
+        (status = 200, description = "the policy", body = PolicyBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(name): Path<String>,
     Json(body): Json<PutPolicy>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<PolicyBody>> {
     let hosts = hosts_field(&body.allowed_outbound_hosts)?;
     let limit = |field: &str, value: Option<i64>, max: i64| -> ApiResult<()> {
         match value {
-            Some(v) if !(0..=max).contains(&v) => Err(ApiError::unprocessable(
-                "invalid_option",
+            Some(v) if !(0..=max).contains(&v) => Err(ApiError::new(
+                ErrorCode::InvalidOption,
                 format!("{field}: {v} is outside 0..={max} (null for the runner's default)"),
             )),
             _ => Ok(()),
@@ -117,5 +134,5 @@ pub async fn put(
         .tenant_policy_put(&name, &policy)
         .await?
         .ok_or_else(|| no_tenant(&name))?;
-    Ok(axum::Json(policy_json(&tenant, &stored)))
+    Ok(axum::Json(PolicyBody::new(&tenant, &stored)))
 }

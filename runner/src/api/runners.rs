@@ -5,11 +5,11 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{AdminAuth, TenantAuth};
+use super::types::{RunnerBody, RunnerListBody};
 
 /// Either credential; decides whose attempts are shown.
 pub struct Viewer(Option<i64>);
@@ -29,34 +29,29 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// What a tenant sees of a runner: enough to know where its runs can execute, nothing about
-/// the operator's machines (host names, versions) or other tenants.
-#[derive(Debug, serde::Serialize)]
-struct TenantView<'a> {
-    id: uuid::Uuid,
-    queues: &'a [String],
-    slots: i32,
-    heartbeat_at: chrono::DateTime<chrono::Utc>,
-    in_flight: &'a [crate::store::InFlightAttempt],
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/runners",
+    tag = "operations",
+    operation_id = "runners_list",
+    summary = "The live runners and their attempts in flight",
+    responses(
+        (status = 200, description = "the runners", body = RunnerListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Viewer(tenant): Viewer,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunnerListBody>> {
     let runners = state.store.runner_list(tenant).await?;
-    if tenant.is_none() {
-        return Ok(axum::Json(json!({ "runners": runners })));
-    }
-    let views: Vec<TenantView<'_>> = runners
-        .iter()
-        .map(|r| TenantView {
-            id: r.id,
-            queues: &r.queues,
-            slots: r.slots,
-            heartbeat_at: r.heartbeat_at,
-            in_flight: &r.in_flight,
-        })
-        .collect();
-    Ok(axum::Json(json!({ "runners": views })))
+    // A tenant sees enough to know where its runs can execute, nothing about the operator's
+    // machines (host names, versions) or other tenants.
+    let view = if tenant.is_none() {
+        RunnerBody::full
+    } else {
+        RunnerBody::shared
+    };
+    Ok(axum::Json(RunnerListBody {
+        runners: runners.iter().map(view).collect(),
+    }))
 }

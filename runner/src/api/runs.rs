@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
 use super::limits::{BudgetedList, reject_nul, reject_nul_text};
+use super::types::{LogLineBody, LogPageBody, RunBody, RunDetailBody, RunListBody};
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
@@ -20,7 +21,7 @@ use crate::store::{
 };
 
 /// The body of `POST /v1/jobs/{name}/runs`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// Any JSON; handed to the job as its input.
@@ -45,7 +46,7 @@ pub struct EnqueueRequest {
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AfterRequest {
     run: String,
@@ -55,7 +56,7 @@ pub struct AfterRequest {
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_option", format!("{field}: {reason}"))
+    ApiError::new(ErrorCode::InvalidOption, format!("{field}: {reason}"))
 }
 
 /// The timing fields of an enqueue request.
@@ -114,15 +115,30 @@ pub(super) fn due(body: &Timing, limits: &crate::config::RunLimits) -> ApiResult
     Ok(None)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{name}/runs",
+    tag = "runs",
+    operation_id = "runs_enqueue",
+    summary = "Enqueue a run of a job",
+    params(
+        ("name" = String, Path, description = "job name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "created", body = RunBody),
+        (status = 200, description = "the run an earlier request with the same idempotency_key created", body = RunBody),
+    ),
+)]
 pub async fn enqueue(
     State(state): State<AppState>,
     grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<EnqueueRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<RunBody>)> {
     let (status, run) =
         enqueue_run(&state, &grant, &name, body, "enqueued via API".to_string()).await?;
-    Ok((status, axum::Json(json!(run))))
+    Ok((status, axum::Json((&run).into())))
 }
 
 /// Validates and admits (quotas) one enqueue request of the grant's tenant and inserts the run:
@@ -152,7 +168,7 @@ pub(crate) async fn enqueue_run(
     let limits = &state.settings.limits;
     options
         .validate(limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let timing = Timing {
         delay: body.delay.clone(),
         delay_ms: body.delay_ms,
@@ -174,8 +190,8 @@ pub(crate) async fn enqueue_run(
                 ));
             }
             if state.store.run_get(tenant.id, run).await?.is_none() {
-                return Err(ApiError::unprocessable(
-                    "invalid_option",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidOption,
                     format!("after.run: no run with id {run}"),
                 ));
             }
@@ -203,8 +219,8 @@ pub(crate) async fn enqueue_run(
     let merged = options.or(&job.defaults);
     // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
     merged.validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
         )
     })?;
@@ -267,21 +283,35 @@ fn parse_run_id(id: &str) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a run id: run ids are UUIDs")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    tag = "runs",
+    operation_id = "runs_get",
+    summary = "A run with its attempts and history",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, description = "the run", body = RunDetailBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunDetailBody>> {
     let id = parse_run_id(&id)?;
     let run = state
         .store
         .run_get(tenant.id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run with id {id}")))?;
-    Ok(axum::Json(json!(run)))
+    Ok(axum::Json((&run).into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     state: Option<String>,
@@ -290,6 +320,19 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    tag = "runs",
+    operation_id = "runs_list",
+    summary = "The tenant's runs, newest first, a page at a time",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of runs", body = RunListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -337,7 +380,7 @@ pub async fn list(
     let mut page = BudgetedList::new("runs", http.response_budget_bytes);
     let mut last = None;
     for run in &runs {
-        if !page.push(run)? {
+        if !page.push(&RunBody::from(run))? {
             break;
         }
         last = Some(run.id);
@@ -348,7 +391,8 @@ pub async fn list(
     Ok(page.finish(&[("next_cursor", json!(next_cursor))]))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     attempt: Option<i32>,
@@ -356,6 +400,20 @@ pub struct LogsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/logs",
+    tag = "runs",
+    operation_id = "runs_logs",
+    summary = "A run's log lines, a page at a time",
+    params(
+        ("id" = uuid::Uuid, Path, description = "run id"),
+        LogsQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of lines", body = LogPageBody),
+    ),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -385,7 +443,7 @@ pub async fn logs(
     let mut page = BudgetedList::new("lines", budget);
     let mut last = None;
     for line in &lines.lines {
-        if !page.push(line)? {
+        if !page.push(&LogLineBody::from(line))? {
             break;
         }
         last = Some(line.id);

@@ -9,11 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Json, Query, TenantAuth, TenantGrant};
+use super::types::{FireTimeBody, MisfireBody, RunDetailBody, ScheduleBody, ScheduleListBody};
 use super::{AppState, valid_job_name};
 use crate::config::RunOptions;
 use crate::schedule::{MAX_FIRES_PER_PASS, MAX_GRACE_MS, Misfire, MisfirePolicy, Timetable};
@@ -30,9 +31,10 @@ const DETAIL_RUNS: i64 = 10;
 
 /// The body of `PUT /v1/schedules/{name}`. A PUT replaces the whole schedule: an absent field
 /// takes its default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     job: String,
     cron: String,
     /// IANA name; default `UTC`.
@@ -40,6 +42,7 @@ pub struct PutRequest {
     #[serde(default)]
     input: Value,
     /// `"skip"`, `"fire_once"`, `"fire_all"` or `{"policy", "max", "grace_ms"}`.
+    #[schema(value_type = Value)]
     misfire: Option<Value>,
     /// `"allow"` (default) or `"skip"`.
     overlap: Option<String>,
@@ -58,8 +61,8 @@ fn check_name(name: &str) -> ApiResult<()> {
     if valid_job_name(name) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "invalid_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!(
                 "{name:?} is not a schedule name: use 1-128 letters, digits, '.', '_' or '-', \
                  starting with a letter or digit"
@@ -69,7 +72,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 }
 
 fn misfire_error(message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_misfire", format!("misfire: {message}"))
+    ApiError::new(ErrorCode::InvalidMisfire, format!("misfire: {message}"))
 }
 
 fn parse_policy(value: &Value) -> ApiResult<MisfirePolicy> {
@@ -140,7 +143,7 @@ fn utc_text(t: DateTime<Utc>) -> String {
 }
 
 /// The next fire times (UTC and the schedule's local time); none while paused.
-fn next_fire_times(s: &Schedule) -> Vec<Value> {
+fn next_fire_times(s: &Schedule) -> Vec<FireTimeBody> {
     let (Some(first), Ok(timetable)) = (s.next_fire_at, Timetable::parse(&s.cron, &s.timezone))
     else {
         return Vec::new();
@@ -148,45 +151,45 @@ fn next_fire_times(s: &Schedule) -> Vec<Value> {
     let tz = timetable.timezone();
     std::iter::once(first)
         .chain(timetable.upcoming(first, NEXT_FIRE_TIMES - 1))
-        .map(|t| {
-            json!({
-                "utc": utc_text(t),
-                "local": t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
-            })
+        .map(|t| FireTimeBody {
+            utc: utc_text(t),
+            local: t
+                .with_timezone(&tz)
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
         })
         .collect()
 }
 
-fn misfire_json(m: &Misfire) -> Value {
-    let mut v = json!({"policy": m.policy.as_str(), "grace_ms": m.grace_ms});
-    if m.policy == MisfirePolicy::FireAll {
-        v["max"] = json!(m.max);
+fn misfire_json(m: &Misfire) -> MisfireBody {
+    MisfireBody {
+        policy: m.policy.as_str().to_owned(),
+        grace_ms: m.grace_ms,
+        max: (m.policy == MisfirePolicy::FireAll).then_some(m.max),
     }
-    v
 }
 
-fn schedule_json(s: &Schedule, runs: Vec<&ScheduleRun>, skipped: Option<&[SkippedFire]>) -> Value {
-    let mut body = Map::new();
-    body.insert("name".into(), json!(s.name));
-    body.insert("job".into(), json!(s.job));
-    body.insert("cron".into(), json!(s.cron));
-    body.insert("timezone".into(), json!(s.timezone));
-    body.insert("input".into(), s.input.clone());
-    body.insert("misfire".into(), misfire_json(&s.misfire));
-    body.insert("overlap".into(), json!(s.overlap));
-    body.insert("paused".into(), json!(s.paused));
-    if let Value::Object(options) = json!(s.options) {
-        body.extend(options);
+fn schedule_json(
+    s: &Schedule,
+    runs: Vec<&ScheduleRun>,
+    skipped: Option<&[SkippedFire]>,
+) -> ScheduleBody {
+    ScheduleBody {
+        name: s.name.clone(),
+        job: s.job.clone(),
+        cron: s.cron.clone(),
+        timezone: s.timezone.clone(),
+        input: s.input.clone(),
+        misfire: misfire_json(&s.misfire),
+        overlap: s.overlap.as_str().to_owned(),
+        paused: s.paused,
+        options: (&s.options).into(),
+        next_fire_at: s.next_fire_at.map(utc_text),
+        next_fire_times: next_fire_times(s),
+        last_runs: runs.into_iter().map(Into::into).collect(),
+        skipped_fires: skipped.map(|s| s.iter().map(Into::into).collect()),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
     }
-    body.insert("next_fire_at".into(), json!(s.next_fire_at.map(utc_text)));
-    body.insert("next_fire_times".into(), json!(next_fire_times(s)));
-    body.insert("last_runs".into(), json!(runs));
-    if let Some(skipped) = skipped {
-        body.insert("skipped_fires".into(), json!(skipped));
-    }
-    body.insert("created_at".into(), json!(s.created_at));
-    body.insert("updated_at".into(), json!(s.updated_at));
-    Value::Object(body)
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -196,7 +199,7 @@ fn not_found(name: &str) -> ApiError {
 }
 
 /// One schedule with its latest runs and skipped fire times, as `GET` shows it.
-async fn detail(state: &AppState, tenant_id: i64, s: &Schedule) -> ApiResult<Value> {
+async fn detail(state: &AppState, tenant_id: i64, s: &Schedule) -> ApiResult<ScheduleBody> {
     let runs = state
         .store
         .schedule_runs(tenant_id, &[s.id], DETAIL_RUNS)
@@ -217,26 +220,41 @@ const GAP_SAMPLE: usize = 256;
 
 /// Creates (201) or replaces (200) a schedule. Validates everything first: nothing is written
 /// when any field is wrong. Replacing with an unchanged timetable keeps the pending fire time.
+#[utoipa::path(
+    put,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_put",
+    summary = "Create or replace a schedule",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    request_body = PutRequest,
+    responses(
+        (status = 201, description = "created", body = ScheduleBody),
+        (status = 200, description = "replaced", body = ScheduleBody),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     grant: TenantGrant,
     Path(name): Path<String>,
     Json(body): Json<PutRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ScheduleBody>)> {
     let tenant = &grant.tenant;
     check_name(&name)?;
     let timezone = body.timezone.as_deref().unwrap_or("UTC");
     let timetable = Timetable::parse(&body.cron, timezone).map_err(|e| {
         let code = if e.field == "cron" {
-            "invalid_cron"
+            ErrorCode::InvalidCron
         } else {
-            "invalid_timezone"
+            ErrorCode::InvalidTimezone
         };
-        ApiError::unprocessable(code, e.to_string())
+        ApiError::new(code, e.to_string())
     })?;
     if timetable.next_after(Utc::now()).is_none() {
-        return Err(ApiError::unprocessable(
-            "invalid_cron",
+        return Err(ApiError::new(
+            ErrorCode::InvalidCron,
             format!(
                 "cron: '{}' never fires: no date matches it (before 2100)",
                 timetable.cron().source()
@@ -263,8 +281,8 @@ pub async fn put(
     let overlap = match body.overlap.as_deref() {
         None => OverlapPolicy::Allow,
         Some(o) => OverlapPolicy::parse(o).ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_overlap",
+            ApiError::new(
+                ErrorCode::InvalidOverlap,
                 format!("overlap: {o:?} is not a policy: use \"allow\" or \"skip\""),
             )
         })?,
@@ -282,14 +300,14 @@ pub async fn put(
     let limits = &state.settings.limits;
     options
         .validate(limits)
-        .map_err(|e| ApiError::unprocessable("invalid_option", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let job = match valid_job_name(&body.job) {
         true => state.store.job_get(tenant.id, &body.job).await?,
         false => None,
     }
     .ok_or_else(|| {
-        ApiError::unprocessable(
-            "unknown_job",
+        ApiError::new(
+            ErrorCode::UnknownJob,
             format!(
                 "job: no job named {:?}: upload it first with PUT /v1/jobs/{{name}}",
                 body.job
@@ -297,8 +315,8 @@ pub async fn put(
         )
     })?;
     options.or(&job.defaults).validate(limits).map_err(|e| {
-        ApiError::unprocessable(
-            "invalid_option",
+        ApiError::new(
+            ErrorCode::InvalidOption,
             format!("{e} (from the job's defaults; set it on the schedule or re-upload the job)"),
         )
     })?;
@@ -331,7 +349,8 @@ pub async fn put(
     Ok((status, axum::Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<i64>,
@@ -339,11 +358,24 @@ pub struct ListQuery {
 }
 
 /// The tenant's schedules by name, each with its next fire times and latest runs.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    tag = "schedules",
+    operation_id = "schedules_list",
+    summary = "The tenant's schedules by name",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of schedules", body = ScheduleListBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleListBody>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit: use a number from 1 to 500"));
@@ -357,7 +389,7 @@ pub async fn list(
         .store
         .schedule_runs(tenant.id, &ids, LIST_RUNS)
         .await?;
-    let items: Vec<Value> = schedules
+    let items: Vec<ScheduleBody> = schedules
         .iter()
         .map(|s| {
             let own = runs
@@ -371,16 +403,30 @@ pub async fn list(
     let next_cursor = (schedules.len() as i64 == limit)
         .then(|| schedules.last().map(|s| s.name.clone()))
         .flatten();
-    Ok(axum::Json(
-        json!({ "schedules": items, "next_cursor": next_cursor }),
-    ))
+    Ok(axum::Json(ScheduleListBody {
+        schedules: items,
+        next_cursor,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_get",
+    summary = "A schedule with its next fire times, latest runs and skipped fires",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     let schedule = state
         .store
         .schedule_get(tenant.id, &name)
@@ -390,6 +436,19 @@ pub async fn get(
 }
 
 /// Deletes the schedule. Its runs stay (no longer linked to it); active ones keep running.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{name}",
+    tag = "schedules",
+    operation_id = "schedules_delete",
+    summary = "Delete a schedule (its runs stay)",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
@@ -404,11 +463,24 @@ pub async fn delete(
 
 /// Enqueues a run now, not tied to a fire time (paused or not). Under overlap `skip` a run
 /// of the schedule that is still active makes it a 409.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/trigger",
+    tag = "schedules",
+    operation_id = "schedules_trigger",
+    summary = "Enqueue a run of the schedule now",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 201, description = "the run", body = RunDetailBody),
+    ),
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<RunDetailBody>)> {
     let triggered = state
         .store
         .schedule_trigger(
@@ -431,8 +503,8 @@ pub async fn trigger(
             )));
         }
         ScheduleTrigger::InvalidOptions(e) => {
-            return Err(ApiError::unprocessable(
-                "invalid_option",
+            return Err(ApiError::new(
+                ErrorCode::InvalidOption,
                 format!("{e} (from the schedule and the job's defaults)"),
             ));
         }
@@ -443,7 +515,7 @@ pub async fn trigger(
         .await?
         .ok_or_else(ApiError::internal)?;
     state.metrics.runs_enqueued(&tenant.name, &run.run.queue, 1);
-    Ok((StatusCode::CREATED, axum::Json(json!(run))))
+    Ok((StatusCode::CREATED, axum::Json((&run).into())))
 }
 
 async fn set_paused(
@@ -451,7 +523,7 @@ async fn set_paused(
     tenant_id: i64,
     name: String,
     paused: bool,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     let schedule = state
         .store
         .schedule_set_paused(tenant_id, &name, paused)
@@ -461,20 +533,46 @@ async fn set_paused(
 }
 
 /// Stops firing until resumed. Runs already created are not touched.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/pause",
+    tag = "schedules",
+    operation_id = "schedules_pause",
+    summary = "Stop firing until resumed",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     set_paused(state, tenant.id, name, true).await
 }
 
 /// Fires again from now on; fire times that passed while paused are not fired.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/resume",
+    tag = "schedules",
+    operation_id = "schedules_resume",
+    summary = "Fire again from now on",
+    params(
+        ("name" = String, Path, description = "schedule name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    ),
+    responses(
+        (status = 200, description = "the schedule", body = ScheduleBody),
+    ),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     TenantAuth(tenant): TenantAuth,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ScheduleBody>> {
     set_paused(state, tenant.id, name, false).await
 }
 
@@ -482,6 +580,7 @@ pub async fn resume(
 mod tests {
     use super::*;
     use crate::schedule::{DEFAULT_FIRE_ALL_MAX, DEFAULT_GRACE_MS};
+    use serde_json::json;
 
     #[test]
     fn misfire_accepts_a_name_or_an_object() {
@@ -522,9 +621,9 @@ mod tests {
             (json!(3), "is not a misfire policy"),
         ] {
             let e = parse_misfire(Some(&bad)).unwrap_err();
-            assert_eq!(e.code, "invalid_misfire");
-            assert!(e.message.starts_with("misfire: "), "{}", e.message);
-            assert!(e.message.contains(says), "{bad}: {}", e.message);
+            assert_eq!(e.code(), ErrorCode::InvalidMisfire);
+            assert!(e.message().starts_with("misfire: "), "{}", e.message());
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
         }
     }
 }

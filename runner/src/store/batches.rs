@@ -46,7 +46,7 @@ pub struct BatchCreateParams {
     pub then: Vec<BatchContinuationParams>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub id: Uuid,
     /// Members created with the batch (deleted members still count).
@@ -66,19 +66,17 @@ pub struct BatchCreated {
 }
 
 /// A run of a batch, as the batch view lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct BatchRun {
     pub id: Uuid,
     pub job: String,
     pub state: RunState,
     /// For continuations: the condition they wait for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub on: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct BatchDetail {
-    #[serde(flatten)]
     pub batch: Batch,
     /// Members by state; every state is present (zero when none).
     pub counts: BTreeMap<&'static str, i64>,
@@ -88,7 +86,6 @@ pub struct BatchDetail {
     pub progress: i64,
     pub continuations: Vec<BatchRun>,
     /// The members, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<Vec<BatchRun>>,
 }
 

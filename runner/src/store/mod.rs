@@ -68,9 +68,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Job {
-    #[serde(skip)]
     pub id: i64,
     pub name: String,
     pub version: i32,
@@ -81,7 +80,7 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct JobVersion {
     pub version: i32,
     pub digest: String,
@@ -203,7 +202,7 @@ pub struct IdempotencyParams {
     pub window_ms: i64,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub id: Uuid,
     pub job: String,
@@ -228,35 +227,26 @@ pub struct Run {
     pub progress: Option<i16>,
     pub progress_message: Option<String>,
     /// The batch this run belongs to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<Uuid>,
     /// For a continuation: the run or batch it waits for, and on what.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after_run: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after_batch: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after_on: Option<String>,
     /// Times the job snoozed.
     pub snoozes: i32,
     /// Set when a cancel of this run was asked for while it ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_requested_at: Option<DateTime<Utc>>,
     /// For a run fired by a schedule: its name and the fire time.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fire_at: Option<DateTime<Utc>>,
     /// In lists only: the input is larger than lists carry, so `input` is `null` here (read the
     /// run for it).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub input_truncated: bool,
     /// In lists only: as `input_truncated`, for the output.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub output_truncated: bool,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Attempt {
     pub number: i32,
     pub runner_id: Uuid,
@@ -268,11 +258,10 @@ pub struct Attempt {
     pub peak_memory: Option<i64>,
     pub duration_ms: Option<i64>,
     /// `{"requests", "bytes_out", "bytes_in", "denied"}`, if the attempt made a request.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub outbound: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct RunEvent {
     pub at: DateTime<Utc>,
     pub from: Option<RunState>,
@@ -280,9 +269,8 @@ pub struct RunEvent {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct RunDetail {
-    #[serde(flatten)]
     pub run: Run,
     pub attempts: Vec<Attempt>,
     pub history: Vec<RunEvent>,
@@ -301,7 +289,7 @@ pub struct RunListParams {
     pub value_bytes: i64,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct LogLine {
     pub id: i64,
     pub attempt: i32,
@@ -582,7 +570,7 @@ impl Completion {
 }
 
 /// A tenant's queue: settings and how many runs are in it, by state.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct QueueInfo {
     pub name: String,
     pub paused: bool,

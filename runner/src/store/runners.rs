@@ -19,7 +19,7 @@ pub struct RunnerRegistration {
 }
 
 /// A live runner and the attempts it is executing (those the caller may see).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct RunnerInfo {
     pub id: Uuid,
     pub host: String,
@@ -33,7 +33,7 @@ pub struct RunnerInfo {
     pub in_flight: Vec<InFlightAttempt>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct InFlightAttempt {
     pub run_id: Uuid,
     pub job: String,

@@ -24,8 +24,7 @@ use crate::schedule::{FirePlan, Misfire, MisfirePolicy, Timetable};
 pub const SCHEDULES_CHANNEL: &str = "sandfire_schedules";
 
 /// What to do when a fire time comes while an earlier run of the schedule is still active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverlapPolicy {
     /// Fire anyway: runs of one schedule may run at the same time.
     Allow,
@@ -72,7 +71,7 @@ pub struct Schedule {
 }
 
 /// A run a schedule created (by a fire time, or by a trigger when `fire_at` is `None`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ScheduleRun {
     pub id: Uuid,
     pub state: RunState,
@@ -83,7 +82,7 @@ pub struct ScheduleRun {
 }
 
 /// A fire time that created no run, and why.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct SkippedFire {
     pub fire_at: DateTime<Utc>,
     pub reason: String,

@@ -12,9 +12,8 @@ use super::postgres::classify;
 use super::{PgStore, StoreError, StoreResult};
 use crate::config::TenantLimits;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
-    #[serde(skip)]
     pub id: i64,
     pub name: String,
     /// Its share of claims relative to other tenants with ready work (1-100).
@@ -24,8 +23,7 @@ pub struct Tenant {
 }
 
 /// What a key may do with its tenant's resources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRole {
     /// Read and change everything the tenant owns.
     Full,
@@ -52,7 +50,7 @@ impl KeyRole {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiKeyInfo {
     pub prefix: String,
     pub role: KeyRole,
@@ -80,7 +78,7 @@ pub struct KeyGrant {
 }
 
 /// What a tenant uses now, for the quotas that count something stored.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct TenantUsage {
     pub active_runs: i64,
     pub running: i64,
@@ -91,7 +89,7 @@ pub struct TenantUsage {
 }
 
 /// How often one limit refused a tenant on one day.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct LimitHits {
     pub day: NaiveDate,
     pub limit: String,

@@ -314,8 +314,8 @@ pub async fn enqueue(
             tracing::info!(run = %run.id, job = %name, "dashboard enqueue");
             Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND => Err(no_job(&name)),
-        Err(e) if e.status.is_client_error() => again(e.status, e.message).await,
+        Err(e) if e.status() == StatusCode::NOT_FOUND => Err(no_job(&name)),
+        Err(e) if e.status().is_client_error() => again(e.status(), e.message().to_owned()).await,
         Err(_) => Err(UiError::internal()),
     }
 }
