@@ -231,7 +231,8 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new()
     };
-    rest.merge(ui).merge(crate::metrics::router())
+    rest.merge(ui)
+        .merge(crate::metrics::router())
         .fallback(|| async {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })

@@ -37,6 +37,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
     ),
     paths(
         super::health::healthz,
+        crate::metrics::http::api_metrics,
         serve,
         super::jobs::upload,
         super::jobs::get,
@@ -296,6 +297,7 @@ mod tests {
             .map(|r| (r.path.to_owned(), r.method))
             .collect();
         served.insert(("/healthz".to_owned(), "get"));
+        served.insert(("/metrics".to_owned(), "get"));
         let undocumented: Vec<_> = served.difference(&documented).collect();
         assert!(
             undocumented.is_empty(),
@@ -307,8 +309,9 @@ mod tests {
             unserved.is_empty(),
             "documented but not served: {unserved:?}"
         );
+        // The table's routes plus /healthz and /metrics (served outside the table).
         assert_eq!(
-            ROUTES.len() + 1,
+            ROUTES.len() + 2,
             documented.len(),
             "a route is listed twice"
         );

@@ -26,7 +26,22 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(api_metrics))
 }
 
-async fn api_metrics(_: AdminAuth, State(state): State<AppState>) -> Response {
+/// `GET /metrics`, for the OpenAPI document (the route is outside the API's route table: it
+/// answers text, and `--metrics-listen` serves it on a listener of its own too).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    summary = "Prometheus metrics in the text format (admin token; see docs/metrics.md)",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the figures, Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, description = "no or wrong admin token"),
+        (status = 403, description = "the runner has no admin token"),
+    ),
+)]
+pub async fn api_metrics(_: AdminAuth, State(state): State<AppState>) -> Response {
     exposition(&state.metrics, state.store.as_ref(), &state.sandbox).await
 }
 

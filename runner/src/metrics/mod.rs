@@ -17,7 +17,7 @@
 //! Without `tenant_labels` no metric carries a tenant (a runner may serve thousands: the
 //! series would be unbounded). This module must never query the database outside a scrape.
 
-mod http;
+pub mod http;
 pub mod registry;
 
 use std::collections::HashMap;
