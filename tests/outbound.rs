@@ -315,6 +315,24 @@ async fn timeouts_are_clamped_to_the_runner_caps_and_requests_to_the_tenant_cap(
         logs.iter().any(|l| l.contains("at most 3 requests")),
         "{logs:#?}"
     );
+
+    // A job that loops on refused requests cannot flood its log: 20 warnings, then one count.
+    let (run, logs) = run_to_end(
+        &r,
+        &t,
+        "fetch",
+        json!({"url": web.url("/ok"), "repeat": 40, "keep_going": true}),
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert_eq!(run["output"]["errors"], 37, "{run:#}");
+    assert_eq!(run["attempts"][0]["outbound"]["denied"], 37);
+    let warnings = logs.iter().filter(|l| l.contains("outbound request denied")).count();
+    assert_eq!(warnings, 20, "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("17 more outbound refusals not logged")),
+        "{logs:#?}"
+    );
     r.shutdown().await;
 }
 
@@ -535,6 +553,44 @@ async fn a_secret_never_leaves_the_sandbox() {
             );
         }
     }
+    // A snooze reason goes to the run's history: redacted too.
+    let (status, run) = r
+        .call(
+            Method::POST,
+            "/v1/jobs/leaky/runs",
+            Some(&t.key),
+            Some(Body::Json(json!({"input": {"name": "api_token", "snooze": true}}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = r
+        .wait_for(&t, &id, Duration::from_secs(30), |run| run["state"] == "scheduled")
+        .await;
+    assert!(!run.to_string().contains(TOKEN), "{run:#}");
+    assert!(
+        run["history"].to_string().contains("waiting for [REDACTED:api_token]"),
+        "{run:#}"
+    );
+
+    // A multi-line secret (a PEM key) printed to stdout is logged a line at a time: each line
+    // of it is redacted.
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7VJTU\n-----END PRIVATE KEY-----";
+    set_config(&r, &t, "pem_key", pem, true).await;
+    let (status, body) = put(
+        &r,
+        "/v1/jobs/leaky/capabilities",
+        &t.key,
+        json!({"allowed_outbound_hosts": [], "config": ["api_token", "pem_key"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (run, logs) = run_to_end(&r, &t, "leaky", json!({"name": "pem_key"})).await;
+    let everything = format!("{run} {logs:?}");
+    for line in pem.lines() {
+        assert!(!everything.contains(line), "{line} leaked: {everything}");
+    }
+
     // Nothing in the database holds it in clear either.
     let leaked = r
         .count_sql(&format!(

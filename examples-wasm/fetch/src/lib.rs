@@ -27,6 +27,10 @@ struct Input {
     /// Timeouts to ask for, in ms (the runner clamps them to its own caps).
     #[serde(default)]
     first_byte_timeout_ms: Option<u64>,
+    /// With `repeat`: count failed requests and go on (the output's `errors`) instead of
+    /// failing the run at the first.
+    #[serde(default)]
+    keep_going: bool,
 }
 
 fn get() -> String {
@@ -41,6 +45,12 @@ fn one() -> u32 {
 struct Output {
     status: u16,
     body: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    errors: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[job]
@@ -60,13 +70,21 @@ fn fetch(_ctx: Context, input: Input) -> Result<Output, JobError> {
         ..http::Timeouts::default()
     };
     let mut reply = None;
+    let mut errors = 0;
     for _ in 0..input.repeat.max(1) {
         let mut url = input.url.clone();
         let mut hops = 0;
         loop {
             let body = input.body.clone().unwrap_or_default();
             let request = http::request(&input.method, &url, &headers, body)?;
-            let answer = http::send_with(request, timeouts)?;
+            let answer = match http::send_with(request, timeouts) {
+                Ok(answer) => answer,
+                Err(_) if input.keep_going => {
+                    errors += 1;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let location = answer.header("location").map(str::to_owned);
             match location {
                 Some(next)
@@ -83,10 +101,18 @@ fn fetch(_ctx: Context, input: Input) -> Result<Output, JobError> {
             }
         }
     }
+    if reply.is_none() && errors > 0 {
+        return Ok(Output {
+            status: 0,
+            body: String::new(),
+            errors,
+        });
+    }
     let reply = reply.ok_or_else(|| JobError::fail("no request was sent"))?;
     info!(status = reply.status, bytes = reply.body.len(); "{} {}", input.method, input.url);
     Ok(Output {
         status: reply.status,
         body: reply.text(),
+        errors,
     })
 }

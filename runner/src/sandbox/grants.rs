@@ -91,7 +91,8 @@ impl GrantCell {
                         .filter(|v| v.secret)
                         .map(|v| (name.as_str(), v.value.as_str()))
                 });
-                if let Some(redactor) = Redactor::new(secrets) {
+                // Fails closed: without a redactor, no value is handed out.
+                if let Some(redactor) = Redactor::new(secrets)? {
                     self.journal.set_redactor(Arc::new(redactor));
                 }
                 Ok(Arc::new(grants))

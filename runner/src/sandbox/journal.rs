@@ -128,8 +128,9 @@ impl Journal {
         // Redacted before truncation, so a cut cannot leave half a secret behind.
         let (message, fields) = match &inner.redactor {
             None => (std::borrow::Cow::Borrowed(message), fields),
+            // `redact_cut`: a captured stdout line may end where the capture's bound cut it.
             Some(r) => (
-                std::borrow::Cow::Owned(r.redact(message).into_owned()),
+                std::borrow::Cow::Owned(r.redact_cut(message)),
                 fields
                     .into_iter()
                     .map(|(k, v)| (r.redact(&k).into_owned(), r.redact(&v).into_owned()))

@@ -840,15 +840,21 @@ impl Sandbox {
                 max_output_bytes: config.max_output_bytes,
             },
         );
-        // Secret values never leave the attempt, not in the error nor in the output.
+        // Secret values never leave the attempt: not in the error, the snooze reason nor the
+        // output. The error and reason were cut to size already: a secret cut in two there is
+        // caught by its prefix at the end.
         if let Some(redactor) = journal.redactor() {
             if let Some(error) = &mut verdict.error {
-                *error = redactor.redact(error).into_owned();
+                *error = redactor.redact_cut(error);
+            }
+            if let Some((_, reason)) = &mut verdict.snooze {
+                *reason = redactor.redact_cut(reason);
             }
             if let Some(output) = &mut verdict.output {
                 redactor.redact_json(output);
             }
         }
+        usage.finish_notes(&journal);
         tracing::debug!(
             digest = prepared.digest(),
             outcome = verdict.outcome.as_str(),

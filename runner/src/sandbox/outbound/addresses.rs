@@ -71,6 +71,10 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    // SIIT's IPv4-translated form, `::ffff:0:a.b.c.d`.
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return Some(low);
+    }
     if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || s[5] == 0) {
         // `::` and `::1` are IPv6's own unspecified and loopback, classified as IPv6.
         if s[5] == 0 && s[6] == 0 && s[7] <= 1 {
@@ -157,6 +161,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::ffff:8.8.8.8",
             "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
             "fd00::1",
             "fe80::1",
             "fec0::1",

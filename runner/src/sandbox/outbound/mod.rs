@@ -140,9 +140,25 @@ pub(crate) struct UsageCounters {
     bytes_out: Arc<AtomicU64>,
     bytes_in: Arc<AtomicU64>,
     denied: AtomicU64,
+    /// Warnings written (or left out past `MAX_NOTES`).
+    notes: AtomicU64,
 }
 
 impl UsageCounters {
+    /// Says how many refusal warnings were left out of the log, if any.
+    pub fn finish_notes(&self, journal: &Journal) {
+        let notes = self.notes.load(Ordering::Relaxed);
+        if notes > MAX_NOTES {
+            journal.push_note(
+                Level::Warn,
+                format!(
+                    "{} more outbound refusals not logged: an attempt logs at most {MAX_NOTES}",
+                    notes - MAX_NOTES
+                ),
+            );
+        }
+    }
+
     /// `None` when the attempt never tried a request.
     pub fn usage(&self) -> Option<OutboundUsage> {
         let usage = OutboundUsage {
@@ -162,6 +178,8 @@ pub(crate) struct AttemptHttp {
 
 struct AttemptNet {
     shared: Arc<Outbound>,
+    /// This attempt's share of connections (`MAX_ATTEMPT_CONNECTIONS`).
+    connections: Arc<Semaphore>,
     grants: Arc<GrantCell>,
     journal: Arc<Journal>,
     deadline: Instant,
@@ -179,6 +197,7 @@ impl AttemptHttp {
         AttemptHttp {
             attempt: Arc::new(AttemptNet {
                 shared,
+                connections: Arc::new(Semaphore::new(MAX_ATTEMPT_CONNECTIONS)),
                 grants,
                 journal,
                 deadline,
@@ -189,6 +208,16 @@ impl AttemptHttp {
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+/// Warnings about refused requests one attempt writes to its run's log.
+const MAX_NOTES: u64 = 20;
+
+/// Longest `scheme://host:port` a log line quotes (a guest chooses the host).
+const MAX_TARGET_BYTES: usize = 256;
+
+/// Connections one attempt may hold open at once (below the runner-wide cap, so one tenant's
+/// attempts cannot hold every connection by never reading their responses).
+const MAX_ATTEMPT_CONNECTIONS: usize = 16;
 
 impl WasiHttpHooks for AttemptHttp {
     fn send_request(
@@ -254,15 +283,17 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> S
 impl AttemptNet {
     fn deny(&self, target: &str, why: &str) -> Error {
         self.usage.denied.fetch_add(1, Ordering::Relaxed);
-        self.journal.push_note(
-            Level::Warn,
-            format!("outbound request denied: {target} ({why})"),
-        );
+        self.note(format!("outbound request denied: {target} ({why})"));
         Error::HttpRequestDenied
     }
 
+    /// A warning in the run's log, at most `MAX_NOTES` per attempt: past that a guest looping
+    /// on refused requests would write lines without bound. The rest are counted, and
+    /// `finish_notes` says how many were left out.
     fn note(&self, message: String) {
-        self.journal.push_note(Level::Warn, message);
+        if self.usage.notes.fetch_add(1, Ordering::Relaxed) < MAX_NOTES {
+            self.journal.push_note(Level::Warn, message);
+        }
     }
 
     async fn send(
@@ -293,10 +324,11 @@ impl AttemptNet {
             .to_ascii_lowercase();
         let port = parts.uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let scheme = if https { "https" } else { "http" };
+        let shown = super::journal::truncate(&host, MAX_TARGET_BYTES);
         let target = if host.contains(':') {
-            format!("{scheme}://[{host}]:{port}")
+            format!("{scheme}://[{shown}]:{port}")
         } else {
-            format!("{scheme}://{host}:{port}")
+            format!("{scheme}://{shown}:{port}")
         };
 
         let grants = match self.grants.get().await {
@@ -382,11 +414,17 @@ impl AttemptNet {
             return Err(Error::DestinationIpProhibited);
         }
 
-        let permit =
+        // This attempt's share first, then the runner's.
+        let own = tokio::time::timeout_at(connect_by, self.connections.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::ConnectionLimitReached)?
+            .map_err(|_| Error::ConnectionLimitReached)?;
+        let shared =
             tokio::time::timeout_at(connect_by, self.shared.connections.clone().acquire_owned())
                 .await
                 .map_err(|_| Error::ConnectionLimitReached)?
                 .map_err(|_| Error::ConnectionLimitReached)?;
+        let permit = (own, shared);
         let tcp = connect_any(&addrs, connect_by).await?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = if https {
