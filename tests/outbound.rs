@@ -225,6 +225,26 @@ async fn without_the_test_flag_loopback_is_refused_like_any_local_address() {
     assert!(logs.iter().any(|l| l.contains("loopback")), "{logs:#?}");
     assert!(web.seen().is_empty(), "the server must not be reached");
     r.shutdown().await;
+
+    // With the test flag, an operator's blocked network still wins.
+    let r = TestRunner::start_with(|s| {
+        s.sandbox.outbound.allow_loopback = true;
+        s.sandbox.outbound.blocked_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let host = format!("http://{}", web.addr);
+    let t = granted(&r, "acme", "fetch", "fetch", local_ceiling(), &[host], &[]).await;
+    let (run, logs) = run_to_end(&r, &t, "fetch", json!({"url": web.url("/ok")})).await;
+    assert!(
+        error_of(&run).contains("DestinationIpProhibited"),
+        "{run:#}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("operator blocked")),
+        "{logs:#?}"
+    );
+    assert!(web.seen().is_empty(), "the server must not be reached");
+    r.shutdown().await;
 }
 
 #[tokio::test]
@@ -327,10 +347,14 @@ async fn timeouts_are_clamped_to_the_runner_caps_and_requests_to_the_tenant_cap(
     assert_eq!(run["state"], "succeeded", "{run:#}");
     assert_eq!(run["output"]["errors"], 37, "{run:#}");
     assert_eq!(run["attempts"][0]["outbound"]["denied"], 37);
-    let warnings = logs.iter().filter(|l| l.contains("outbound request denied")).count();
+    let warnings = logs
+        .iter()
+        .filter(|l| l.contains("outbound request denied"))
+        .count();
     assert_eq!(warnings, 20, "{logs:#?}");
     assert!(
-        logs.iter().any(|l| l.contains("17 more outbound refusals not logged")),
+        logs.iter()
+            .any(|l| l.contains("17 more outbound refusals not logged")),
         "{logs:#?}"
     );
     r.shutdown().await;
@@ -559,17 +583,23 @@ async fn a_secret_never_leaves_the_sandbox() {
             Method::POST,
             "/v1/jobs/leaky/runs",
             Some(&t.key),
-            Some(Body::Json(json!({"input": {"name": "api_token", "snooze": true}}))),
+            Some(Body::Json(
+                json!({"input": {"name": "api_token", "snooze": true}}),
+            )),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
     let run = r
-        .wait_for(&t, &id, Duration::from_secs(30), |run| run["state"] == "scheduled")
+        .wait_for(&t, &id, Duration::from_secs(30), |run| {
+            run["state"] == "scheduled"
+        })
         .await;
     assert!(!run.to_string().contains(TOKEN), "{run:#}");
     assert!(
-        run["history"].to_string().contains("waiting for [REDACTED:api_token]"),
+        run["history"]
+            .to_string()
+            .contains("waiting for [REDACTED:api_token]"),
         "{run:#}"
     );
 

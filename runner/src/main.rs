@@ -161,6 +161,15 @@ struct ServeArgs {
     /// Open outbound connections of all attempts together.
     #[arg(long, default_value_t = 256)]
     outbound_max_connections: usize,
+    /// Networks jobs' requests may never reach, on top of the built-in local, private and
+    /// metadata ranges: internal services with public addresses, the runner's own. CIDRs or
+    /// addresses, comma-separated.
+    #[arg(
+        long,
+        env = "SANDFIRE_OUTBOUND_BLOCKED_NETWORKS",
+        value_delimiter = ','
+    )]
+    outbound_blocked_networks: Vec<sandfire::sandbox::BlockedNetwork>,
     /// PEM file of CA certificates trusted for jobs' HTTPS requests beside the web PKI roots
     /// (a private CA).
     #[arg(long, env = "SANDFIRE_OUTBOUND_CA_FILE")]
@@ -432,6 +441,7 @@ async fn serve(args: ServeArgs, admin_token: Option<String>) -> anyhow::Result<(
         max_requests_per_attempt: args.outbound_max_requests,
         max_connections: args.outbound_max_connections.max(1),
         allow_loopback: args.allow_loopback_outbound,
+        blocked_networks: args.outbound_blocked_networks.clone(),
         extra_roots: match &args.outbound_ca_file {
             None => Vec::new(),
             Some(path) => sandfire::sandbox::read_pem_certificates(path)

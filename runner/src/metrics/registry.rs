@@ -36,6 +36,19 @@ pub struct CounterVec {
     series: Mutex<BTreeMap<Vec<String>, u64>>,
 }
 
+/// Label sets one metric keeps. Label values come from tenants (queue names, with
+/// `--metrics-tenant-labels` tenant names): past this many, new ones are counted under
+/// `other` for every label, so a tenant inventing names cannot grow the runner's memory or the
+/// scrape without bound.
+pub const MAX_SERIES: usize = 1000;
+
+fn bounded_key<V>(series: &BTreeMap<Vec<String>, V>, key: Vec<String>) -> Vec<String> {
+    if series.len() < MAX_SERIES || series.contains_key(&key) {
+        return key;
+    }
+    vec!["other".to_owned(); key.len()]
+}
+
 impl CounterVec {
     pub fn new(name: &'static str, help: &'static str, labels: &[&'static str]) -> CounterVec {
         CounterVec {
@@ -54,7 +67,9 @@ impl CounterVec {
             return;
         }
         let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        *lock(&self.series).entry(key).or_default() += n;
+        let mut series = lock(&self.series);
+        let key = bounded_key(&series, key);
+        *series.entry(key).or_default() += n;
     }
 
     /// The current value of one series (0 if it was never incremented).
@@ -126,6 +141,7 @@ impl HistogramVec {
         let value = if value.is_finite() { value } else { 0.0 };
         let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
         let mut series = lock(&self.series);
+        let key = bounded_key(&series, key);
         let hist = series.entry(key).or_insert_with(|| Hist {
             buckets: vec![0; self.bounds.len()],
             sum: 0.0,
@@ -297,5 +313,17 @@ mod tests {
         assert_eq!(out, expected);
         assert_eq!(c.get(&["a\"b"]), 3);
         assert_eq!(h.count(&["ok"]), 3);
+    }
+
+    #[test]
+    fn label_sets_past_the_bound_are_counted_as_other() {
+        let c = CounterVec::new("t_total", "test", &["queue"]);
+        for i in 0..MAX_SERIES + 50 {
+            c.inc_by(&[&format!("q{i}")], 1);
+        }
+        c.inc_by(&["q0"], 1);
+        assert_eq!(c.get(&["q0"]), 2, "a known set keeps counting");
+        assert_eq!(c.get(&["other"]), 50);
+        assert_eq!(lock(&c.series).len(), MAX_SERIES + 1);
     }
 }

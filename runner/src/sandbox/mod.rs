@@ -81,6 +81,7 @@ pub trait ComponentSource: Send + Sync {
     async fn keep_artifact(&self, engine: &str, artifact: Vec<u8>);
 }
 pub use self::journal::{Journal, LogLine, Progress};
+pub use self::outbound::addresses::BlockedNetwork;
 pub use self::outbound::{OutboundConfig, OutboundUsage, read_pem_certificates};
 
 /// Tunables of the sandbox. Per-run limits (`Limits`) are clamped to these.

@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn replaces_every_occurrence_with_the_name() {
-        let r = Redactor::new([("api_key", "sk_live_123456789")]).unwrap().unwrap();
+        let r = Redactor::new([("api_key", "sk_live_123456789")])
+            .unwrap()
+            .unwrap();
         assert_eq!(
             r.redact("key=sk_live_123456789, again sk_live_123456789!"),
             "key=[REDACTED:api_key], again [REDACTED:api_key]!"
@@ -137,7 +139,9 @@ mod tests {
 
     #[test]
     fn overlapping_secrets_redact_the_longer_whole() {
-        let r = Redactor::new([("short", "abcdefgh"), ("long", "abcdefgh-ijkl")]).unwrap().unwrap();
+        let r = Redactor::new([("short", "abcdefgh"), ("long", "abcdefgh-ijkl")])
+            .unwrap()
+            .unwrap();
         assert_eq!(r.redact("x abcdefgh-ijkl y"), "x [REDACTED:long] y");
         assert_eq!(r.redact("x abcdefgh y"), "x [REDACTED:short] y");
     }
@@ -151,7 +155,9 @@ mod tests {
     #[test]
     fn short_values_are_left_alone() {
         assert!(Redactor::new([("pin", "1234")]).unwrap().is_none());
-        let r = Redactor::new([("pin", "1234"), ("token", "tok_abcdefgh")]).unwrap().unwrap();
+        let r = Redactor::new([("pin", "1234"), ("token", "tok_abcdefgh")])
+            .unwrap()
+            .unwrap();
         assert_eq!(r.redact("1234 tok_abcdefgh"), "1234 [REDACTED:token]");
     }
 
@@ -176,14 +182,25 @@ mod tests {
         let pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----";
         let r = Redactor::new([("key", pem)]).unwrap().unwrap();
         assert_eq!(r.redact(pem), "[REDACTED:key]");
-        assert_eq!(r.redact("line: AQEFAASCBKcwggSjAgEAAoIB"), "line: [REDACTED:key]");
+        assert_eq!(
+            r.redact("line: AQEFAASCBKcwggSjAgEAAoIB"),
+            "line: [REDACTED:key]"
+        );
     }
 
     #[test]
     fn a_secret_cut_at_the_end_of_bounded_text_is_caught_by_its_prefix() {
-        let r = Redactor::new([("t", "tok_live_0123456789")]).unwrap().unwrap();
-        assert_eq!(r.redact_cut("failed with tok_live_01"), "failed with [REDACTED:t]");
-        assert_eq!(r.redact_cut("tok_live_0123456789 and tok_"), "[REDACTED:t] and [REDACTED:t]");
+        let r = Redactor::new([("t", "tok_live_0123456789")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.redact_cut("failed with tok_live_01"),
+            "failed with [REDACTED:t]"
+        );
+        assert_eq!(
+            r.redact_cut("tok_live_0123456789 and tok_"),
+            "[REDACTED:t] and [REDACTED:t]"
+        );
         // Too short a prefix to tell from ordinary text.
         assert_eq!(r.redact_cut("ends in tok"), "ends in tok");
     }

@@ -24,6 +24,61 @@ pub(crate) fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// A network the operator refuses on top of the built-in ranges (`--outbound-blocked-networks`):
+/// `10.20.0.0/16`, `2001:db8:1::/48`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedNetwork {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for BlockedNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<BlockedNetwork, String> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(BlockedNetwork { addr, prefix })
+    }
+}
+
+impl BlockedNetwork {
+    /// Whether `ip` is in this network (an IPv4 network also holds the IPv6 spellings of its
+    /// addresses).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => in_v4(ip, net.octets(), u32::from(self.prefix)),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                (u128::from(ip) & mask) == (u128::from(net) & mask)
+            }
+            _ => false,
+        }
+    }
+}
+
 fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
     let mask = if prefix == 0 {
         0
@@ -203,6 +258,24 @@ mod tests {
         }
         for ip in ["10.0.0.1", "169.254.169.254", "::ffff:10.0.0.1", "fe80::1"] {
             assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn operator_networks_hold_their_addresses_in_every_spelling() {
+        let net: BlockedNetwork = "203.0.114.0/24".parse().unwrap();
+        assert!(net.contains("203.0.114.9".parse().unwrap()));
+        assert!(net.contains("::ffff:203.0.114.9".parse().unwrap()));
+        assert!(!net.contains("203.0.115.9".parse().unwrap()));
+        let v6: BlockedNetwork = "2a05:d014::/32".parse().unwrap();
+        assert!(v6.contains("2a05:d014:1::5".parse().unwrap()));
+        assert!(!v6.contains("2a05:d015::5".parse().unwrap()));
+        let one: BlockedNetwork = "8.8.8.8".parse().unwrap();
+        assert!(
+            one.contains("8.8.8.8".parse().unwrap()) && !one.contains("8.8.8.9".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nope", "::/129", "1.2.3.4/x"] {
+            assert!(bad.parse::<BlockedNetwork>().is_err(), "{bad}");
         }
     }
 

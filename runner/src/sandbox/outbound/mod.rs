@@ -60,6 +60,9 @@ pub struct OutboundConfig {
     pub allow_loopback: bool,
     /// Certificates (DER) trusted beside the web PKI roots: a private CA, or a test's.
     pub extra_roots: Vec<Vec<u8>>,
+    /// Networks refused on top of the built-in local ranges: internal services with public
+    /// addresses, the runner's own (`--outbound-blocked-networks`).
+    pub blocked_networks: Vec<addresses::BlockedNetwork>,
 }
 
 impl Default for OutboundConfig {
@@ -74,6 +77,7 @@ impl Default for OutboundConfig {
             max_connections: 256,
             allow_loopback: false,
             extra_roots: Vec::new(),
+            blocked_networks: Vec::new(),
         }
     }
 }
@@ -392,6 +396,10 @@ impl AttemptNet {
             .into_iter()
             .filter(|addr| {
                 let ip = addr.ip();
+                if config.blocked_networks.iter().any(|n| n.contains(ip)) {
+                    refused.get_or_insert((ip, "in a network the operator blocked"));
+                    return false;
+                }
                 if config.allow_loopback && addresses::is_loopback(ip) {
                     return true;
                 }
