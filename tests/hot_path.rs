@@ -225,7 +225,7 @@ async fn bulk_enqueue_is_all_or_nothing_and_every_run_executes() {
             "runs[0].after",
         ),
         (json!([{"job": "noop", "delay": "soon"}]), "runs[0].delay"),
-        (json!({"job": "noop"}), "invalid type"),
+        (json!({"job": "noop"}), "must be an array"),
     ];
     for (body, expected) in bad_cases {
         let (status, err) = bulk(body.clone()).await;
