@@ -268,6 +268,12 @@ async fn shutdown_hands_running_attempts_back_without_using_an_attempt() {
         run["state"] == "running"
     })
     .await;
+    // Claimed is not yet started (the component may still be loading): wait for the guest to
+    // run, or shutdown rightly releases the run without an attempt.
+    crate::support::wait_until("the guest runs", Duration::from_secs(30), || async {
+        (r.sandbox().instances_in_use() == 1).then_some(())
+    })
+    .await;
     let store = r.store.clone();
     let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1::uuid")
         .bind(&id)
