@@ -28,7 +28,9 @@ SCHEMATHESIS_VERSION := 4.32.5
 FUZZ_VENV := target/fuzz/venv
 FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
 FUZZ_PG_DIR := target/pg-fuzz
-FUZZ_PG_PORT := 54332
+# Outside the ephemeral port range (32768-60999): it starts after the whole test suite, when
+# a browser or a client socket from the tests may still hold a port in that range.
+FUZZ_PG_PORT := 25432
 
 .PHONY: help run test lint bench bench-langs chaos fuzz examples examples-langs wasm-target build fmt clean-db
 

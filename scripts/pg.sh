@@ -77,8 +77,18 @@ case "$cmd" in
     elif [ "$mode" = crashsafe ]; then
       opts="$opts -c fsync=off -c full_page_writes=off"
     fi
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 start \
-      >/dev/null || { tail -20 "$dir/postgres.log" >&2; exit 1; }
+    # A port still held for a moment by a process that is ending (a browser's, a client's)
+    # fails the start: try three times, a second apart.
+    for try in 1 2 3; do
+      as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 start \
+        >/dev/null && break
+      if [ "$try" = 3 ] || ! tail -5 "$dir/postgres.log" | grep -q "Address already in use"; then
+        tail -20 "$dir/postgres.log" >&2
+        exit 1
+      fi
+      echo "port $port busy; retrying in 1 s" >&2
+      sleep 1
+    done
     ;;
   stop)
     dir=$(realpath -m "${2:?DIR}")
