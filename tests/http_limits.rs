@@ -631,8 +631,14 @@ async fn healthz_reuses_its_answer_within_the_cache_interval() {
 async fn tenants_see_no_hosts_or_versions_of_runners() {
     let r = TestRunner::start().await;
     let t = r.tenant("acme").await;
-    let (status, body) = r.call(Method::GET, "/v1/runners", Some(&t.key), None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // The runner registers itself in the background as it starts: wait for its row.
+    let body =
+        crate::support::wait_until("the runner registers", Duration::from_secs(30), || async {
+            let (status, body) = r.call(Method::GET, "/v1/runners", Some(&t.key), None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["runners"][0].is_object().then_some(body)
+        })
+        .await;
     let runner = &body["runners"][0];
     assert!(runner["id"].is_string() && runner["slots"].is_number() && runner["queues"].is_array());
     assert!(runner["heartbeat_at"].is_string(), "{runner}");
