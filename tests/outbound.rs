@@ -311,7 +311,7 @@ async fn timeouts_are_clamped_to_the_runner_caps_and_requests_to_the_tenant_cap(
     policy["max_requests_per_attempt"] = json!(3);
     let t = granted(&r, "acme", "fetch", "fetch", policy, &[host], &[]).await;
 
-    // The job asks for an hour; the runner's 300 ms cap applies (the server waits 20 s).
+    // The job asks for an hour; the runner's 300 ms cap applies (the server never answers).
     let (run, _) = run_to_end(
         &r,
         &t,
@@ -320,10 +320,8 @@ async fn timeouts_are_clamped_to_the_runner_caps_and_requests_to_the_tenant_cap(
     )
     .await;
     assert!(error_of(&run).contains("ConnectionReadTimeout"), "{run:#}");
-    assert!(
-        run["attempts"][0]["duration_ms"].as_u64().unwrap() < 10_000,
-        "{run:#}"
-    );
+    // Ended by the clamped request timeout, not by the attempt's own (10 s in tests).
+    assert_eq!(run["attempts"][0]["outcome"], "error", "{run:#}");
 
     // The tenant allows 3 requests per attempt.
     let before = web.seen().len();

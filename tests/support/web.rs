@@ -1,13 +1,12 @@
 //! A local HTTP(S) server for the outbound tests: the only kind of server reachable here is one
 //! on loopback. It records what it receives and offers the misbehaviours the runner must
-//! survive: big bodies (with and without a length), a slow head, a redirect to the cloud
+//! survive: big bodies (with and without a length), a head that never comes, a redirect to the cloud
 //! metadata address, and a request that is never answered (to see it aborted).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, StreamBody};
@@ -196,7 +195,8 @@ async fn respond(state: Arc<State>, req: Request<Incoming>) -> Reply {
             Response::new(StreamBody::new(futures::stream::iter(chunks)).boxed())
         }
         "/slow-head" => {
-            tokio::time::sleep(Duration::from_secs(20)).await;
+            // Never answers: the client's first-byte timeout must end the wait.
+            std::future::pending::<()>().await;
             Response::new(full("late"))
         }
         "/redirect-metadata" => Response::builder()
@@ -206,9 +206,10 @@ async fn respond(state: Arc<State>, req: Request<Incoming>) -> Reply {
             .unwrap(),
         "/hold" => {
             state.holds_started.fetch_add(1, Ordering::SeqCst);
-            let guard = HoldGuard(state.clone());
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            std::mem::forget(guard);
+            // Held until the client drops the connection, which drops this future and the
+            // guard with it (counted as aborted).
+            let _guard = HoldGuard(state.clone());
+            std::future::pending::<()>().await;
             Response::new(full("held"))
         }
         _ => Response::builder()
