@@ -2241,3 +2241,58 @@ async fn state_tabs_page_through_their_runs_without_gaps() {
     }
     r.shutdown().await;
 }
+
+/// An attempt that called out shows its network use on the run page, refused requests
+/// included.
+#[tokio::test]
+async fn the_run_page_shows_an_attempts_network_use() {
+    let web = crate::support::web::WebServer::start().await;
+    let r = TestRunner::start_with(|s| s.sandbox.outbound.allow_loopback = true).await;
+    let acme = r.tenant("acme").await;
+    r.upload(&acme, "fetch", "fetch").await;
+    let host = format!("http://{}", web.addr);
+    for (path, key, body) in [
+        (
+            "/v1/tenants/acme/policy".to_owned(),
+            ADMIN_TOKEN.to_owned(),
+            json!({"allowed_outbound_hosts": [host.clone()], "max_requests_per_attempt": 2}),
+        ),
+        (
+            "/v1/jobs/fetch/capabilities".to_owned(),
+            acme.key.clone(),
+            json!({"allowed_outbound_hosts": [host], "config": []}),
+        ),
+    ] {
+        let (status, answer) = r
+            .call(
+                reqwest::Method::PUT,
+                &path,
+                Some(&key),
+                Some(Body::Json(body)),
+            )
+            .await;
+        assert!(status.is_success(), "{path}: {answer}");
+    }
+    let run = run_to_end(
+        &r,
+        &acme,
+        "fetch",
+        json!({"url": web.url("/ok"), "repeat": 3, "keep_going": true}),
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+
+    let browser = Browser::start().await;
+    browser.login(&r.base, &acme.key).await;
+    let id = run["id"].as_str().unwrap();
+    browser.goto(&format!("{}/ui/runs/{id}", r.base)).await;
+    let attempts = browser.text_of("#attempts").await;
+    assert!(
+        attempts.contains("network: 3 requests (1 denied)"),
+        "{attempts}"
+    );
+    browser.screenshot("run-network").await;
+    browser.assert_clean("run page").await;
+    browser.close().await;
+    r.shutdown().await;
+}
