@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::web::WebServer;
-use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant, example};
+use crate::support::{ADMIN_TOKEN, Body, TestRunner, TestTenant};
 
 /// Compiling an 18 MB Python component takes 10-40 s on a loaded 2-core machine, twice per
 /// upload (probe and runner).
@@ -36,25 +36,6 @@ async fn start(configure: impl FnOnce(&mut sandfire::config::Settings)) -> TestR
         configure(s);
     })
     .await
-}
-
-async fn upload_timed(r: &TestRunner, t: &TestTenant, job: &str) -> Duration {
-    let started = Instant::now();
-    let (status, body) = r
-        .call(
-            Method::PUT,
-            &format!("/v1/jobs/{job}"),
-            Some(&t.key),
-            Some(Body::Raw(example(job), None)),
-        )
-        .await;
-    assert!(status.is_success(), "uploading {job}: {status} {body}");
-    let took = started.elapsed();
-    eprintln!(
-        "{job}: {} bytes uploaded (validated, compiled, kept) in {took:?}",
-        example(job).len()
-    );
-    took
 }
 
 /// Runs `job` with `input` to a terminal state; returns the run and how long it took from
@@ -131,7 +112,7 @@ async fn hello_py_and_hello_js_end_to_end() {
     let r = start(|_| {}).await;
     let t = r.tenant("acme").await;
     for (job, language) in [("hello-py", "python"), ("hello-js", "javascript")] {
-        upload_timed(&r, &t, job).await;
+        r.upload(&t, job, job).await;
         let (run, took) = run_job(&r, &t, job, json!({"name": "Ada"})).await;
         eprintln!("{job}: first run (compiled at upload, cached) in {took:?}");
         assert_hello(&r, &t, &run, job, language).await;
@@ -204,7 +185,7 @@ async fn fetch_js_is_denied_without_a_grant_and_reaches_a_granted_server() {
         )
         .await;
     assert_eq!(status, 200, "policy: {body}");
-    upload_timed(&r, &t, "fetch-js").await;
+    r.upload(&t, "fetch-js", "fetch-js").await;
 
     // No grant: fetch() rejects, the job fails the run with the reason; the runner is fine.
     let (run, _) = run_job(&r, &t, "fetch-js", json!({"url": web.url("/ok")})).await;

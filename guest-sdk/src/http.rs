@@ -102,6 +102,18 @@ impl fmt::Display for HttpError {
             Some(code) if *code == self.message => write!(f, "HTTP request failed: {code}"),
             Some(code) => write!(f, "HTTP request failed: {code}: {}", self.message),
             None => write!(f, "HTTP request failed: {}", self.message),
+        }?;
+        // What to do about the refusals the runner makes (its log line names the rule).
+        match self.code.as_deref() {
+            Some("HttpRequestDenied") => f.write_str(
+                " (refused by the runner: the run's log names the rule; hosts are granted with \
+                 PUT /v1/jobs/{name}/capabilities, within the tenant's policy)",
+            ),
+            Some("DestinationIpProhibited") => f.write_str(
+                " (the host resolves only to local, private or blocked addresses, which jobs may \
+                 never reach)",
+            ),
+            _ => Ok(()),
         }
     }
 }

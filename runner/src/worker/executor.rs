@@ -93,8 +93,15 @@ fn grant_loader(ctx: &WorkerContext, run: &ClaimedRun) -> GrantLoader {
 /// The sandbox's view of a job's grants: one host check (the job's grant, then its tenant's
 /// ceiling as it is now), the caps, and the granted values.
 fn attempt_grants(grants: crate::capabilities::grants::Grants) -> AttemptGrants {
-    let config = grants
-        .config
+    let crate::capabilities::grants::Grants {
+        job_hosts,
+        tenant_hosts,
+        max_requests_per_attempt,
+        max_response_bytes,
+        config,
+    } = grants;
+    // `ConfigValue` wipes itself on drop, so its value is copied, not moved.
+    let config = config
         .iter()
         .map(|(name, value)| {
             let value = value.as_ref().map(|v| GrantedValue {
@@ -104,7 +111,6 @@ fn attempt_grants(grants: crate::capabilities::grants::Grants) -> AttemptGrants 
             (name.clone(), value)
         })
         .collect();
-    let (job_hosts, tenant_hosts) = (grants.job_hosts.clone(), grants.tenant_hosts.clone());
     AttemptGrants {
         hosts: Box::new(move |scheme, host, port| {
             let Some(pattern) = job_hosts.allows(scheme, host, port) else {
@@ -117,8 +123,8 @@ fn attempt_grants(grants: crate::capabilities::grants::Grants) -> AttemptGrants 
             }
             Ok(pattern.to_owned())
         }),
-        max_requests: grants.max_requests_per_attempt,
-        max_response_bytes: grants.max_response_bytes,
+        max_requests: max_requests_per_attempt,
+        max_response_bytes,
         config,
     }
 }
