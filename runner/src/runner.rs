@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -49,7 +49,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
     let options: PgConnectOptions = database_url
         .parse()
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    let pool = PgPoolOptions::new()
+    let pool = crate::store::pool_options()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)

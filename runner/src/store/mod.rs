@@ -38,7 +38,7 @@ pub use capabilities::{
 pub use control::{RunCancel, RunControlStore, RunDelete, RunRetry, VIA_API};
 pub use group_commit::GroupCommit;
 pub use metrics::{MetricsStore, QueueFigures};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, pool_options};
 pub use retention::{PRUNE_LOCK, RetentionStore, RunPruneParams, RunsPruned};
 pub use runners::*;
 pub use schedules::*;

@@ -48,13 +48,15 @@ WITH RECURSIVE ready (tenant_id) AS (
         FOR UPDATE SKIP LOCKED
     ) p
 ), leased AS (
+    -- By primary key, through an array: a join with `picked` would be planned for a guessed
+    -- number of picked rows, and a generic plan that guessed many hashed every row of
+    -- run_queue (and, below, of runs) on each claim once the tables had statistics.
     UPDATE run_queue q
     SET state = 'running',
         runner_id = $3,
         lease_token = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
-    FROM picked p
-    WHERE q.run_id = p.run_id
+    WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM picked))
     RETURNING q.run_id, q.lease_token
 )
 UPDATE runs r
@@ -65,7 +67,7 @@ SET state = 'running',
     progress = NULL,
     progress_message = NULL
 FROM leased l
-WHERE r.id = l.run_id
+WHERE r.id = ANY (ARRAY(SELECT run_id FROM leased)) AND r.id = l.run_id
 RETURNING r.id, r.tenant_id, r.job_id, r.version, r.input::text AS input, r.attempt,
           r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb, r.backoff_base_ms, r.scheduled_at,
           r.snoozes, r.runner_faults, r.priority, l.lease_token,

@@ -14,8 +14,8 @@ WITH picked AS (
         runner_id = $3,
         lease_token = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
-    FROM picked p
-    WHERE q.run_id = p.run_id
+    -- By primary key, through an array, as in claim.sql: never a hash of the whole table.
+    WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM picked))
     RETURNING q.run_id, q.lease_token
 )
 UPDATE runs r
@@ -26,7 +26,7 @@ SET state = 'running',
     progress = NULL,
     progress_message = NULL
 FROM leased l
-WHERE r.id = l.run_id
+WHERE r.id = ANY (ARRAY(SELECT run_id FROM leased)) AND r.id = l.run_id
 RETURNING r.id, r.tenant_id, r.job_id, r.version, r.input::text AS input, r.attempt,
           r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb, r.backoff_base_ms, r.scheduled_at,
           r.snoozes, r.runner_faults, r.priority, l.lease_token,
