@@ -131,6 +131,33 @@ async fn hog_is_stopped_at_its_memory_limit_and_classified_as_such() {
     r.shutdown().await;
 }
 
+/// Pooled memory is reused between runs (part of it kept resident and reset in place): a run
+/// in the slot another run just dirtied must find nothing of it, in its static data or in
+/// memory it grows.
+#[tokio::test]
+async fn a_run_finds_nothing_of_the_run_before_it_in_the_same_slot() {
+    let r = TestRunner::start_with(|s| s.worker.slots = 1).await;
+    let t = r.tenant("acme").await;
+    r.upload(&t, "hog", "hog").await;
+    for i in 0..3 {
+        let run = r
+            .enqueue(
+                &t,
+                "hog",
+                json!({"input": {"residue": true}, "max_attempts": 1}),
+            )
+            .await;
+        let run = r.wait_terminal(&t, run["id"].as_str().unwrap()).await;
+        assert_eq!(run["state"], "succeeded", "run {i}: {run:#}");
+        assert_eq!(
+            run["output"],
+            json!({"dirty_static": 0, "dirty_grown": 0}),
+            "run {i} saw bytes an earlier run wrote"
+        );
+    }
+    r.shutdown().await;
+}
+
 #[tokio::test]
 async fn panic_is_classified_as_a_panic_with_its_message() {
     let r = TestRunner::start().await;
