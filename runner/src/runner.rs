@@ -130,6 +130,7 @@ impl Runner {
             enqueue: crate::store::GroupCommit::start(store.clone()),
             enqueue_rate: Default::default(),
             metrics: metrics.clone(),
+            keys: Default::default(),
         };
         tasks.push(tokio::spawn(crate::server::serve(
             listener,

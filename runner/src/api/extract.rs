@@ -155,10 +155,18 @@ async fn key_grant(parts: &Parts, state: &AppState) -> Result<KeyGrant, ApiError
             "unknown API key: tenant keys start with '{KEY_PREFIX}'"
         )));
     }
-    let Some(grant) = state.store.key_grant_by_hash(&auth::hash_key(key)).await? else {
-        return Err(ApiError::unauthorized(
-            "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
-        ));
+    let hash = auth::hash_key(key);
+    let grant = match state.keys.get(&hash) {
+        Ok(grant) => grant,
+        Err(generation) => {
+            let Some(grant) = state.store.key_grant_by_hash(&hash).await? else {
+                return Err(ApiError::unauthorized(
+                    "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
+                ));
+            };
+            state.keys.put(&hash, &grant, generation);
+            grant
+        }
     };
     let reads_only = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if grant.role == KeyRole::Read && !reads_only {

@@ -15,6 +15,7 @@ mod error;
 pub(crate) mod extract;
 mod health;
 mod jobs;
+pub mod key_cache;
 pub mod limits;
 pub mod openapi;
 mod policy;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub enqueue_rate: Arc<quota::EnqueueRate>,
     /// This runner's Prometheus figures (`GET /metrics`; enqueues are counted here).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// API keys checked in the last second.
+    pub keys: Arc<key_cache::KeyCache>,
 }
 
 /// Who may call a route.
@@ -237,6 +240,10 @@ pub fn app(state: AppState) -> Router {
             ApiError::not_found("no such route: see docs/api.md for the routes of /v1")
         })
         // Outermost last: refuse overload first, then bad paths, then time the body.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            key_cache::forget_after_tenant_changes,
+        ))
         .layer(middleware::from_fn(limits::body_deadline(
             http.body_timeout,
         )))
