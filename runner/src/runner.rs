@@ -132,6 +132,11 @@ impl Runner {
             metrics: metrics.clone(),
             keys: Default::default(),
         };
+        tasks.push(tokio::spawn(crate::api::key_cache::listen(
+            store.clone(),
+            state.keys.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::server::serve(
             listener,
             app(state),

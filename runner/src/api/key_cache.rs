@@ -2,11 +2,12 @@
 //! instead of one per request (a round trip to the database on every enqueue was a fifth of
 //! its time).
 //!
-//! An entry lives at most [`KEY_CACHE_TTL`]. Every change an admin makes through this runner
-//! to tenants, keys, limits or policies forgets every entry once the change is answered, so on
-//! this runner a disabled key or tenant stops at once; on the other runners of the cluster it
-//! stops within the TTL. Unknown and disabled keys are never cached: each attempt with one
-//! asks the database, and a new key works at once everywhere.
+//! Every change an admin makes to tenants, keys, limits or policies forgets every entry on this
+//! runner before the change is answered, and tells the other runners of the cluster
+//! (`sandfire_keys` notification), which forget theirs as it arrives: a disabled key or tenant
+//! stops at once. Should a runner's notification connection be down, an entry still lives at
+//! most [`KEY_CACHE_TTL`] (and reconnecting forgets everything). Unknown and disabled keys are
+//! never cached: each attempt with one asks the database, and a new key works at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +18,11 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use tokio_util::sync::CancellationToken;
+
 use super::AppState;
 use crate::store::KeyGrant;
+use crate::store::notifications::{self, KEYS};
 
 /// How long a checked key is trusted without asking the database again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -90,8 +94,33 @@ pub async fn forget_after_tenant_changes(
     let response = next.run(request).await;
     if changes_tenants {
         state.keys.forget_all();
+        if let Some(pool) = state.store.pg_pool()
+            && let Err(e) = notifications::notify(&pool, KEYS).await
+        {
+            tracing::warn!(error = %e, "telling other runners to forget cached API keys failed; theirs expire within a second");
+        }
     }
     response
+}
+
+/// Forgets every cached key when another runner (or this one) says an admin changed
+/// something, and on every (re)connect, since notifications sent meanwhile are lost.
+pub async fn listen(
+    store: std::sync::Arc<dyn crate::store::Store>,
+    keys: std::sync::Arc<KeyCache>,
+    stop: CancellationToken,
+) {
+    let Some(pool) = store.pg_pool() else {
+        return;
+    };
+    notifications::listen(
+        pool,
+        &[KEYS],
+        || keys.forget_all(),
+        |_| keys.forget_all(),
+        stop,
+    )
+    .await;
 }
 
 #[cfg(test)]
