@@ -1,7 +1,7 @@
 //! `make bench` (sandbox part): what one fresh sandbox costs the runner — instantiate the
 //! pre-linked no-op component in a pooled slot, call it, tear it down — with the pooling
-//! allocator's memory handed back to the kernel after each run and with part of it kept
-//! resident (reset in place) instead, 4 MiB being the default. Medians of many sequential runs on one thread; no
+//! allocator's memory handed back to the kernel after each run (the default) and with part of
+//! it kept resident (zeroed) instead. Medians of many sequential runs on one thread; no
 //! database. Knobs: BENCH_SANDBOX_CALLS (5000).
 
 use std::sync::Arc;
@@ -66,16 +66,8 @@ async fn main() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("noop.wasm missing ({e}): run `make examples`"))?;
     println!();
     println!("Sandbox cost per run (no-op component, {calls} sequential runs, one thread)");
-    println!(
-        "PAGEMAP_SCAN {} (without it nothing is kept resident, whatever is asked)",
-        if sandfire::sandbox::pagemap_scan_available() {
-            "available: only dirtied pages are reset"
-        } else {
-            "unavailable"
-        }
-    );
     println!("{:-<64}", "");
-    for keep in [0usize, 64 << 10, 1 << 20, 4 << 20, 16 << 20] {
+    for keep in [0usize, 64 << 10, 256 << 10, 1 << 20] {
         let us = median_us(keep, &noop, calls).await?;
         println!(
             "{:<40} {:>17.1} µs",

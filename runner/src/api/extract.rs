@@ -164,7 +164,7 @@ async fn key_grant(parts: &Parts, state: &AppState) -> Result<KeyGrant, ApiError
                     "unknown or disabled API key: create one with POST /v1/tenants/{name}/keys",
                 ));
             };
-            state.keys.put(&hash, &grant, generation);
+            state.keys.put(hash, &grant, generation);
             grant
         }
     };

@@ -9,9 +9,7 @@
 //! most [`KEY_CACHE_TTL`] (and reconnecting forgets everything). Unknown and disabled keys are
 //! never cached: each attempt with one asks the database, and a new key works at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -21,77 +19,42 @@ use axum::response::Response;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
+use super::recent::Recent;
 use crate::store::KeyGrant;
 use crate::store::notifications::{self, KEYS};
 
 /// How long a checked key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+pub const KEY_CACHE_TTL: Duration = super::recent::TTL;
 
-/// Most keys remembered; past it the cache starts again empty (a flood of distinct valid keys
-/// costs lookups, never memory).
-const MAX_KEYS: usize = 10_000;
+/// The grants of API keys checked recently, by key hash.
+pub type KeyCache = Recent<Vec<u8>, KeyGrant>;
 
-#[derive(Debug, Default)]
-pub struct KeyCache {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// Bumped by every forget: a lookup that began before it must not store its answer.
-    generation: u64,
-    grants: HashMap<Vec<u8>, (Instant, KeyGrant)>,
-}
-
-impl KeyCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Plain inserts and removals: a panic elsewhere cannot leave the map inconsistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The grant of the key with this hash, if it was checked less than the TTL ago; else the
-    /// generation to hand to [`KeyCache::put`] with the database's answer.
-    pub fn get(&self, hash: &[u8]) -> Result<KeyGrant, u64> {
-        let inner = self.lock();
-        match inner.grants.get(hash) {
-            Some((at, grant)) if at.elapsed() < KEY_CACHE_TTL => Ok(grant.clone()),
-            _ => Err(inner.generation),
-        }
-    }
-
-    /// Remembers a grant read from the database, unless something was forgotten since the
-    /// read began (`generation` from [`KeyCache::get`]).
-    pub fn put(&self, hash: &[u8], grant: &KeyGrant, generation: u64) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
-            return;
-        }
-        if inner.grants.len() >= MAX_KEYS {
-            inner.grants.clear();
-        }
-        inner
-            .grants
-            .insert(hash.to_vec(), (Instant::now(), grant.clone()));
-    }
-
-    /// Forgets every key.
-    pub fn forget_all(&self) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.grants.clear();
-    }
-}
-
-/// Middleware: once a request that may change tenants, keys, limits or policies is answered,
-/// forget every cached key (whatever the answer: a failed change costs only lookups).
+/// Middleware: once an admin's change to tenants, keys, limits or policies has succeeded,
+/// forget every cached key here and tell the other runners; once a tenant's change to a job
+/// (upload, capabilities, version deletion) has succeeded, forget the cached jobs here.
+/// Only successful changes count: every route under `/v1/tenants` takes the admin token, so
+/// a request without it (or a failed one) never makes the runner write a notification.
 pub async fn forget_after_tenant_changes(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let changes_tenants = !matches!(*request.method(), Method::GET | Method::HEAD)
-        && request.uri().path().starts_with("/v1/tenants");
+    let method = request.method().clone();
+    let path = request.uri().path();
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let changes_tenants = changes && under("/v1/tenants");
+    // Not POST: enqueues (`POST /v1/jobs/{name}/runs`) change no job.
+    let changes_jobs = matches!(method, Method::PUT | Method::DELETE) && under("/v1/jobs");
     let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    if changes_jobs {
+        // Not needed for correctness (an enqueue's insert checks that the job it read is
+        // still current), only to spare the next enqueue a refused insert.
+        state.jobs.forget_all();
+    }
     if changes_tenants {
         state.keys.forget_all();
         if let Some(pool) = state.store.pg_pool()
@@ -110,7 +73,12 @@ pub async fn listen(
     keys: std::sync::Arc<KeyCache>,
     stop: CancellationToken,
 ) {
-    let Some(pool) = store.pg_pool() else {
+    // A pool of its own: LISTEN holds its connection for good, which would take one from
+    // the requests' pool.
+    let Some(pool) = store
+        .sibling(crate::store::PoolOptions::new(1))
+        .and_then(|s| s.pg_pool())
+    else {
         return;
     };
     notifications::listen(
@@ -146,20 +114,22 @@ mod tests {
     #[test]
     fn a_checked_key_is_remembered_and_forgotten_on_change() {
         let cache = KeyCache::default();
-        let generation = cache.get(b"k").expect_err("nothing cached yet");
-        cache.put(b"k", &grant(), generation);
-        assert_eq!(cache.get(b"k").expect("cached").tenant.name, "acme");
+        let k = b"k".to_vec();
+        let generation = cache.get(&k).expect_err("nothing cached yet");
+        cache.put(k.clone(), &grant(), generation);
+        assert_eq!(cache.get(&k).expect("cached").tenant.name, "acme");
         cache.forget_all();
-        assert!(cache.get(b"k").is_err(), "forgotten after a change");
+        assert!(cache.get(&k).is_err(), "forgotten after a change");
     }
 
     #[test]
     fn a_lookup_that_began_before_a_change_is_not_stored() {
         let cache = KeyCache::default();
-        let generation = cache.get(b"k").unwrap_err();
+        let k = b"k".to_vec();
+        let generation = cache.get(&k).unwrap_err();
         // An admin disables the key while the lookup is on its way.
         cache.forget_all();
-        cache.put(b"k", &grant(), generation);
-        assert!(cache.get(b"k").is_err(), "a stale answer was stored");
+        cache.put(k.clone(), &grant(), generation);
+        assert!(cache.get(&k).is_err(), "a stale answer was stored");
     }
 }

@@ -103,23 +103,6 @@ pub(crate) fn build_unpooled(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .context("configuring the wasmtime engine")
 }
 
-/// Whether this host can tell which pooled pages a run dirtied (`PAGEMAP_SCAN`).
-pub fn pagemap_scan_available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(PoolingAllocationConfig::is_pagemap_scan_available)
-}
-
-/// The linear-memory bytes kept resident per slot: the configured amount where only dirtied
-/// pages are reset; without PAGEMAP_SCAN the whole kept region would be zeroed after every
-/// run, which costs more than a small job's page faults, so nothing is kept.
-fn keep_resident_bytes(config: &SandboxConfig) -> usize {
-    if pagemap_scan_available() {
-        config.keep_resident_bytes
-    } else {
-        0
-    }
-}
-
 /// The settings that decide what compiled code looks like (a component compiled by one engine
 /// with these settings compiles the same way in another).
 fn codegen(config: &SandboxConfig) -> anyhow::Result<Config> {
@@ -173,13 +156,10 @@ pub(crate) fn build(config: &SandboxConfig) -> anyhow::Result<Engine> {
         // One fiber stack per running call.
         .total_stacks(slots)
         // A fresh sandbox per run: returning a slot's pages to the kernel and faulting them
-        // back in on the next run costs more than resetting them. Keep the first part of each
-        // memory, table and stack resident (reset between runs: nothing of one run is seen by
+        // back in on the next run costs more than zeroing them. Keep the first part of each
+        // memory, table and stack resident (zeroed between runs: nothing of one run is seen by
         // the next), and give back only what a run used beyond it.
-        .linear_memory_keep_resident(keep_resident_bytes(config))
-        // With PAGEMAP_SCAN (Linux 6.7+) only the pages a run dirtied are reset, so keeping
-        // megabytes resident costs what the run touched, not what is kept.
-        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(config.keep_resident_bytes)
         // Hand pages back in batches: each hand-back interrupts every core running this
         // process to flush its TLB, so one flush per batch instead of one per run.
         .decommit_batch_size(DECOMMIT_BATCH)

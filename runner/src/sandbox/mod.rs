@@ -32,7 +32,6 @@ mod capture;
 mod classify;
 mod component;
 mod engine;
-pub use engine::pagemap_scan_available;
 mod grants;
 mod host;
 mod journal;
@@ -128,21 +127,13 @@ pub struct SandboxConfig {
     /// Compile each upload first in a child process under an address-space limit (and kill
     /// it at `compile_timeout`); `None` compiles uploads in-process only.
     pub compile_probe: Option<probe::ProbeConfig>,
-    /// Bytes at the start of each pooled linear memory kept resident between runs and reset
-    /// in place instead of handed back to the kernel (0: hand everything back). Where the
-    /// kernel has PAGEMAP_SCAN (Linux 6.7+) only the pages a run dirtied are reset; without
-    /// it nothing is kept (resetting the whole region every run would cost more than the
-    /// page faults it saves). Handing back costs a page fault per page the next run touches
-    /// and a TLB flush on every core. Resident memory: up to this much per instance slot.
+    /// Bytes at the start of each pooled linear memory kept resident between runs and zeroed
+    /// instead of handed back to the kernel (0: hand everything back). Zeroing costs per byte
+    /// kept; handing back costs a page fault per page the next run touches.
     pub keep_resident_bytes: usize,
     /// Outbound HTTP: timeouts, caps, the connection cap, extra trusted roots.
     pub outbound: OutboundConfig,
 }
-
-/// Linear memory kept resident per instance slot by default: measured best for small jobs
-/// (a no-op's runner CPU per run fell from 45 to 30 µs against handing everything back; 16 MiB
-/// kept was no better than 4).
-pub const DEFAULT_KEEP_RESIDENT: usize = 4 * 1024 * 1024;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -163,7 +154,7 @@ impl Default for SandboxConfig {
             compile_timeout: Duration::from_secs(120),
             compile_caps: CompileCaps::default(),
             compile_probe: None,
-            keep_resident_bytes: DEFAULT_KEEP_RESIDENT,
+            keep_resident_bytes: 0,
             outbound: OutboundConfig::default(),
         }
     }
