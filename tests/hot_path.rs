@@ -65,7 +65,6 @@ async fn chain(r: &TestRunner, t: &TestTenant, head: Uuid, links: usize) -> Uuid
                 on: "succeeded".into(),
                 input_from_parent: false,
             }),
-            job_read_at: None,
         };
         parent = r.store.run_insert(run).await.unwrap().id;
     }

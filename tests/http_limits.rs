@@ -498,7 +498,6 @@ async fn a_value_the_database_refuses_is_worded_by_us() {
             reason: "test".into(),
             due: None,
             after: None,
-            job_read_at: None,
         })
         .await
         .expect_err("the database refuses NUL in jsonb");

@@ -51,7 +51,6 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
             reason: "test".into(),
             due: None,
             after: None,
-            job_read_at: None,
         })
         .await
         .unwrap();

@@ -389,36 +389,3 @@ async fn runs_are_listed_newest_first_with_filters_and_cursor_pagination() {
     assert_eq!(none["runs"].as_array().unwrap().len(), 0);
     r.shutdown().await;
 }
-
-/// Enqueues read their job from a cache for up to a second; the insert checks that the job is
-/// still current, so a run enqueued on one runner right after an upload on another runs the
-/// new version.
-#[tokio::test]
-async fn a_run_enqueued_right_after_an_upload_on_another_runner_runs_the_new_version() {
-    let a = TestRunner::start_with(|s| s.worker.enabled = false).await;
-    let b = a.second_runner(|s| s.worker.enabled = false).await;
-    let t = a.tenant("acme").await;
-    a.upload(&t, "job", "hello").await;
-    // Runner b reads (and caches) version 1.
-    let first = b.enqueue(&t, "job", json!({})).await;
-    assert_eq!(first["version"], 1, "{first}");
-    // Version 2 arrives through runner a, which b hears nothing about.
-    let uploaded = a.upload(&t, "job", "noop").await;
-    assert_eq!(uploaded["version"], 2, "{uploaded}");
-    for _ in 0..3 {
-        let run = b.enqueue(&t, "job", json!({})).await;
-        assert_eq!(
-            run["version"], 2,
-            "runner b enqueued with a stale job: {run}"
-        );
-    }
-    // The idempotent path checks too.
-    let c = a.upload(&t, "job", "flaky").await;
-    assert_eq!(c["version"], 3, "{c}");
-    let run = b
-        .enqueue(&t, "job", json!({"idempotency_key": "after-upload"}))
-        .await;
-    assert_eq!(run["version"], 3, "{run}");
-    b.shutdown().await;
-    a.shutdown().await;
-}

@@ -102,7 +102,6 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
                 reason: "bench".into(),
                 due: None,
                 after: None,
-                job_read_at: None,
             })
             .collect();
         store.run_insert_many(batch).await?;

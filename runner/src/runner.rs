@@ -131,7 +131,6 @@ impl Runner {
             enqueue_rate: Default::default(),
             metrics: metrics.clone(),
             keys: Default::default(),
-            jobs: Default::default(),
         };
         tasks.push(tokio::spawn(crate::api::key_cache::listen(
             store.clone(),

@@ -178,8 +178,6 @@ pub async fn enqueue(
             reason: "enqueued via API (bulk)".to_string(),
             due,
             after: None,
-            // Read in this request: the bulk insert does not check it again.
-            job_read_at: None,
         });
     }
     let ids: Vec<Uuid> = params.iter().map(|p| p.id).collect();

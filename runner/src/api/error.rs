@@ -241,9 +241,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::Conflict(message) | StoreError::Stale(message) => {
-                ApiError::conflict(message)
-            }
+            StoreError::Conflict(message) => ApiError::conflict(message),
             StoreError::QuotaExceeded { limit, value } => ApiError::quota(
                 limit,
                 value,

@@ -30,9 +30,7 @@ pub const KEY_CACHE_TTL: Duration = super::recent::TTL;
 pub type KeyCache = Recent<Vec<u8>, KeyGrant>;
 
 /// Middleware: once an admin's change to tenants, keys, limits or policies has succeeded,
-/// forget every cached key here and tell the other runners; once a tenant's change to a job
-/// (upload, capabilities, version deletion) has succeeded, forget the cached jobs here.
-/// Only successful changes count: every route under `/v1/tenants` takes the admin token, so
+/// forget every cached key here and tell the other runners. Only successful changes count: every route under `/v1/tenants` takes the admin token, so
 /// a request without it (or a failed one) never makes the runner write a notification.
 pub async fn forget_after_tenant_changes(
     State(state): State<AppState>,
@@ -44,16 +42,9 @@ pub async fn forget_after_tenant_changes(
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let changes_tenants = changes && under("/v1/tenants");
-    // Not POST: enqueues (`POST /v1/jobs/{name}/runs`) change no job.
-    let changes_jobs = matches!(method, Method::PUT | Method::DELETE) && under("/v1/jobs");
     let response = next.run(request).await;
     if !response.status().is_success() {
         return response;
-    }
-    if changes_jobs {
-        // Not needed for correctness (an enqueue's insert checks that the job it read is
-        // still current), only to spare the next enqueue a refused insert.
-        state.jobs.forget_all();
     }
     if changes_tenants {
         state.keys.forget_all();

@@ -58,8 +58,6 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// API keys checked in the last second.
     pub keys: Arc<key_cache::KeyCache>,
-    /// Jobs read by enqueues in the last second, by tenant id and name.
-    pub jobs: Arc<runs::JobCache>,
 }
 
 /// Who may call a route.

@@ -1,7 +1,6 @@
-//! Records the API read in the last second (API key grants, jobs), so a client's stream of
-//! requests costs one lookup a second instead of one per request. Each user of it says how
-//! a change reaches it (`key_cache`: forgotten on every runner when an admin changes
-//! something; jobs: an enqueue's insert checks that the job it read is still current).
+//! Records the API read in the last second (API key grants), so a client's stream of requests
+//! costs one lookup a second instead of one per request. Its user says how a change reaches
+//! it (`key_cache`: forgotten on every runner when an admin changes something).
 
 use std::collections::HashMap;
 use std::hash::Hash;

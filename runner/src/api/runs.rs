@@ -17,7 +17,7 @@ use super::types::{LogLineBody, LogPageBody, RunBody, RunDetailBody, RunListBody
 use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
-    After, Due, IdempotencyParams, Idempotent, Job, LogListParams, RunInsertParams, RunListParams,
+    After, Due, IdempotencyParams, Idempotent, LogListParams, RunInsertParams, RunListParams,
 };
 
 /// The body of `POST /v1/jobs/{name}/runs`.
@@ -141,63 +141,6 @@ pub async fn enqueue(
     Ok((status, axum::Json((&run).into())))
 }
 
-/// Jobs read by single-run enqueues in the last second, by tenant id and name.
-pub type JobCache = super::recent::Recent<(i64, String), Job>;
-
-/// The job an enqueue names: from the cache unless `fresh`, else read (and cached).
-async fn enqueue_job(state: &AppState, tenant_id: i64, name: &str, fresh: bool) -> ApiResult<Job> {
-    let key = (tenant_id, name.to_string());
-    let generation = match state.jobs.get(&key) {
-        Ok(job) if !fresh => return Ok(job),
-        Ok(_) => None,
-        Err(generation) => Some(generation),
-    };
-    let job = state.store.job_get(tenant_id, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
-        ))
-    })?;
-    if let Some(generation) = generation {
-        state.jobs.put(key, &job, generation);
-    }
-    Ok(job)
-}
-
-/// Inserts a run under an idempotency key: the run the key already names, or a new one.
-async fn insert_idempotent(
-    state: &AppState,
-    name: &str,
-    body: &EnqueueRequest,
-    key: &str,
-    params: RunInsertParams,
-) -> crate::store::StoreResult<(StatusCode, crate::store::Run)> {
-    // The same request is the same job and body, whatever the key's window.
-    let canonical = serde_json::to_vec(&json!({"job": name, "request": body})).unwrap_or_default();
-    let key = IdempotencyParams {
-        key: key.to_string(),
-        request_hash: Sha256::digest(&canonical).to_vec(),
-        window_ms: state.settings.limits.idempotency_window_ms as i64,
-    };
-    let shown = &key.key;
-    match state
-        .store
-        .run_insert_idempotent(params, key.clone())
-        .await?
-    {
-        Idempotent::Created(run) => Ok((StatusCode::CREATED, run)),
-        Idempotent::Existing(run) => Ok((StatusCode::OK, run)),
-        Idempotent::Deleted(id, until) => Err(crate::store::StoreError::Conflict(format!(
-            "idempotency_key {shown:?} names run {id}, which was deleted; the key stays \
-             reserved until {} so the run is not created twice: use a new key to run it again",
-            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ))),
-        Idempotent::Mismatch(id) => Err(crate::store::StoreError::Conflict(format!(
-            "idempotency_key {shown:?} already names run {id}, created by a different \
-             request; use a new key for a different request"
-        ))),
-    }
-}
-
 /// Validates and admits (quotas) one enqueue request of the grant's tenant and inserts the run:
 /// the API's `POST /v1/jobs/{name}/runs` and the dashboard's enqueue form both come here.
 pub(crate) async fn enqueue_run(
@@ -264,48 +207,66 @@ pub(crate) async fn enqueue_run(
     {
         return Err(invalid("idempotency_key", "use 1 to 255 characters"));
     }
-    // The job may come from the cache; the insert checks that it is still current, and a
-    // job uploaded since is read again, once.
-    let mut fresh = false;
-    let (status, run) = loop {
-        let job = enqueue_job(state, tenant.id, &name, fresh).await?;
-        let merged = options.or(&job.defaults);
-        // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
-        merged.validate(limits).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidOption,
-                format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
-            )
+    let job = state
+        .store
+        .job_get(tenant.id, &name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
+            ))
         })?;
-        if !fresh {
-            super::quota::admit_runs(state, grant, 1).await?;
-        }
-        let params = RunInsertParams {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.id,
-            job_id: job.id,
-            version: job.version,
-            options: merged.resolve(limits),
-            input: body.input.clone(),
-            reason: reason.clone(),
-            due,
-            after: after.clone(),
-            job_read_at: Some(job.updated_at),
-        };
-        let inserted = match &body.idempotency_key {
-            None => state
-                .enqueue
-                .insert(params)
-                .await
-                .map(|run| (StatusCode::CREATED, run)),
-            Some(key) => insert_idempotent(state, &name, &body, key, params).await,
-        };
-        match inserted {
-            Err(crate::store::StoreError::Stale(_)) if !fresh => {
-                state.jobs.forget(&(tenant.id, name.clone()));
-                fresh = true;
+    let merged = options.or(&job.defaults);
+    // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
+    merged.validate(limits).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidOption,
+            format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
+        )
+    })?;
+    super::quota::admit_runs(state, grant, 1).await?;
+    let params = RunInsertParams {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.id,
+        job_id: job.id,
+        version: job.version,
+        options: merged.resolve(limits),
+        input: body.input.clone(),
+        reason,
+        due,
+        after,
+    };
+    let (status, run) = match &body.idempotency_key {
+        None => (StatusCode::CREATED, state.enqueue.insert(params).await?),
+        Some(key) => {
+            // The same request is the same job and body, whatever the key's window.
+            let canonical =
+                serde_json::to_vec(&json!({"job": name, "request": &body})).unwrap_or_default();
+            let key = IdempotencyParams {
+                key: key.clone(),
+                request_hash: Sha256::digest(&canonical).to_vec(),
+                window_ms: limits.idempotency_window_ms as i64,
+            };
+            match state.store.run_insert_idempotent(params, key).await? {
+                Idempotent::Created(run) => (StatusCode::CREATED, run),
+                Idempotent::Existing(run) => (StatusCode::OK, run),
+                Idempotent::Deleted(id, until) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} names run {id}, which was deleted; the key stays \
+                         reserved until {} so the run is not created twice: use a new key to \
+                         run it again",
+                        body.idempotency_key.as_deref().unwrap_or_default(),
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )));
+                }
+                Idempotent::Mismatch(id) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} already names run {id}, created by a different \
+                         request; use a new key for a different request",
+                        body.idempotency_key.as_deref().unwrap_or_default()
+                    )));
+                }
             }
-            other => break other?,
         }
     };
     if run.state == RunState::Scheduled {

@@ -71,7 +71,9 @@ async fn write(store: &dyn Store, group: Vec<Request>) {
             let mut runs: std::collections::HashMap<_, _> =
                 runs.into_iter().map(|r| (r.id, r)).collect();
             for (p, reply) in group {
-                let answer = runs.remove(&p.id).ok_or_else(|| not_inserted(&p));
+                let answer = runs
+                    .remove(&p.id)
+                    .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound));
                 let _ = reply.send(answer);
             }
         }
@@ -84,25 +86,13 @@ async fn write(store: &dyn Store, group: Vec<Request>) {
         }
         Err(_) => {
             for (p, reply) in group {
-                let answer = store
-                    .run_insert_many(vec![p.clone()])
-                    .await
-                    .and_then(|mut runs| runs.pop().ok_or_else(|| not_inserted(&p)));
+                let answer = store.run_insert_many(vec![p]).await.and_then(|mut runs| {
+                    runs.pop()
+                        .ok_or(StoreError::Other(sqlx::Error::RowNotFound))
+                });
                 let _ = reply.send(answer);
             }
         }
-    }
-}
-
-/// Why a run is missing from the insert's answer: its job changed since the caller read it
-/// (the only rows the statement leaves out).
-pub(crate) fn not_inserted(p: &RunInsertParams) -> StoreError {
-    if p.job_read_at.is_some() {
-        StoreError::Stale(
-            "the job was uploaded or changed while this run was being enqueued; retry".into(),
-        )
-    } else {
-        StoreError::Other(sqlx::Error::RowNotFound)
     }
 }
 
@@ -110,7 +100,6 @@ pub(crate) fn not_inserted(p: &RunInsertParams) -> StoreError {
 fn copy_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
-        StoreError::Stale(m) => StoreError::Stale(m.clone()),
         StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
         StoreError::QuotaExceeded { limit, value } => StoreError::QuotaExceeded {
             limit,

@@ -58,10 +58,6 @@ pub enum StoreError {
     /// The database refused a value (e.g. text it cannot store): the caller's input is bad.
     #[error("invalid value: {0}")]
     Invalid(String),
-    /// A record the caller read earlier changed since (e.g. a job uploaded again): nothing
-    /// was written; read it again and retry.
-    #[error("{0}")]
-    Stale(String),
     /// A tenant quota refused the write; nothing was written.
     #[error("quota {limit} ({value}) exceeded")]
     QuotaExceeded { limit: &'static str, value: i64 },
@@ -163,10 +159,6 @@ pub struct RunInsertParams {
     pub due: Option<Due>,
     /// Wait for this run of the same tenant to end (a continuation).
     pub after: Option<After>,
-    /// The job as the caller read it (its `updated_at`), when that read may be stale (a
-    /// cached job): the run is inserted only if the job is still at `version` and unchanged
-    /// since, else the insert answers [`StoreError::Stale`]. `None`: no check.
-    pub job_read_at: Option<DateTime<Utc>>,
 }
 
 /// When a delayed run becomes due.

@@ -264,7 +264,6 @@ struct RunColumns {
     after_runs: Vec<Option<Uuid>>,
     after_ons: Vec<Option<String>>,
     from_parent: Vec<bool>,
-    job_read_ats: Vec<Option<DateTime<Utc>>>,
 }
 
 impl RunColumns {
@@ -296,7 +295,6 @@ impl RunColumns {
             c.memories.push(opt_i32(Some(p.options.memory_mb)));
             c.backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
             c.reasons.push(p.reason);
-            c.job_read_ats.push(p.job_read_at);
         }
         c
     }
@@ -336,13 +334,11 @@ async fn insert_runs(
     let after_runs = std::mem::take(&mut c.after_runs);
     let after_ons = std::mem::take(&mut c.after_ons);
     let from_parent = std::mem::take(&mut c.from_parent);
-    let job_read_ats = std::mem::take(&mut c.job_read_ats);
     let rows = c
         .bind_plain(sqlx::query(include_str!("sql/run_insert.sql")))
         .bind(after_runs)
         .bind(after_ons)
         .bind(from_parent)
-        .bind(job_read_ats)
         .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
@@ -1314,12 +1310,10 @@ impl Store for PgStore {
                 tx.rollback().await.map_err(classify)?;
                 continue;
             }
-            // Left out only when the job changed since the caller read it: the transaction
-            // (and the key with it) is rolled back.
             let run = insert_runs(&mut tx, vec![params.clone()])
                 .await?
                 .pop()
-                .ok_or_else(|| super::group_commit::not_inserted(&params))?;
+                .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))?;
             tx.commit().await.map_err(classify)?;
             return Ok(Idempotent::Created(run));
         }

@@ -1,17 +1,15 @@
 -- Insert runs from parallel arrays and return them as inserted (a worker may claim them before
 -- the caller reads them again). A run due later is 'scheduled' (by the database clock); a
--- continuation's state is decided by the runs_await_parent trigger. A run with a job_read_at
--- ($19, from a cached read of its job) is left out unless its job is still at its version and
--- unchanged since: the caller reads the job again.
+-- continuation's state is decided by the runs_await_parent trigger.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int4[], $5::text[], $6::int2[],
                 $7::jsonb[], $8::int4[], $9::int8[], $10::int8[], $11::int4[], $12::int8[],
                 $13::text[], $14::int8[], $15::timestamptz[], $16::uuid[], $17::text[],
-                $18::bool[], $19::timestamptz[])
+                $18::bool[])
         AS i(id, tenant_id, job_id, version, queue, priority, input, max_attempts, timeout_ms,
              fuel, memory_mb, backoff_base_ms, reason, delay_ms, run_at, after_run, after_on,
-             input_from_parent, job_read_at)
+             input_from_parent)
 ), timed AS (
     SELECT i.*,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0)::float8 / 1000))
@@ -27,11 +25,7 @@ WITH input AS (
                 ELSE 'enqueued'::run_state END,
            queue, priority, input, max_attempts, timeout_ms, fuel, memory_mb, backoff_base_ms,
            reason, reason, greatest(due, now()), after_run, after_on, input_from_parent
-    FROM timed t
-    WHERE t.job_read_at IS NULL
-       OR EXISTS (SELECT 1 FROM jobs j
-                  WHERE j.id = t.job_id AND j.current_version = t.version
-                    AND j.updated_at = t.job_read_at)
+    FROM timed
     RETURNING *
 )
 SELECT r.id, j.name AS job, r.version, r.state, r.queue, r.priority, r.input, r.output, r.error,
