@@ -131,9 +131,10 @@ async fn hog_is_stopped_at_its_memory_limit_and_classified_as_such() {
     r.shutdown().await;
 }
 
-/// Pooled memory is reused between runs (part of it kept resident and reset in place): a run
-/// in the slot another run just dirtied must find nothing of it, in its static data or in
-/// memory it grows.
+/// Pooled memory is reused between runs: a run in the slot another run just dirtied must find
+/// nothing of it, in its static data or in memory it grows. With one worker slot the pool
+/// has one instance slot, and wasmtime's allocator gives a module the memory slot it used
+/// last, so the runs follow each other in the same memory.
 #[tokio::test]
 async fn a_run_finds_nothing_of_the_run_before_it_in_the_same_slot() {
     let r = TestRunner::start_with(|s| s.worker.slots = 1).await;
