@@ -143,33 +143,52 @@ async fn a_read_key_reads_everything_and_changes_nothing() {
     r.shutdown().await;
 }
 
-/// Runners remember a checked key for a moment; a change made through one runner makes the
-/// others forget it as the notification arrives, long before the entry would expire.
+/// Runners remember a checked key for a moment; a change made through one runner, or by SQL
+/// by hand, makes every runner forget it as the database's notification arrives, long before
+/// the entry would expire.
 #[tokio::test]
 async fn a_tenant_disabled_through_one_runner_stops_on_the_others_at_once() {
     let a = TestRunner::start().await;
     let b = a.second_runner(|_| {}).await;
     let t = a.tenant("acme").await;
+    // Runner b answers 401 within half the TTL of the change.
+    let refused_soon = |since: std::time::Instant| {
+        let (b, key) = (&b, t.key.clone());
+        async move {
+            let bound = sandfire::api::key_cache::KEY_CACHE_TTL / 2;
+            loop {
+                let (status, _) = b.call(Method::GET, "/v1/jobs", Some(&key), None).await;
+                if status == StatusCode::UNAUTHORIZED {
+                    break;
+                }
+                assert_eq!(status, StatusCode::OK);
+                assert!(
+                    since.elapsed() < bound,
+                    "runner b still accepted the disabled tenant's key after {:?}",
+                    since.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
     // Runner b has checked the key and remembers it.
     let (status, _) = b.call(Method::GET, "/v1/jobs", Some(&t.key), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = admin(&a, Method::POST, "/v1/tenants/acme/disable", None).await;
     let disabled = std::time::Instant::now();
     assert_eq!(status, StatusCode::OK);
-    let bound = sandfire::api::key_cache::KEY_CACHE_TTL / 2;
-    loop {
-        let (status, _) = b.call(Method::GET, "/v1/jobs", Some(&t.key), None).await;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(status, StatusCode::OK);
-        assert!(
-            disabled.elapsed() < bound,
-            "runner b still accepted the disabled tenant's key after {:?}",
-            disabled.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    refused_soon(disabled).await;
+
+    // Enabled again, checked (and remembered) by b, then disabled by hand in the database.
+    let (status, _) = admin(&a, Method::POST, "/v1/tenants/acme/enable", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = b.call(Method::GET, "/v1/jobs", Some(&t.key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    sqlx::query("UPDATE tenants SET disabled_at = now() WHERE name = 'acme'")
+        .execute(a.store.pool())
+        .await
+        .unwrap();
+    refused_soon(std::time::Instant::now()).await;
     b.shutdown().await;
     a.shutdown().await;
 }

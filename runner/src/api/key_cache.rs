@@ -2,74 +2,115 @@
 //! instead of one per request (a round trip to the database on every enqueue was a fifth of
 //! its time).
 //!
-//! Every change an admin makes to tenants, keys, limits or policies forgets every entry on this
-//! runner before the change is answered, and tells the other runners of the cluster
-//! (`sandfire_keys` notification), which forget theirs as it arrives: a disabled key or tenant
-//! stops at once. Should a runner's notification connection be down, an entry still lives at
-//! most [`KEY_CACHE_TTL`] (and reconnecting forgets everything). Unknown and disabled keys are
-//! never cached: each attempt with one asks the database, and a new key works at once.
+//! Any change to what a key grants (the key, its tenant, the tenant's limits) makes the
+//! database send `sandfire_keys` (migration 0014), whoever made it; every runner forgets its
+//! keys as the notification arrives, and on every reconnect of its listener. The runner that
+//! served an admin's change also forgets them before answering it, so there a disabled key or
+//! tenant stops at once, without waiting for the notification. Should a runner's listener be
+//! down, an entry still lives at most [`KEY_CACHE_TTL`]. Unknown and disabled keys are never
+//! cached: each attempt with one asks the database, and a new key works at once.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
-use super::recent::Recent;
-use crate::store::KeyGrant;
 use crate::store::notifications::{self, KEYS};
+use crate::store::{KeyGrant, PoolOptions, Store};
 
 /// How long a checked key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: Duration = super::recent::TTL;
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Most keys remembered; past it the cache starts again empty (a flood of distinct valid keys
+/// costs lookups, never memory).
+const MAX_KEYS: usize = 10_000;
 
 /// The grants of API keys checked recently, by key hash.
-pub type KeyCache = Recent<Vec<u8>, KeyGrant>;
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    inner: Mutex<Inner>,
+}
 
-/// Middleware: once an admin's change to tenants, keys, limits or policies has succeeded,
-/// forget every cached key here and tell the other runners. Only successful changes count: every route under `/v1/tenants` takes the admin token, so
-/// a request without it (or a failed one) never makes the runner write a notification.
+#[derive(Debug, Default)]
+struct Inner {
+    /// Bumped by every forget: a lookup that began before it must not store its answer.
+    generation: u64,
+    grants: HashMap<Vec<u8>, (Instant, KeyGrant)>,
+}
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Plain inserts and removals: a panic elsewhere cannot leave the map inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The grant of the key with this hash, if it was checked less than the TTL ago; else the
+    /// generation to hand to [`KeyCache::put`] with the database's answer.
+    pub fn get(&self, hash: &[u8]) -> Result<KeyGrant, u64> {
+        let inner = self.lock();
+        match inner.grants.get(hash) {
+            Some((at, grant)) if at.elapsed() < KEY_CACHE_TTL => Ok(grant.clone()),
+            _ => Err(inner.generation),
+        }
+    }
+
+    /// Remembers a grant read from the database, unless something was forgotten since the
+    /// read began (`generation` from [`KeyCache::get`]).
+    pub fn put(&self, hash: Vec<u8>, grant: &KeyGrant, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.grants.len() >= MAX_KEYS {
+            inner.grants.clear();
+        }
+        inner.grants.insert(hash, (Instant::now(), grant.clone()));
+    }
+
+    /// Forgets every key.
+    pub fn forget_all(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.grants.clear();
+    }
+}
+
+/// Middleware: once a change under `/v1/tenants` (admin routes: keys, disable, limits, ...)
+/// has succeeded, forget every cached key before the answer leaves, so this runner never
+/// serves the old grant after the admin saw the change; the other runners hear the
+/// database's notification.
 pub async fn forget_after_tenant_changes(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path();
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let changes_tenants = changes && under("/v1/tenants");
+    let changes_tenants = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) && request
+        .uri()
+        .path()
+        .strip_prefix("/v1/tenants")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     let response = next.run(request).await;
-    if !response.status().is_success() {
-        return response;
-    }
-    if changes_tenants {
+    if changes_tenants && response.status().is_success() {
         state.keys.forget_all();
-        if let Some(pool) = state.store.pg_pool()
-            && let Err(e) = notifications::notify(&pool, KEYS).await
-        {
-            tracing::warn!(error = %e, "telling other runners to forget cached API keys failed; theirs expire within a second");
-        }
     }
     response
 }
 
-/// Forgets every cached key when another runner (or this one) says an admin changed
-/// something, and on every (re)connect, since notifications sent meanwhile are lost.
-pub async fn listen(
-    store: std::sync::Arc<dyn crate::store::Store>,
-    keys: std::sync::Arc<KeyCache>,
-    stop: CancellationToken,
-) {
+/// Forgets every cached key when the database says a key, tenant or limit changed, and on
+/// every (re)connect, since notifications sent meanwhile are lost.
+pub async fn listen(store: Arc<dyn Store>, keys: Arc<KeyCache>, stop: CancellationToken) {
     // A pool of its own: LISTEN holds its connection for good, which would take one from
     // the requests' pool.
-    let Some(pool) = store
-        .sibling(crate::store::PoolOptions::new(1))
-        .and_then(|s| s.pg_pool())
-    else {
+    let Some(pool) = store.sibling(PoolOptions::new(1)).and_then(|s| s.pg_pool()) else {
         return;
     };
     notifications::listen(
@@ -105,22 +146,31 @@ mod tests {
     #[test]
     fn a_checked_key_is_remembered_and_forgotten_on_change() {
         let cache = KeyCache::default();
-        let k = b"k".to_vec();
-        let generation = cache.get(&k).expect_err("nothing cached yet");
-        cache.put(k.clone(), &grant(), generation);
-        assert_eq!(cache.get(&k).expect("cached").tenant.name, "acme");
+        let generation = cache.get(b"k").expect_err("nothing cached yet");
+        cache.put(b"k".to_vec(), &grant(), generation);
+        assert_eq!(cache.get(b"k").expect("cached").tenant.name, "acme");
         cache.forget_all();
-        assert!(cache.get(&k).is_err(), "forgotten after a change");
+        assert!(cache.get(b"k").is_err(), "forgotten after a change");
     }
 
     #[test]
     fn a_lookup_that_began_before_a_change_is_not_stored() {
         let cache = KeyCache::default();
-        let k = b"k".to_vec();
-        let generation = cache.get(&k).unwrap_err();
+        let generation = cache.get(b"k").unwrap_err();
         // An admin disables the key while the lookup is on its way.
         cache.forget_all();
-        cache.put(k.clone(), &grant(), generation);
-        assert!(cache.get(&k).is_err(), "a stale answer was stored");
+        cache.put(b"k".to_vec(), &grant(), generation);
+        assert!(cache.get(b"k").is_err(), "a stale answer was stored");
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = KeyCache::default();
+        for i in 0..MAX_KEYS + 10 {
+            let key = i.to_le_bytes().to_vec();
+            let generation = cache.get(&key).unwrap_err();
+            cache.put(key, &grant(), generation);
+        }
+        assert!(cache.lock().grants.len() <= MAX_KEYS);
     }
 }

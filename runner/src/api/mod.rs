@@ -21,7 +21,6 @@ pub mod openapi;
 mod policy;
 mod queues;
 mod quota;
-mod recent;
 mod runners;
 pub(crate) mod runs;
 mod schedules;

@@ -14,7 +14,8 @@ pub const ENQUEUED: &str = "sandfire_enqueued";
 pub const SCHEDULED: &str = "sandfire_scheduled";
 /// A running run was cancelled (payload: its id).
 pub const CANCEL: &str = "sandfire_cancel";
-/// An admin changed tenants, keys, limits or policies: forget the API keys checked recently.
+/// A key, tenant or tenant limit changed (sent by the database, migration 0014): forget the
+/// API keys checked recently.
 pub const KEYS: &str = "sandfire_keys";
 
 use sqlx::postgres::{PgListener, PgNotification, PgPool};
@@ -69,13 +70,4 @@ pub async fn listen(
             }
         }
     }
-}
-
-/// Sends a notification on `channel` (empty payload), committed at once.
-pub async fn notify(pool: &PgPool, channel: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(channel)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
