@@ -65,6 +65,7 @@ async fn chain(r: &TestRunner, t: &TestTenant, head: Uuid, links: usize) -> Uuid
                 on: "succeeded".into(),
                 input_from_parent: false,
             }),
+            job_row_version: None,
         };
         parent = r.store.run_insert(run).await.unwrap().id;
     }

@@ -498,6 +498,7 @@ async fn a_value_the_database_refuses_is_worded_by_us() {
             reason: "test".into(),
             due: None,
             after: None,
+            job_row_version: None,
         })
         .await
         .expect_err("the database refuses NUL in jsonb");

@@ -51,6 +51,7 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
             reason: "test".into(),
             due: None,
             after: None,
+            job_row_version: None,
         })
         .await
         .unwrap();
@@ -227,7 +228,7 @@ async fn sibling_pools_carry_their_session_settings() {
     let dashboard = store
         .sibling(PoolOptions {
             statement_timeout: Some(std::time::Duration::from_millis(1500)),
-            custom_plans: true,
+            plans: sandfire::store::PlanCache::Custom,
             ..PoolOptions::new(1)
         })
         .unwrap();

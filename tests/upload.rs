@@ -176,6 +176,71 @@ async fn identical_bytes_are_idempotent_and_changed_bytes_make_a_new_version() {
     r.shutdown().await;
 }
 
+/// A runner keeps the jobs its enqueues read (api/job_cache.rs); the insert refuses a run built
+/// from a job that changed since, so a new version or new defaults apply to the very next
+/// enqueue on every runner, whoever made the change and however.
+#[tokio::test]
+async fn a_changed_job_applies_to_the_next_enqueue_on_every_runner() {
+    let a = TestRunner::start().await;
+    let b = a.second_runner(|_| {}).await;
+    let t = a.tenant("acme").await;
+    a.upload_with(&t, "greeter", "hello", "?max_attempts=2")
+        .await;
+    // Runner b reads the job (version 1) and keeps it.
+    let run = b.enqueue(&t, "greeter", json!({})).await;
+    assert_eq!(
+        (run["version"].as_i64(), run["max_attempts"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let run = b.enqueue(&t, "greeter", json!({})).await;
+    assert_eq!(run["version"], 1);
+
+    // A new version through runner a: b's next run has it.
+    let (status, body) = a
+        .call(
+            Method::PUT,
+            "/v1/jobs/greeter?max_attempts=3",
+            Some(&t.key),
+            Some(Body::Raw(example("noop"), None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let run = b.enqueue(&t, "greeter", json!({})).await;
+    assert_eq!(
+        (run["version"].as_i64(), run["max_attempts"].as_i64()),
+        (Some(2), Some(3))
+    );
+
+    // New defaults by SQL by hand: the same.
+    sqlx::query("UPDATE jobs SET max_attempts = 5 WHERE name = 'greeter'")
+        .execute(a.store.pool())
+        .await
+        .unwrap();
+    let run = b.enqueue(&t, "greeter", json!({})).await;
+    assert_eq!(run["max_attempts"], 5, "{run}");
+
+    // And on the idempotent path (its own transaction), with a third version.
+    a.upload(&t, "greeter", "spin").await;
+    let (status, run) = b
+        .call(
+            Method::POST,
+            "/v1/jobs/greeter/runs",
+            Some(&t.key),
+            Some(Body::Json(json!({"idempotency_key": "k1"}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["version"], 3, "{run}");
+    assert_eq!(
+        a.count("SELECT count(*) FROM idempotency_keys").await,
+        1,
+        "the refused first try left no key behind"
+    );
+    assert_eq!(a.count("SELECT count(*) FROM runs").await, 5);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
 #[tokio::test]
 async fn job_defaults_apply_to_runs_and_stay_within_the_runner_limits() {
     let r = TestRunner::start().await;

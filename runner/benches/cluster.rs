@@ -102,6 +102,7 @@ async fn prepared_database(admin_url: &str, noop: &[u8], runs: usize) -> anyhow:
                 reason: "bench".into(),
                 due: None,
                 after: None,
+                job_row_version: None,
             })
             .collect();
         store.run_insert_many(batch).await?;

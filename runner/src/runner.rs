@@ -122,15 +122,27 @@ impl Runner {
                 0
             },
         ));
+        // The group commit's own pool: one statement in flight (two connections, so the next
+        // group need not wait for the last one's release), planned once (see PlanCache).
+        let enqueue_store = store
+            .sibling(crate::store::PoolOptions {
+                plans: crate::store::PlanCache::Generic,
+                ..crate::store::PoolOptions::new(2)
+            })
+            .unwrap_or_else(|| store.clone());
+        if let Some(pool) = enqueue_store.pg_pool() {
+            metrics.watch_pool("enqueue", pool);
+        }
         let state = AppState {
             store: store.clone(),
             sandbox: sandbox.clone(),
             settings: settings.clone(),
             promoter: promoter_wake.clone(),
-            enqueue: crate::store::GroupCommit::start(store.clone()),
+            enqueue: crate::store::GroupCommit::start(enqueue_store),
             enqueue_rate: Default::default(),
             metrics: metrics.clone(),
             keys: Default::default(),
+            jobs: Default::default(),
         };
         tasks.push(tokio::spawn(crate::api::key_cache::listen(
             store.clone(),

@@ -178,6 +178,8 @@ pub async fn enqueue(
             reason: "enqueued via API (bulk)".to_string(),
             due,
             after: None,
+            // Read for this request; the bulk insert does not check it again.
+            job_row_version: None,
         });
     }
     let ids: Vec<Uuid> = params.iter().map(|p| p.id).collect();

@@ -242,6 +242,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
             StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::JobChanged => ApiError::conflict(
+                "the job changed (a new version was uploaded) while the run was being enqueued; \
+                 nothing was created: retry",
+            ),
             StoreError::QuotaExceeded { limit, value } => ApiError::quota(
                 limit,
                 value,

@@ -105,6 +105,8 @@ pub async fn upload(
                 super::quota::record_hit(&state, grant.tenant.id, limit);
             }
         })?;
+    // The next enqueue here reads the new job at once (elsewhere the insert sees the change).
+    state.jobs.forget(tenant.id, &uploaded.job.name);
     // Keep our compiled code, so no runner compiles these bytes again (a Python or JavaScript
     // component takes tens of seconds). Best effort: without it, the first run that misses
     // the in-memory cache compiles and keeps it.

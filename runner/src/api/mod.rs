@@ -14,6 +14,7 @@ mod control;
 mod error;
 pub(crate) mod extract;
 mod health;
+pub mod job_cache;
 mod jobs;
 pub mod key_cache;
 pub mod limits;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// API keys checked in the last second.
     pub keys: Arc<key_cache::KeyCache>,
+    /// Jobs read recently by single-run enqueues (the insert checks they are still current).
+    pub jobs: Arc<job_cache::JobCache>,
 }
 
 /// Who may call a route.
@@ -219,7 +222,7 @@ pub fn app(state: AppState) -> Router {
                 .store
                 .sibling(crate::store::PoolOptions {
                     statement_timeout: Some(ui_settings.statement_timeout),
-                    custom_plans: true,
+                    plans: crate::store::PlanCache::Custom,
                     ..crate::store::PoolOptions::new(ui_settings.pool_size)
                 })
                 .unwrap_or_else(|| state.store.clone()),

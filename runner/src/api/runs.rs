@@ -18,6 +18,7 @@ use crate::config::RunOptions;
 use crate::model::RunState;
 use crate::store::{
     After, Due, IdempotencyParams, Idempotent, LogListParams, RunInsertParams, RunListParams,
+    StoreError,
 };
 
 /// The body of `POST /v1/jobs/{name}/runs`.
@@ -207,66 +208,42 @@ pub(crate) async fn enqueue_run(
     {
         return Err(invalid("idempotency_key", "use 1 to 255 characters"));
     }
-    let job = state
-        .store
-        .job_get(tenant.id, &name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
-            ))
+    // The job as cached by this runner first; the insert refuses it if the job changed since
+    // (`StoreError::JobChanged`), and then it is read again. Read fresh and changed again
+    // before the insert means it is being uploaded right now: the client retries (409).
+    let mut fresh = false;
+    let (status, run) = loop {
+        let job = enqueue_job(state, tenant.id, &name, fresh).await?;
+        let merged = options.or(&job.defaults);
+        // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
+        merged.validate(limits).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidOption,
+                format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
+            )
         })?;
-    let merged = options.or(&job.defaults);
-    // The job's defaults were valid when uploaded; the runner's limits may have shrunk since.
-    merged.validate(limits).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidOption,
-            format!("{e} (from the job's defaults; re-upload the job with new defaults)"),
-        )
-    })?;
-    super::quota::admit_runs(state, grant, 1).await?;
-    let params = RunInsertParams {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.id,
-        job_id: job.id,
-        version: job.version,
-        options: merged.resolve(limits),
-        input: body.input.clone(),
-        reason,
-        due,
-        after,
-    };
-    let (status, run) = match &body.idempotency_key {
-        None => (StatusCode::CREATED, state.enqueue.insert(params).await?),
-        Some(key) => {
-            // The same request is the same job and body, whatever the key's window.
-            let canonical =
-                serde_json::to_vec(&json!({"job": name, "request": &body})).unwrap_or_default();
-            let key = IdempotencyParams {
-                key: key.clone(),
-                request_hash: Sha256::digest(&canonical).to_vec(),
-                window_ms: limits.idempotency_window_ms as i64,
-            };
-            match state.store.run_insert_idempotent(params, key).await? {
-                Idempotent::Created(run) => (StatusCode::CREATED, run),
-                Idempotent::Existing(run) => (StatusCode::OK, run),
-                Idempotent::Deleted(id, until) => {
-                    return Err(ApiError::conflict(format!(
-                        "idempotency_key {:?} names run {id}, which was deleted; the key stays \
-                         reserved until {} so the run is not created twice: use a new key to \
-                         run it again",
-                        body.idempotency_key.as_deref().unwrap_or_default(),
-                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    )));
-                }
-                Idempotent::Mismatch(id) => {
-                    return Err(ApiError::conflict(format!(
-                        "idempotency_key {:?} already names run {id}, created by a different \
-                         request; use a new key for a different request",
-                        body.idempotency_key.as_deref().unwrap_or_default()
-                    )));
-                }
+        if !fresh {
+            super::quota::admit_runs(state, grant, 1).await?;
+        }
+        let params = RunInsertParams {
+            id: Uuid::now_v7(),
+            tenant_id: tenant.id,
+            job_id: job.id,
+            version: job.version,
+            options: merged.resolve(limits),
+            input: body.input.clone(),
+            reason: reason.clone(),
+            due,
+            after: after.clone(),
+            job_row_version: Some(job.row_version),
+        };
+        match insert_run(state, &name, &body, params).await? {
+            Some(done) => break done,
+            None if !fresh => {
+                state.jobs.forget(tenant.id, &name);
+                fresh = true;
             }
+            None => return Err(StoreError::JobChanged.into()),
         }
     };
     if run.state == RunState::Scheduled {
@@ -276,6 +253,79 @@ pub(crate) async fn enqueue_run(
         state.metrics.runs_enqueued(&tenant.name, &run.queue, 1);
     }
     Ok((status, run))
+}
+
+/// The tenant's job for an enqueue: from this runner's cache unless `fresh`, else read (and
+/// cached for the next enqueue).
+async fn enqueue_job(
+    state: &AppState,
+    tenant_id: i64,
+    name: &str,
+    fresh: bool,
+) -> ApiResult<crate::store::Job> {
+    if !fresh && let Some(job) = state.jobs.get(tenant_id, name) {
+        return Ok(job);
+    }
+    let job = state.store.job_get(tenant_id, name).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no job named {name:?}: upload it first with PUT /v1/jobs/{name}"
+        ))
+    })?;
+    state.jobs.put(tenant_id, &job);
+    Ok(job)
+}
+
+/// Writes one run: through the group commit, or with its idempotency key. `None`: the run's
+/// job changed since `params` were built from it, and nothing was written.
+async fn insert_run(
+    state: &AppState,
+    name: &str,
+    body: &EnqueueRequest,
+    params: RunInsertParams,
+) -> ApiResult<Option<(StatusCode, crate::store::Run)>> {
+    let written = match &body.idempotency_key {
+        None => state
+            .enqueue
+            .insert(params)
+            .await
+            .map(|run| (StatusCode::CREATED, run)),
+        Some(key) => {
+            // The same request is the same job and body, whatever the key's window.
+            let canonical =
+                serde_json::to_vec(&json!({"job": name, "request": body})).unwrap_or_default();
+            let key = IdempotencyParams {
+                key: key.clone(),
+                request_hash: Sha256::digest(&canonical).to_vec(),
+                window_ms: state.settings.limits.idempotency_window_ms as i64,
+            };
+            match state.store.run_insert_idempotent(params, key).await {
+                Ok(Idempotent::Created(run)) => Ok((StatusCode::CREATED, run)),
+                Ok(Idempotent::Existing(run)) => Ok((StatusCode::OK, run)),
+                Ok(Idempotent::Deleted(id, until)) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} names run {id}, which was deleted; the key stays \
+                         reserved until {} so the run is not created twice: use a new key to \
+                         run it again",
+                        body.idempotency_key.as_deref().unwrap_or_default(),
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )));
+                }
+                Ok(Idempotent::Mismatch(id)) => {
+                    return Err(ApiError::conflict(format!(
+                        "idempotency_key {:?} already names run {id}, created by a different \
+                         request; use a new key for a different request",
+                        body.idempotency_key.as_deref().unwrap_or_default()
+                    )));
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match written {
+        Ok(done) => Ok(Some(done)),
+        Err(StoreError::JobChanged) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse_run_id(id: &str) -> ApiResult<Uuid> {

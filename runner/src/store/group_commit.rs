@@ -71,9 +71,8 @@ async fn write(store: &dyn Store, group: Vec<Request>) {
             let mut runs: std::collections::HashMap<_, _> =
                 runs.into_iter().map(|r| (r.id, r)).collect();
             for (p, reply) in group {
-                let answer = runs
-                    .remove(&p.id)
-                    .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound));
+                // Left out by the statement: its job changed since the request read it.
+                let answer = runs.remove(&p.id).ok_or(StoreError::JobChanged);
                 let _ = reply.send(answer);
             }
         }
@@ -86,10 +85,10 @@ async fn write(store: &dyn Store, group: Vec<Request>) {
         }
         Err(_) => {
             for (p, reply) in group {
-                let answer = store.run_insert_many(vec![p]).await.and_then(|mut runs| {
-                    runs.pop()
-                        .ok_or(StoreError::Other(sqlx::Error::RowNotFound))
-                });
+                let answer = store
+                    .run_insert_many(vec![p])
+                    .await
+                    .and_then(|mut runs| runs.pop().ok_or(StoreError::JobChanged));
                 let _ = reply.send(answer);
             }
         }
@@ -105,6 +104,7 @@ fn copy_error(e: &StoreError) -> StoreError {
             limit,
             value: *value,
         },
+        StoreError::JobChanged => StoreError::JobChanged,
         StoreError::Unavailable(e) => StoreError::Unavailable(sqlx::Error::Protocol(e.to_string())),
         StoreError::Other(e) => StoreError::Other(sqlx::Error::Protocol(e.to_string())),
     }

@@ -61,6 +61,10 @@ pub enum StoreError {
     /// A tenant quota refused the write; nothing was written.
     #[error("quota {limit} ({value}) exceeded")]
     QuotaExceeded { limit: &'static str, value: i64 },
+    /// The job changed since the run's parameters were read from it (see
+    /// [`RunInsertParams::job_row_version`]); nothing was written: read the job again.
+    #[error("the job changed while the run was being enqueued")]
+    JobChanged,
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
@@ -73,6 +77,10 @@ pub struct Job {
     pub id: i64,
     pub name: String,
     pub version: i32,
+    /// The version of the job's row as read (its `xmin`): any change to the job (a new
+    /// version, new defaults, new grants) changes it. An insert given it refuses the run if
+    /// the row changed since ([`StoreError::JobChanged`]).
+    pub row_version: i64,
     pub digest: String,
     pub size: i32,
     pub defaults: RunOptions,
@@ -159,6 +167,11 @@ pub struct RunInsertParams {
     pub due: Option<Due>,
     /// Wait for this run of the same tenant to end (a continuation).
     pub after: Option<After>,
+    /// The job's [`Job::row_version`] these parameters were built from: the insert writes
+    /// the run only if the job's row is unchanged since, else answers
+    /// [`StoreError::JobChanged`]. `None`: not checked (the caller read the job in the same
+    /// transaction, or holds it still).
+    pub job_row_version: Option<i64>,
 }
 
 /// When a delayed run becomes due.
@@ -599,11 +612,8 @@ pub struct PoolOptions {
     /// leaves its run enqueued, the attempt's completion is refused by the guarded write, and
     /// the run runs again (at least once, as always).
     pub synchronous_commit: bool,
-    /// Plan every execution of a prepared statement for its own parameters
-    /// (`plan_cache_mode = force_custom_plan`, and no JIT): for statements with optional
-    /// filters (`$1 IS NULL OR …`), whose generic plan can be a scan of a whole table where
-    /// the custom one reads a few index entries. The dashboard's lists are such statements.
-    pub custom_plans: bool,
+    /// How the pool's prepared statements are planned.
+    pub plans: PlanCache,
 }
 
 impl PoolOptions {
@@ -612,9 +622,26 @@ impl PoolOptions {
             max_connections,
             statement_timeout: None,
             synchronous_commit: true,
-            custom_plans: false,
+            plans: PlanCache::Auto,
         }
     }
+}
+
+/// How a pool's prepared statements are planned (`plan_cache_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanCache {
+    /// PostgreSQL's choice: custom plans for five executions, then the generic plan if it
+    /// does not look dearer.
+    Auto,
+    /// Plan every execution for its own parameters (and no JIT): for statements with optional
+    /// filters (`$1 IS NULL OR …`), whose generic plan can be a scan of a whole table where
+    /// the custom one reads a few index entries. The dashboard's lists are such statements.
+    Custom,
+    /// Plan once for all parameters: for statements whose every plan is the same whatever
+    /// the parameters, but whose generic plan PostgreSQL would judge by a guessed row count.
+    /// The group commit's insert (`run_insert.sql`) is one: left to choose, PostgreSQL
+    /// planned each execution anew (0.37 ms of planning against 0.2 ms of executing).
+    Generic,
 }
 
 /// The database's storage seam. See the module docs for the rules every method keeps.

@@ -181,6 +181,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         version: row.try_get("version")?,
+        row_version: row.try_get("row_version")?,
         digest: row.try_get("digest")?,
         size: row.try_get("size")?,
         defaults: RunOptions {
@@ -264,6 +265,7 @@ struct RunColumns {
     after_runs: Vec<Option<Uuid>>,
     after_ons: Vec<Option<String>>,
     from_parent: Vec<bool>,
+    job_row_versions: Vec<Option<i64>>,
 }
 
 impl RunColumns {
@@ -295,6 +297,7 @@ impl RunColumns {
             c.memories.push(opt_i32(Some(p.options.memory_mb)));
             c.backoffs.push(opt_i64(Some(p.options.backoff_base_ms)));
             c.reasons.push(p.reason);
+            c.job_row_versions.push(p.job_row_version);
         }
         c
     }
@@ -334,11 +337,13 @@ async fn insert_runs(
     let after_runs = std::mem::take(&mut c.after_runs);
     let after_ons = std::mem::take(&mut c.after_ons);
     let from_parent = std::mem::take(&mut c.from_parent);
+    let job_row_versions = std::mem::take(&mut c.job_row_versions);
     let rows = c
         .bind_plain(sqlx::query(include_str!("sql/run_insert.sql")))
         .bind(after_runs)
         .bind(after_ons)
         .bind(from_parent)
+        .bind(job_row_versions)
         .fetch_all(&mut *conn)
         .await
         .map_err(classify)?;
@@ -498,9 +503,15 @@ impl Store for PgStore {
         if !p.synchronous_commit {
             settings.push(("synchronous_commit", "off".to_string()));
         }
-        if p.custom_plans {
-            settings.push(("plan_cache_mode", "force_custom_plan".to_string()));
-            settings.push(("jit", "off".to_string()));
+        match p.plans {
+            super::PlanCache::Auto => {}
+            super::PlanCache::Custom => {
+                settings.push(("plan_cache_mode", "force_custom_plan".to_string()));
+                settings.push(("jit", "off".to_string()));
+            }
+            super::PlanCache::Generic => {
+                settings.push(("plan_cache_mode", "force_generic_plan".to_string()));
+            }
         }
         let mut options = self.pool.connect_options().as_ref().clone();
         if !settings.is_empty() {
@@ -869,7 +880,7 @@ impl Store for PgStore {
         self.run_insert_many(vec![params])
             .await?
             .pop()
-            .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))
+            .ok_or(StoreError::JobChanged)
     }
 
     async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>> {
@@ -1310,10 +1321,11 @@ impl Store for PgStore {
                 tx.rollback().await.map_err(classify)?;
                 continue;
             }
+            // No run back: its job changed since it was read (the key is rolled back too).
             let run = insert_runs(&mut tx, vec![params.clone()])
                 .await?
                 .pop()
-                .ok_or_else(|| StoreError::Other(sqlx::Error::RowNotFound))?;
+                .ok_or(StoreError::JobChanged)?;
             tx.commit().await.map_err(classify)?;
             return Ok(Idempotent::Created(run));
         }

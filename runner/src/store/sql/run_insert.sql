@@ -1,20 +1,26 @@
 -- Insert runs from parallel arrays and return them as inserted (a worker may claim them before
 -- the caller reads them again). A run due later is 'scheduled' (by the database clock); a
--- continuation's state is decided by the runs_await_parent trigger.
+-- continuation's state is decided by the runs_await_parent trigger. A run given its job row's
+-- version ($19, the job's xmin when its parameters were read) is left out if the job's row
+-- changed since (a new version, new defaults): the caller sees it missing and reads the job
+-- again.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int4[], $5::text[], $6::int2[],
                 $7::jsonb[], $8::int4[], $9::int8[], $10::int8[], $11::int4[], $12::int8[],
                 $13::text[], $14::int8[], $15::timestamptz[], $16::uuid[], $17::text[],
-                $18::bool[])
+                $18::bool[], $19::int8[])
         AS i(id, tenant_id, job_id, version, queue, priority, input, max_attempts, timeout_ms,
              fuel, memory_mb, backoff_base_ms, reason, delay_ms, run_at, after_run, after_on,
-             input_from_parent)
+             input_from_parent, job_row_version)
 ), timed AS (
     SELECT i.*,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0)::float8 / 1000))
                AS due
     FROM input i
+    WHERE i.job_row_version IS NULL
+       OR EXISTS (SELECT 1 FROM jobs j
+                  WHERE j.id = i.job_id AND j.xmin::text::int8 = i.job_row_version)
 ), inserted AS (
     INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input, max_attempts,
                       timeout_ms, fuel, memory_mb, backoff_base_ms, state_reason, origin,
