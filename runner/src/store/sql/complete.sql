@@ -7,15 +7,20 @@
 -- again from the runs_updated trigger. The attempt's start and end are the database's now minus
 -- how long ago the runner saw them happen (a completion may wait in the completer's batch;
 -- a claimed run may wait in the runner's buffer before its attempt starts).
+-- The arrays are unnested as set-returning functions of the select list, which advance in step
+-- (one row per index). `unnest(a, b, ...)` in FROM would first copy each array into a
+-- tuplestore of its own: about 50 µs more per statement and twice the cost per row.
 WITH input AS (
-    SELECT *
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                $7::bool[], $8::bool[], $9::text[], $10::text[], $11::int8[], $12::int8[],
-                $13::int8[], $14::int2[], $15::text[], $16::bool[], $17::timestamptz[],
-                $18::timestamptz[], $19::text[])
-        AS i(run_id, lease_token, state, output, error, delay_ms, refund_attempt, snoozed,
-             reason, outcome, fuel_used, peak_memory, duration_ms, progress, progress_message,
-             record, started_at, ended_at, outbound)
+    SELECT unnest($1::uuid[]) AS run_id, unnest($2::uuid[]) AS lease_token,
+           unnest($3::text[]) AS state, unnest($4::text[]) AS output,
+           unnest($5::text[]) AS error, unnest($6::int8[]) AS delay_ms,
+           unnest($7::bool[]) AS refund_attempt, unnest($8::bool[]) AS snoozed,
+           unnest($9::text[]) AS reason, unnest($10::text[]) AS outcome,
+           unnest($11::int8[]) AS fuel_used, unnest($12::int8[]) AS peak_memory,
+           unnest($13::int8[]) AS duration_ms, unnest($14::int2[]) AS progress,
+           unnest($15::text[]) AS progress_message, unnest($16::bool[]) AS record,
+           unnest($17::timestamptz[]) AS started_at, unnest($18::timestamptz[]) AS ended_at,
+           unnest($19::text[]) AS outbound
 ), released AS (
     -- By primary key (ANY keeps the plan on the index whatever the statistics say). A token
     -- is only ever set on its own run's row, so the pair is matched exactly.

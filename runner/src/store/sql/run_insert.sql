@@ -4,15 +4,20 @@
 -- version ($19, the job's xmin when its parameters were read) is left out if the job's row
 -- changed since (a new version, new defaults): the caller sees it missing and reads the job
 -- again.
+-- The arrays are unnested as set-returning functions of the select list, which advance in step
+-- (one row per index). `unnest(a, b, ...)` in FROM would first copy each array into a
+-- tuplestore of its own: about 50 µs more per statement and twice the cost per row.
 WITH input AS (
-    SELECT *
-    FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int4[], $5::text[], $6::int2[],
-                $7::jsonb[], $8::int4[], $9::int8[], $10::int8[], $11::int4[], $12::int8[],
-                $13::text[], $14::int8[], $15::timestamptz[], $16::uuid[], $17::text[],
-                $18::bool[], $19::int8[])
-        AS i(id, tenant_id, job_id, version, queue, priority, input, max_attempts, timeout_ms,
-             fuel, memory_mb, backoff_base_ms, reason, delay_ms, run_at, after_run, after_on,
-             input_from_parent, job_row_version)
+    SELECT unnest($1::uuid[]) AS id, unnest($2::int8[]) AS tenant_id,
+           unnest($3::int8[]) AS job_id, unnest($4::int4[]) AS version,
+           unnest($5::text[]) AS queue, unnest($6::int2[]) AS priority,
+           unnest($7::jsonb[]) AS input, unnest($8::int4[]) AS max_attempts,
+           unnest($9::int8[]) AS timeout_ms, unnest($10::int8[]) AS fuel,
+           unnest($11::int4[]) AS memory_mb, unnest($12::int8[]) AS backoff_base_ms,
+           unnest($13::text[]) AS reason, unnest($14::int8[]) AS delay_ms,
+           unnest($15::timestamptz[]) AS run_at, unnest($16::uuid[]) AS after_run,
+           unnest($17::text[]) AS after_on, unnest($18::bool[]) AS input_from_parent,
+           unnest($19::int8[]) AS job_row_version
 ), timed AS (
     SELECT i.*,
            coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0)::float8 / 1000))
