@@ -663,13 +663,27 @@ impl ScheduleStore for PgStore {
     }
 
     async fn schedule_delete(&self, tenant_id: i64, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM schedules WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .execute(self.pool())
+        let mut tx = self.pool().begin().await.map_err(classify)?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM schedules WHERE tenant_id = $1 AND name = $2 RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        // Its runs stay, without it. A statement of its own: its snapshot also sees the run of
+        // a fire that committed while the delete waited for the schedule's lock.
+        sqlx::query("UPDATE runs SET schedule_id = NULL WHERE schedule_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(done.rows_affected() > 0)
+        tx.commit().await.map_err(classify)?;
+        Ok(true)
     }
 
     async fn schedule_set_paused(
