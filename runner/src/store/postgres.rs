@@ -1321,6 +1321,12 @@ impl Store for PgStore {
                 tx.rollback().await.map_err(classify)?;
                 continue;
             }
+            // Planned once, as on the group commit's pool (see PlanCache::Generic): left to
+            // choose, PostgreSQL plans this insert anew on every execution.
+            sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
             // No run back: its job changed since it was read (the key is rolled back too).
             let run = insert_runs(&mut tx, vec![params.clone()])
                 .await?
