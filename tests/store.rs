@@ -198,7 +198,8 @@ async fn a_runner_fault_refunds_the_attempt_and_is_counted() {
 }
 
 /// A sibling pool carries its own session settings: the dashboard's (statement timeout, custom
-/// plans, no JIT), the claims' (commits that do not wait for the disk), and none for a plain one.
+/// plans, no JIT), the claims' (commits that do not wait for the disk), the group commit's (one
+/// generic plan), and none for a plain one.
 #[tokio::test]
 async fn sibling_pools_carry_their_session_settings() {
     use sandfire::store::{PoolOptions, Store};
@@ -243,6 +244,13 @@ async fn sibling_pools_carry_their_session_settings() {
         })
         .unwrap();
     assert_eq!(show(claims).await[3], "off");
+    let enqueue = store
+        .sibling(PoolOptions {
+            plans: sandfire::store::PlanCache::Generic,
+            ..PoolOptions::new(1)
+        })
+        .unwrap();
+    assert_eq!(show(enqueue).await[1], "force_generic_plan");
     let plain = store.sibling(PoolOptions::new(1)).unwrap();
     assert_eq!(show(plain).await, ["0", "auto", "on", server_sync.as_str()]);
 }
