@@ -328,7 +328,7 @@ impl RunColumns {
 }
 
 /// Inserts runs in one statement on a connection or inside a transaction.
-async fn insert_runs(
+pub(super) async fn insert_runs(
     conn: &mut sqlx::PgConnection,
     params: Vec<RunInsertParams>,
 ) -> StoreResult<Vec<Run>> {
