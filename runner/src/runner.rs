@@ -122,8 +122,8 @@ impl Runner {
                 0
             },
         ));
-        // The group commit's own pool: one statement in flight (two connections, so the next
-        // group need not wait for the last one's release), planned once (see PlanCache).
+        // The group commit's own pool, planned once (see PlanCache): its writer holds one
+        // connection; the second lets a replacement connect while a broken one is closed.
         let enqueue_store = store
             .sibling(crate::store::PoolOptions {
                 plans: crate::store::PlanCache::Generic,

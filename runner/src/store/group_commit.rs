@@ -11,7 +11,7 @@
 //! it goes back to a pool, and that cost 8 concurrent clients about a sixth of their rate.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -83,18 +83,15 @@ struct Writer {
     conn: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
 }
 
-/// A held connection idle this long is checked before use, as the pool checks its own
-/// (`store::pool_options`): one that died meanwhile (a database restart) is replaced without
-/// failing a group.
-const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
-
 impl Writer {
     async fn insert(&mut self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>> {
         let Some(pool) = &self.pool else {
             return self.store.run_insert_many(params).await;
         };
+        // Checked after the same idle time as the pools check theirs (`store::pool_options`):
+        // one that died meanwhile (a database restart) is replaced without failing a group.
         if let Some((conn, used)) = &mut self.conn
-            && used.elapsed() >= CHECK_AFTER_IDLE
+            && used.elapsed() >= super::postgres::PING_IF_IDLE_FOR
             && sqlx::Connection::ping(&mut **conn).await.is_err()
         {
             self.conn = None;
@@ -143,7 +140,7 @@ async fn write(writer: &mut Writer, group: Vec<Request>) {
                 let answer = writer
                     .insert(vec![p])
                     .await
-                    .and_then(|mut runs| runs.pop().ok_or(StoreError::JobChanged));
+                    .and_then(super::postgres::inserted_one);
                 let _ = reply.send(answer);
             }
         }

@@ -25,7 +25,7 @@ impl PgStore {
 }
 
 /// A connection idle for less than this is handed out without a check.
-const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How every pool of the runner is built. sqlx pings a connection (one round trip) each time
 /// it leaves the pool by default: on the enqueue path that was three extra round trips per
@@ -325,6 +325,12 @@ impl RunColumns {
             .bind(self.delays)
             .bind(self.run_ats)
     }
+}
+
+/// The one run a single-run insert wrote; none back means `run_insert.sql` left it out because
+/// its job changed since the caller read it.
+pub(super) fn inserted_one(mut runs: Vec<Run>) -> StoreResult<Run> {
+    runs.pop().ok_or(StoreError::JobChanged)
 }
 
 /// Inserts runs in one statement on a connection or inside a transaction.
@@ -877,10 +883,7 @@ impl Store for PgStore {
     }
 
     async fn run_insert(&self, params: RunInsertParams) -> StoreResult<Run> {
-        self.run_insert_many(vec![params])
-            .await?
-            .pop()
-            .ok_or(StoreError::JobChanged)
+        inserted_one(self.run_insert_many(vec![params]).await?)
     }
 
     async fn run_insert_many(&self, params: Vec<RunInsertParams>) -> StoreResult<Vec<Run>> {
@@ -1327,11 +1330,8 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
-            // No run back: its job changed since it was read (the key is rolled back too).
-            let run = insert_runs(&mut tx, vec![params.clone()])
-                .await?
-                .pop()
-                .ok_or(StoreError::JobChanged)?;
+            // No run back (its job changed since it was read): the key is rolled back too.
+            let run = inserted_one(insert_runs(&mut tx, vec![params.clone()]).await?)?;
             tx.commit().await.map_err(classify)?;
             return Ok(Idempotent::Created(run));
         }
