@@ -327,19 +327,61 @@ impl RunColumns {
     }
 }
 
+impl RunColumns {
+    /// Binds the one run these columns hold as the scalar parameters of
+    /// `run_insert_one.sql` (in the order of `run_insert.sql`'s arrays).
+    fn bind_one(mut self, q: PgQuery<'static>) -> PgQuery<'static> {
+        fn one<T>(v: &mut Vec<T>) -> T {
+            v.pop().expect("bind_one holds exactly one run")
+        }
+        q.bind(one(&mut self.ids))
+            .bind(one(&mut self.tenants))
+            .bind(one(&mut self.jobs))
+            .bind(one(&mut self.versions))
+            .bind(one(&mut self.queues))
+            .bind(one(&mut self.priorities))
+            .bind(one(&mut self.inputs))
+            .bind(one(&mut self.max_attempts))
+            .bind(one(&mut self.timeouts))
+            .bind(one(&mut self.fuels))
+            .bind(one(&mut self.memories))
+            .bind(one(&mut self.backoffs))
+            .bind(one(&mut self.reasons))
+            .bind(one(&mut self.delays))
+            .bind(one(&mut self.run_ats))
+            .bind(one(&mut self.after_runs))
+            .bind(one(&mut self.after_ons))
+            .bind(one(&mut self.from_parent))
+            .bind(one(&mut self.job_row_versions))
+    }
+}
+
 /// The one run a single-run insert wrote; none back means `run_insert.sql` left it out because
 /// its job changed since the caller read it.
 pub(super) fn inserted_one(mut runs: Vec<Run>) -> StoreResult<Run> {
     runs.pop().ok_or(StoreError::JobChanged)
 }
 
-/// Inserts runs in one statement on a connection or inside a transaction.
+/// Inserts runs in one statement on a connection or inside a transaction (`run_insert_one.sql`
+/// for a single run, `run_insert.sql` for more).
 pub(super) async fn insert_runs(
     conn: &mut sqlx::PgConnection,
     params: Vec<RunInsertParams>,
 ) -> StoreResult<Vec<Run>> {
-    let c = RunColumns::new(params);
-    let mut c = c;
+    let single = params.len() == 1;
+    let mut c = RunColumns::new(params);
+    if single {
+        let row = c
+            .bind_one(sqlx::query(include_str!("sql/run_insert_one.sql")))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(classify)?;
+        return row
+            .iter()
+            .map(run_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(classify);
+    }
     let after_runs = std::mem::take(&mut c.after_runs);
     let after_ons = std::mem::take(&mut c.after_ons);
     let from_parent = std::mem::take(&mut c.from_parent);
