@@ -109,6 +109,43 @@ async fn the_database_rejects_illegal_transitions() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("lease_iff_running"), "{err}");
+    // Single-column rules are the columns' domains (migration 0016): each refuses its value
+    // and the row keeps its old one.
+    for (sql, domain) in [
+        ("UPDATE runs SET progress = 101 WHERE id = $1", "percent"),
+        ("UPDATE runs SET fuel = 0 WHERE id = $1", "positive_bigint"),
+        (
+            "UPDATE runs SET memory_mb = 0 WHERE id = $1",
+            "positive_int",
+        ),
+        (
+            "UPDATE runs SET attempt = -1 WHERE id = $1",
+            "nonnegative_int",
+        ),
+        (
+            "UPDATE runs SET backoff_base_ms = -1 WHERE id = $1",
+            "nonnegative_bigint",
+        ),
+        (
+            "UPDATE runs SET after_on = 'sometimes' WHERE id = $1",
+            "continuation_condition",
+        ),
+    ] {
+        let err = sqlx::query(sql)
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(domain), "{sql}: {err}");
+    }
+    let (progress, fuel): (Option<i16>, i64) =
+        sqlx::query_as("SELECT progress, fuel FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(progress, None);
+    assert!(fuel > 0);
     // A run cannot be born running.
     let err = sqlx::query("UPDATE runs SET state = 'enqueued' WHERE id = $1")
         .bind(id)
