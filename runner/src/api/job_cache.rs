@@ -4,7 +4,7 @@
 //! client enqueues about a third faster and eight concurrent clients about half faster).
 //!
 //! Correctness never rests on the cache. A cached job carries its row's version (`xmin` of its
-//! `jobs` row, [`Job::row_version`]); the insert (`store/sql/run_insert.sql`) refuses a run
+//! `jobs` row, [`Job::row_version`]); the insert (`store/sql/run_insert*.sql`) refuses a run
 //! whose job row changed since it was read (a new version, new defaults, new grants) and the
 //! store says [`StoreError::JobChanged`](crate::store::StoreError::JobChanged); the enqueue
 //! then reads the job again and retries. So an upload through any runner, or a change by SQL

@@ -639,8 +639,9 @@ pub enum PlanCache {
     Custom,
     /// Plan once for all parameters: for statements whose every plan is the same whatever
     /// the parameters, but whose generic plan PostgreSQL would judge by a guessed row count.
-    /// The group commit's insert (`run_insert.sql`) is one: left to choose, PostgreSQL
-    /// planned each execution anew (0.37 ms of planning against 0.2 ms of executing).
+    /// The group commit's inserts (`run_insert.sql`, `run_insert_one.sql`) are such: left to
+    /// choose, PostgreSQL planned each execution anew (0.37 ms of planning against 0.2 ms of
+    /// executing).
     Generic,
 }
 

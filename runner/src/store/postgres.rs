@@ -356,7 +356,7 @@ impl RunColumns {
     }
 }
 
-/// The one run a single-run insert wrote; none back means `run_insert.sql` left it out because
+/// The one run a single-run insert wrote; none back means the insert left it out because
 /// its job changed since the caller read it.
 pub(super) fn inserted_one(mut runs: Vec<Run>) -> StoreResult<Run> {
     runs.pop().ok_or(StoreError::JobChanged)
