@@ -291,3 +291,106 @@ async fn sibling_pools_carry_their_session_settings() {
     let plain = store.sibling(PoolOptions::new(1)).unwrap();
     assert_eq!(show(plain).await, ["0", "auto", "on", server_sync.as_str()]);
 }
+
+/// A tenant's active runs are its waiting runs plus its running ones, which live in two
+/// different indexes of `run_queue` (migration 0017): every count of them (the quota, the
+/// usage figures, the queue lists of the API and the dashboard) must read both, and only the
+/// tenant's own.
+#[tokio::test]
+async fn a_tenants_active_runs_count_its_waiting_and_running_runs() {
+    use sandfire::store::UiStore;
+
+    let (store, first) = store_with_run().await;
+    let (tenant_id, job_id, version): (i64, i64, i32) =
+        sqlx::query_as("SELECT tenant_id, job_id, version FROM runs WHERE id = $1")
+            .bind(first)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    for _ in 0..2 {
+        store
+            .run_insert(RunInsertParams {
+                id: Uuid::now_v7(),
+                tenant_id,
+                job_id,
+                version,
+                options: RunLimits::default().default,
+                input: json!(null),
+                reason: "test".into(),
+                due: None,
+                after: None,
+                job_row_version: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Another tenant's waiting run is never counted for acme.
+    let other = store
+        .tenant_create(
+            "other",
+            sandfire::auth::generate_key().stored_as("other", sandfire::store::KeyRole::Full),
+        )
+        .await
+        .unwrap();
+    store
+        .run_insert(RunInsertParams {
+            id: Uuid::now_v7(),
+            tenant_id: other.id,
+            job_id,
+            version,
+            options: RunLimits::default().default,
+            input: json!(null),
+            reason: "test".into(),
+            due: None,
+            after: None,
+            job_row_version: None,
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .run_claim(RunClaimParams {
+            limit: 1,
+            ..claim(Uuid::now_v7())
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let running_tenant = claimed[0].tenant_id;
+    let (waiting, running) = if running_tenant == tenant_id {
+        (2, 1)
+    } else {
+        (3, 0)
+    };
+
+    assert_eq!(store.tenant_active_runs(tenant_id, 100).await.unwrap(), 3);
+    // Capped: at most `cap` entries are read, whichever index they are in.
+    assert_eq!(store.tenant_active_runs(tenant_id, 2).await.unwrap(), 2);
+    let usage = store.tenant_usage(tenant_id).await.unwrap();
+    assert_eq!((usage.active_runs, usage.running), (3, running));
+
+    let queues = store.queue_list(tenant_id).await.unwrap();
+    assert_eq!(queues.len(), 1);
+    let counts = &queues[0].counts;
+    assert_eq!(counts.get("enqueued").copied().unwrap_or(0), waiting);
+    assert_eq!(counts.get("running").copied().unwrap_or(0), running);
+
+    let by_state = |rows: Vec<(RunState, i64)>, state: RunState| {
+        rows.into_iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| n)
+    };
+    let mine = store.ui_active_counts(Some(tenant_id)).await.unwrap();
+    assert_eq!(by_state(mine.clone(), RunState::Enqueued), waiting);
+    assert_eq!(by_state(mine, RunState::Running), running);
+    let all = store.ui_active_counts(None).await.unwrap();
+    assert_eq!(
+        by_state(all.clone(), RunState::Enqueued) + by_state(all, RunState::Running),
+        4
+    );
+
+    let rows = store.ui_queue_list(Some(tenant_id), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].enqueued, rows[0].running), (waiting, running));
+    let rows = store.ui_queue_list(None, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.enqueued + r.running).sum::<i64>(), 4);
+}

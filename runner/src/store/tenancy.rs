@@ -412,10 +412,12 @@ impl TenancyStore for PgStore {
         .execute(self.pool())
         .await
         .map_err(classify)?;
-        // A raised max_running may make runs claimable: wake the runners.
+        // A raised max_running may make runs claimable: wake the runners of the queues
+        // where the tenant has runs waiting (`run_queue_waiting`).
         let _ = sqlx::query(
             "SELECT pg_notify('sandfire_enqueued', q.queue)
-             FROM (SELECT DISTINCT queue FROM run_queue WHERE tenant_id = $1) q",
+             FROM (SELECT DISTINCT queue FROM run_queue
+                   WHERE tenant_id = $1 AND state <> 'running') q",
         )
         .bind(tenant.id)
         .execute(self.pool())
@@ -425,14 +427,18 @@ impl TenancyStore for PgStore {
 
     async fn tenant_usage(&self, tenant_id: i64) -> StoreResult<TenantUsage> {
         let row = sqlx::query(
-            "SELECT (SELECT count(*) FROM run_queue WHERE tenant_id = $1) AS active_runs,
-                    (SELECT count(*) FROM run_queue
-                     WHERE tenant_id = $1 AND state = 'running') AS running,
+            "SELECT w.n + r.n AS active_runs, r.n AS running,
                     (SELECT count(*) FROM schedules WHERE tenant_id = $1) AS schedules,
                     (SELECT count(*) FROM jobs WHERE tenant_id = $1) AS jobs,
                     (SELECT coalesce(max(n), 0) FROM (
                         SELECT count(*) AS n FROM job_versions v JOIN jobs j ON j.id = v.job_id
-                        WHERE j.tenant_id = $1 GROUP BY v.job_id) c) AS max_versions",
+                        WHERE j.tenant_id = $1 GROUP BY v.job_id) c) AS max_versions
+             -- Waiting and running runs through their own indexes (run_queue_waiting,
+             -- run_queue_leased): no index holds both.
+             FROM (SELECT count(*) AS n FROM run_queue
+                   WHERE tenant_id = $1 AND state <> 'running') w,
+                  (SELECT count(*) AS n FROM run_queue
+                   WHERE tenant_id = $1 AND state = 'running') r",
         )
         .bind(tenant_id)
         .fetch_one(self.pool())
@@ -448,8 +454,14 @@ impl TenancyStore for PgStore {
     }
 
     async fn tenant_active_runs(&self, tenant_id: i64, cap: i64) -> StoreResult<i64> {
+        // Waiting runs, then running ones, each through its index (run_queue_waiting,
+        // run_queue_leased), reading at most `cap` entries in all.
         sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM run_queue WHERE tenant_id = $1 LIMIT $2) c",
+            "SELECT count(*) FROM (
+                 (SELECT 1 FROM run_queue WHERE tenant_id = $1 AND state <> 'running' LIMIT $2)
+                 UNION ALL
+                 (SELECT 1 FROM run_queue WHERE tenant_id = $1 AND state = 'running' LIMIT $2)
+                 LIMIT $2) c",
         )
         .bind(tenant_id)
         .bind(cap.max(0))

@@ -2,7 +2,7 @@
 -- concurrency-limited path, run under the lock of the tenant's queue row after counting what
 -- runs now, so the limit holds across every runner.
 WITH picked AS (
-    SELECT q.run_id
+    SELECT q.ctid AS row_tid
     FROM run_queue q
     WHERE q.state = 'enqueued' AND q.queue = $1 AND q.tenant_id = $5
     ORDER BY q.priority DESC, q.due_at, q.run_id
@@ -14,8 +14,9 @@ WITH picked AS (
         runner_id = $3,
         lease_token = gen_random_uuid(),
         lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
-    -- By primary key, through an array, as in claim.sql: never a hash of the whole table.
-    WHERE q.run_id = ANY (ARRAY(SELECT run_id FROM picked))
+    -- By the locked rows' addresses, through an array, as in claim.sql: never a hash of the
+    -- whole table, no walk through the primary key's versions.
+    WHERE q.ctid = ANY (ARRAY(SELECT row_tid FROM picked))
     RETURNING q.run_id, q.lease_token
 )
 UPDATE runs r

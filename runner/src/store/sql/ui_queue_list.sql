@@ -8,8 +8,15 @@ WITH live AS (
            count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
            count(*) FILTER (WHERE state = 'retrying') AS retrying,
            min(due_at) FILTER (WHERE state = 'enqueued') AS oldest_due
-    FROM run_queue
-    WHERE ($1::int8 IS NULL OR tenant_id = $1)
+    -- One tenant's waiting and running runs through their own indexes (run_queue_waiting,
+    -- run_queue_leased); every tenant's in one pass.
+    FROM (SELECT tenant_id, queue, state, due_at FROM run_queue WHERE $1::int8 IS NULL
+          UNION ALL
+          SELECT tenant_id, queue, state, due_at FROM run_queue
+          WHERE tenant_id = $1 AND state <> 'running'
+          UNION ALL
+          SELECT tenant_id, queue, state, due_at FROM run_queue
+          WHERE tenant_id = $1 AND state = 'running') a
     GROUP BY tenant_id, queue
 ), names AS (
     SELECT tenant_id, name FROM queues WHERE ($1::int8 IS NULL OR tenant_id = $1)
