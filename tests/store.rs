@@ -39,13 +39,24 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
         .await
         .unwrap()
         .job;
+    let id = enqueue(&store, tenant.id, job.id, job.version).await;
+    (store, id)
+}
+
+/// Enqueues a run of the job's version for the tenant, with the default options.
+async fn enqueue(
+    store: &sandfire::store::PgStore,
+    tenant_id: i64,
+    job_id: i64,
+    version: i32,
+) -> Uuid {
     let id = Uuid::now_v7();
     store
         .run_insert(RunInsertParams {
             id,
-            tenant_id: tenant.id,
-            job_id: job.id,
-            version: job.version,
+            tenant_id,
+            job_id,
+            version,
             options: RunLimits::default().default,
             input: json!(null),
             reason: "test".into(),
@@ -55,7 +66,7 @@ async fn store_with_run() -> (Arc<sandfire::store::PgStore>, Uuid) {
         })
         .await
         .unwrap();
-    (store, id)
+    id
 }
 
 fn completion(run: &ClaimedRun, lease_token: Uuid) -> Completion {
@@ -307,23 +318,8 @@ async fn a_tenants_active_runs_count_its_waiting_and_running_runs() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    for _ in 0..2 {
-        store
-            .run_insert(RunInsertParams {
-                id: Uuid::now_v7(),
-                tenant_id,
-                job_id,
-                version,
-                options: RunLimits::default().default,
-                input: json!(null),
-                reason: "test".into(),
-                due: None,
-                after: None,
-                job_row_version: None,
-            })
-            .await
-            .unwrap();
-    }
+    enqueue(&store, tenant_id, job_id, version).await;
+    enqueue(&store, tenant_id, job_id, version).await;
     // Another tenant's waiting run is never counted for acme.
     let other = store
         .tenant_create(
@@ -332,21 +328,7 @@ async fn a_tenants_active_runs_count_its_waiting_and_running_runs() {
         )
         .await
         .unwrap();
-    store
-        .run_insert(RunInsertParams {
-            id: Uuid::now_v7(),
-            tenant_id: other.id,
-            job_id,
-            version,
-            options: RunLimits::default().default,
-            input: json!(null),
-            reason: "test".into(),
-            due: None,
-            after: None,
-            job_row_version: None,
-        })
-        .await
-        .unwrap();
+    enqueue(&store, other.id, job_id, version).await;
     let claimed = store
         .run_claim(RunClaimParams {
             limit: 1,
