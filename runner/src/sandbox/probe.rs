@@ -30,6 +30,9 @@ pub struct ProbeConfig {
 const EXIT_INVALID: i32 = 3;
 /// Exit status of a probe that could not start its engine (a runner fault, not the upload's).
 const EXIT_SETUP: i32 = 4;
+/// Exit status of a probe whose compile ran out of address space with an error instead of an
+/// abort (the compiler's own `mmap` refused), message on stderr.
+const EXIT_MEMORY: i32 = 5;
 
 /// Compiles `bytes` in a child process; `Ok` when it compiled within the limits.
 pub(crate) async fn probe(
@@ -74,6 +77,10 @@ fn judge(status: ExitStatus, stderr: &str, memory_bytes: u64) -> Result<(), Comp
         Some(0) => Ok(()),
         Some(EXIT_INVALID) => Err(ComponentError::Invalid(stderr.to_owned())),
         Some(EXIT_SETUP) => Err(probe_fault(stderr.to_owned())),
+        Some(EXIT_MEMORY) => {
+            tracing::warn!(stderr, "the compile probe of an upload ran out of memory");
+            Err(ComponentError::CompileMemory(memory_bytes))
+        }
         // Killed by a signal (an allocation failure aborts) or any other exit: the compile
         // did not fit in its address space.
         _ => {
@@ -121,9 +128,30 @@ pub fn run_child(memory_bytes: u64, max_memory_bytes: u64) -> i32 {
         Ok(_) => 0,
         Err(e) => {
             eprintln!("{e:#}");
-            EXIT_INVALID
+            if out_of_memory(&e) {
+                EXIT_MEMORY
+            } else {
+                EXIT_INVALID
+            }
         }
     }
+}
+
+/// A compile that failed for want of memory, not because of the bytes: under `RLIMIT_AS` an
+/// allocation may abort the probe, or a `mmap` of the compiler's own may fail with `ENOMEM`
+/// and come back as an error ("mmap failed to allocate ...: Cannot allocate memory"). Which
+/// one happens first depends on the allocator and the threads' reservations.
+fn out_of_memory(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<rustix::io::Errno>()
+            .is_some_and(|e| *e == rustix::io::Errno::NOMEM)
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                e.kind() == std::io::ErrorKind::OutOfMemory
+                    || e.raw_os_error() == Some(rustix::io::Errno::NOMEM.raw_os_error())
+            })
+            || cause.is::<wasmtime::OutOfMemory>()
+    })
 }
 
 /// Wall-clock and memory limits of the probe are the upload's; the worker side compiles
@@ -153,10 +181,33 @@ mod tests {
             judge(aborted, "memory allocation failed", 1 << 30),
             Err(ComponentError::CompileMemory(m)) if m == 1 << 30
         ));
+        // A compile whose `mmap` was refused under the limit.
+        let refused = ExitStatus::from_raw(EXIT_MEMORY << 8);
+        assert!(matches!(
+            judge(refused, "mmap failed to allocate 0x65000 bytes", 1 << 30),
+            Err(ComponentError::CompileMemory(m)) if m == 1 << 30
+        ));
         let setup = ExitStatus::from_raw(EXIT_SETUP << 8);
         assert!(matches!(
             judge(setup, "x", 1),
             Err(ComponentError::ProbeFailed)
         ));
+    }
+
+    #[test]
+    fn a_refused_mapping_is_told_from_invalid_bytes() {
+        let refused = wasmtime::Error::from(rustix::io::Errno::NOMEM)
+            .context("mmap failed to allocate 0x65000 bytes")
+            .context("Cannot allocate buffer");
+        assert!(out_of_memory(&refused));
+        let io = wasmtime::Error::from(std::io::Error::from_raw_os_error(
+            rustix::io::Errno::NOMEM.raw_os_error(),
+        ))
+        .context("mapping");
+        assert!(out_of_memory(&io));
+        let invalid = wasmtime::Error::msg("failed to parse WebAssembly module");
+        assert!(!out_of_memory(&invalid));
+        let other_errno = wasmtime::Error::from(rustix::io::Errno::INVAL).context("mmap");
+        assert!(!out_of_memory(&other_errno));
     }
 }
