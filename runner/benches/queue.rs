@@ -13,11 +13,17 @@
 //! - runs enqueued one request each (`POST /v1/jobs/noop/runs`) from 8 concurrent clients;
 //! - runs enqueued through the bulk route (`POST /v1/runs`, chunks of 10,000), when it exists;
 //! - the floor: a plain queue table, N rows, 8 connections each looping "claim 100 with
-//!   `FOR UPDATE SKIP LOCKED`" then "delete them", each its own durable transaction.
+//!   `FOR UPDATE SKIP LOCKED`" then "delete them", each its own durable transaction;
+//! - the floor with records kept: the same claim, then one statement that deletes the queue
+//!   rows, updates each job's row in a runs table and inserts an attempt row. It is the least
+//!   any queue that keeps runs and attempts must do, with no sandbox: an upper bound for
+//!   Sandfire on the same cluster, and its ratio to the floor says how much of the floor's
+//!   speed keeping records alone costs.
 //!
 //! Also: enqueue rates over HTTP (1 sequential client, 8 concurrent clients, the bulk route,
 //! `POST /v1/batches`) next to a baseline of raw single-row INSERTs (1 and 8 connections,
-//! durable commits) on the same cluster, pickup latency of single runs into an idle runner (run creation →
+//! durable commits) on the same cluster, and the bulk route next to the same runs inserted into
+//! Sandfire's own tables by one SQL statement (what the schema costs without HTTP), pickup latency of single runs into an idle runner (run creation →
 //! attempt start, both on the database clock), CPU per run of the runner process and of the
 //! PostgreSQL cluster, and the commit mode. Figures are printed, never asserted.
 //!
@@ -230,6 +236,128 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
     Ok(runs as f64 / secs)
 }
 
+/// The raw-SQL floor with records kept: what any queue that keeps a run row and an attempt row
+/// per job must do at least, with no sandbox and no runner. The same claim as `floor` (claim
+/// 100, `FOR UPDATE SKIP LOCKED`, on a narrow queue table); the completion deletes the queue
+/// rows, updates each run's row in place (HOT: no index names the columns it changes) and
+/// inserts one attempt row per run, in one statement. Nothing else: no lease token, no state
+/// machine, no history, no wake-ups. Jobs/s. Sandfire's throughput cannot exceed this on the
+/// same cluster, since it does all of it and runs a sandbox on the same cores.
+async fn floor_with_records(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f64> {
+    let db = Database::fresh(admin_url).await?;
+    for sql in [
+        "CREATE TABLE rec_queue (
+             id bigint PRIMARY KEY,
+             queue text NOT NULL,
+             run_at timestamptz NOT NULL DEFAULT now(),
+             locked_at timestamptz
+         )",
+        "CREATE INDEX rec_queue_ready ON rec_queue (queue, id) INCLUDE (run_at)
+             WHERE locked_at IS NULL",
+        "CREATE TABLE rec_runs (
+             id bigint PRIMARY KEY,
+             tenant_id bigint NOT NULL,
+             job_id bigint NOT NULL,
+             state text NOT NULL,
+             queue text NOT NULL,
+             input jsonb NOT NULL,
+             output jsonb,
+             attempt integer NOT NULL DEFAULT 0,
+             created_at timestamptz NOT NULL DEFAULT now(),
+             started_at timestamptz,
+             finished_at timestamptz
+         ) WITH (fillfactor = 50)",
+        // What listing a tenant's or a job's runs needs; neither names a column that changes.
+        "CREATE INDEX rec_runs_tenant ON rec_runs (tenant_id, id DESC)",
+        "CREATE INDEX rec_runs_job ON rec_runs (job_id, id DESC)",
+        "CREATE TABLE rec_attempts (
+             run_id bigint NOT NULL,
+             attempt integer NOT NULL,
+             started_at timestamptz NOT NULL,
+             ended_at timestamptz NOT NULL,
+             outcome text NOT NULL,
+             fuel_used bigint NOT NULL,
+             peak_memory bigint NOT NULL,
+             PRIMARY KEY (run_id, attempt)
+         )",
+    ] {
+        sqlx::query(sql).execute(&db.pool).await?;
+    }
+    for sql in [
+        "INSERT INTO rec_runs (id, tenant_id, job_id, state, queue, input)
+         SELECT g, 1, 1, 'enqueued', 'default', '{}'::jsonb FROM generate_series(1, $1) g",
+        "INSERT INTO rec_queue (id, queue) SELECT g, 'default' FROM generate_series(1, $1) g",
+    ] {
+        sqlx::query(sql).bind(runs as i64).execute(&db.pool).await?;
+    }
+    sqlx::query("VACUUM ANALYZE").execute(&db.pool).await?;
+    let _ = sqlx::query("CHECKPOINT").execute(&db.pool).await;
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(PgConnection::connect(&db.url).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut conn in connections {
+        tasks.spawn(async move {
+            let mut done = 0usize;
+            loop {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "WITH c AS (
+                         SELECT id FROM rec_queue
+                         WHERE queue = 'default' AND locked_at IS NULL AND run_at <= now()
+                         ORDER BY id
+                         LIMIT 100
+                         FOR UPDATE SKIP LOCKED
+                     )
+                     UPDATE rec_queue t SET locked_at = now()
+                     FROM c WHERE t.id = c.id
+                     RETURNING t.id",
+                )
+                .fetch_all(&mut conn)
+                .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                sqlx::query(
+                    "WITH d AS (
+                         DELETE FROM rec_queue WHERE id = ANY($1) RETURNING id, locked_at
+                     ), r AS (
+                         UPDATE rec_runs SET state = 'succeeded', attempt = attempt + 1,
+                                started_at = d.locked_at, finished_at = now(), output = 'null'
+                         FROM d WHERE rec_runs.id = d.id
+                         RETURNING rec_runs.id, rec_runs.attempt, rec_runs.started_at
+                     )
+                     INSERT INTO rec_attempts
+                     SELECT id, attempt, started_at, now(), 'ok', 1000, 65536 FROM r",
+                )
+                .bind(&ids)
+                .execute(&mut conn)
+                .await?;
+                done += ids.len();
+            }
+            conn.close().await?;
+            anyhow::Ok(done)
+        });
+    }
+    let mut done = 0;
+    while let Some(n) = tasks.join_next().await {
+        done += n??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (left, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rec_queue), (SELECT count(*) FROM rec_attempts)",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    anyhow::ensure!(
+        done == runs && left == 0 && attempts == runs as i64,
+        "floor with records: {done} of {runs} jobs done, {left} left, {attempts} attempts"
+    );
+    db.drop_with(admin_url).await?;
+    Ok(runs as f64 / secs)
+}
+
 /// The enqueue baseline: `n` single-row inserts into a plain table (a bigserial key, a jsonb
 /// payload, a queue index), each its own durable transaction, from `clients` connections.
 /// Rows/s. What one commit costs on this disk bounds every single-run enqueue.
@@ -272,11 +400,42 @@ async fn raw_inserts(admin_url: &str, n: usize, clients: usize) -> anyhow::Resul
     Ok((per * clients) as f64 / secs)
 }
 
+/// The bulk baseline: `n` runs like the last one enqueued (same tenant, job, options and
+/// reason) inserted into Sandfire's own `runs` table by one statement, their ids bound as one
+/// array, in one durable transaction: what the schema costs (the rows, their index entries,
+/// the insert trigger and its `run_queue` rows) without HTTP, JSON or validation. Runs/s.
+async fn sql_bulk_insert(db: &Database, n: usize) -> anyhow::Result<f64> {
+    let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+    let _ = sqlx::query("CHECKPOINT").execute(&db.pool).await;
+    let start = Instant::now();
+    let inserted = sqlx::query(
+        "INSERT INTO runs (id, tenant_id, job_id, version, state, queue, priority, input,
+                           max_attempts, timeout_ms, fuel, memory_mb, backoff_base_ms,
+                           state_reason, origin)
+         SELECT unnest($1::uuid[]), r.tenant_id, r.job_id, r.version, 'enqueued', r.queue,
+                r.priority, r.input, r.max_attempts, r.timeout_ms, r.fuel, r.memory_mb,
+                r.backoff_base_ms, 'enqueued via API', 'enqueued via API'
+         FROM (SELECT * FROM runs ORDER BY id DESC LIMIT 1) r",
+    )
+    .bind(&ids)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        inserted == n as u64,
+        "SQL bulk insert: {inserted} of {n} runs"
+    );
+    Ok(n as f64 / secs)
+}
+
 /// Enqueue rates that need no drain: 1 sequential client, and `POST /v1/batches`; and the
 /// raw-insert baselines (1 and 8 connections) on the same cluster.
 struct EnqueueRates {
     sequential: (usize, f64),
     batches: Result<(usize, usize, f64), String>,
+    /// Runs/s of `sql_bulk_insert`.
+    sql_bulk: f64,
     raw_sequential: f64,
     raw_concurrent: f64,
 }
@@ -307,12 +466,14 @@ async fn enqueue_rates(
         Err(e) => Err(format!("{e:#}")),
     };
     server.stop().await?;
+    let sql_bulk = sql_bulk_insert(&db, batched).await?;
     db.drop_with(admin_url).await?;
     let raw_sequential = raw_inserts(admin_url, sequential, 1).await?;
     let raw_concurrent = raw_inserts(admin_url, sequential * 4, 8).await?;
     Ok(EnqueueRates {
         sequential: (sequential, secs),
         batches,
+        sql_bulk,
         raw_sequential,
         raw_concurrent,
     })
@@ -362,7 +523,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let idle = idle_pickups(&admin_url, &noop, &knobs).await?;
 
-    let mut results: Vec<(usize, Case, Case, f64)> = Vec::new();
+    let mut results: Vec<(usize, Case, Case, f64, f64)> = Vec::new();
     let mut pickups = Pickups::default();
     for (i, &runs) in sizes.iter().enumerate() {
         eprintln!(
@@ -391,7 +552,12 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         let floor_rate = floor(&admin_url, runs, knobs.clients).await?;
-        results.push((runs, single, bulk, floor_rate));
+        eprintln!(
+            "queue bench: {runs} jobs, raw-SQL floor with records kept ({:.0} s in)",
+            started.elapsed().as_secs_f64()
+        );
+        let records_rate = floor_with_records(&admin_url, runs, knobs.clients).await?;
+        results.push((runs, single, bulk, floor_rate, records_rate));
     }
     eprintln!(
         "queue bench: enqueue rates ({:.0} s in)",
@@ -440,7 +606,7 @@ async fn main() -> anyhow::Result<()> {
         &widths,
     );
     println!("{rule}");
-    for (runs, single, bulk, floor_rate) in &results {
+    for (runs, single, bulk, floor_rate, records_rate) in &results {
         for (label, case) in [
             ("single-run requests, 8 clients", single),
             ("bulk POST /v1/runs", bulk),
@@ -470,18 +636,34 @@ async fn main() -> anyhow::Result<()> {
             };
             row(&cells, &widths);
         }
+        row(
+            &[
+                runs.to_string(),
+                "raw SQL, records kept (no sandbox)".to_string(),
+                format!("{records_rate:.0}"),
+                String::new(),
+                format!("{floor_rate:.0}"),
+                format!("{:.3}", records_rate / floor_rate),
+                String::new(),
+                String::new(),
+            ],
+            &widths,
+        );
     }
     println!("{rule}");
     if let Some(why) = results
         .iter()
-        .find_map(|(_, _, b, _)| b.enqueue_secs.as_ref().err())
+        .find_map(|(_, _, b, _, _)| b.enqueue_secs.as_ref().err())
     {
         println!("bulk route {why}: its rows are n/a");
     }
     let note = format!(
         "runs/s: runs ÷ (worker runner spawn → all finished, polled every 100-200 ms); db \
          clock: runs ÷ (first attempt start → last run end); floor: {} connections each looping \
-         claim 100 (SKIP LOCKED) / delete, one durable transaction each; CPU: utime+stime from \
+         claim 100 (SKIP LOCKED) / delete, one durable transaction each; records kept: the same \
+         claim, then one statement deleting the queue rows, updating each job's run row and \
+         inserting an attempt row (the least any queue keeping runs and attempts does; \
+         Sandfire does all of it and runs a sandbox on the same cores); CPU: utime+stime from \
          /proc, runner from its spawn (start-up included), postgres (postmaster and all its \
          children) over the same span{}. One run per case: on this class of machine expect \
          ±20-30% between runs.",
@@ -530,7 +712,7 @@ async fn main() -> anyhow::Result<()> {
         ],
         &ewidths,
     );
-    for (runs, single, bulk, _) in &results {
+    for (runs, single, bulk, _, _) in &results {
         if let Ok(secs) = single.enqueue_secs {
             row(
                 &[
@@ -579,6 +761,24 @@ async fn main() -> anyhow::Result<()> {
             &["POST /v1/batches".to_string(), format!("failed: {e}")],
             &ewidths,
         ),
+    }
+    row(
+        &[
+            format!("  baseline: the same runs by one SQL INSERT ({small} runs)"),
+            format!("{:.0}/s", rates.sql_bulk),
+        ],
+        &ewidths,
+    );
+    if let Some((runs, _, bulk, _, _)) = results.first()
+        && let Ok(secs) = bulk.enqueue_secs
+    {
+        row(
+            &[
+                format!("  ratio of bulk POST /v1/runs ({runs} runs) to it"),
+                format!("{:.2}", *runs as f64 / secs / rates.sql_bulk),
+            ],
+            &ewidths,
+        );
     }
     println!("{erule}");
 
