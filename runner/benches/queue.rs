@@ -158,9 +158,31 @@ async fn idle_pickups(admin_url: &str, noop: &[u8], knobs: &Knobs) -> anyhow::Re
     Ok(pickups)
 }
 
+/// One raw-SQL drain: jobs/s, and CPU per job of the cluster and of this process (the
+/// client's side, which Sandfire's runner also does: claiming and completing over sqlx).
+#[derive(Debug, Clone, Copy)]
+struct RawDrain {
+    rate: f64,
+    pg_us: Option<f64>,
+    client_us: Option<f64>,
+}
+
+/// CPU seconds of the cluster and of this process now.
+async fn cpu_now(db: &Database) -> (Option<f64>, Option<f64>) {
+    let pg = db
+        .postmaster()
+        .await
+        .and_then(support::procfs::cluster_cpu_seconds);
+    (pg, support::procfs::process_cpu_seconds(std::process::id()))
+}
+
+fn per_job_us(before: Option<f64>, after: Option<f64>, jobs: usize) -> Option<f64> {
+    Some((after? - before?) / jobs as f64 * 1e6)
+}
+
 /// The raw-SQL floor: `runs` rows in a plain queue table, drained by `clients` connections,
 /// each looping claim 100 / delete them (each statement its own transaction). Jobs/s.
-async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f64> {
+async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<RawDrain> {
     let db = Database::fresh(admin_url).await?;
     for sql in [
         "CREATE TABLE floor_jobs (
@@ -187,6 +209,7 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
     for _ in 0..clients {
         connections.push(PgConnection::connect(&db.url).await?);
     }
+    let (pg_before, client_before) = cpu_now(&db).await;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut conn in connections {
@@ -225,6 +248,7 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
         done += n??;
     }
     let secs = start.elapsed().as_secs_f64();
+    let (pg_after, client_after) = cpu_now(&db).await;
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM floor_jobs")
         .fetch_one(&db.pool)
         .await?;
@@ -233,7 +257,11 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
         "floor: {done} of {runs} jobs done, {left} left"
     );
     db.drop_with(admin_url).await?;
-    Ok(runs as f64 / secs)
+    Ok(RawDrain {
+        rate: runs as f64 / secs,
+        pg_us: per_job_us(pg_before, pg_after, runs),
+        client_us: per_job_us(client_before, client_after, runs),
+    })
 }
 
 /// The raw-SQL floor with records kept: what any queue that keeps a run row and an attempt row
@@ -243,7 +271,11 @@ async fn floor(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f
 /// inserts one attempt row per run, in one statement. Nothing else: no lease token, no state
 /// machine, no history, no wake-ups. Jobs/s. Sandfire's throughput cannot exceed this on the
 /// same cluster, since it does all of it and runs a sandbox on the same cores.
-async fn floor_with_records(admin_url: &str, runs: usize, clients: usize) -> anyhow::Result<f64> {
+async fn floor_with_records(
+    admin_url: &str,
+    runs: usize,
+    clients: usize,
+) -> anyhow::Result<RawDrain> {
     let db = Database::fresh(admin_url).await?;
     for sql in [
         "CREATE TABLE rec_queue (
@@ -296,6 +328,7 @@ async fn floor_with_records(admin_url: &str, runs: usize, clients: usize) -> any
     for _ in 0..clients {
         connections.push(PgConnection::connect(&db.url).await?);
     }
+    let (pg_before, client_before) = cpu_now(&db).await;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut conn in connections {
@@ -345,6 +378,7 @@ async fn floor_with_records(admin_url: &str, runs: usize, clients: usize) -> any
         done += n??;
     }
     let secs = start.elapsed().as_secs_f64();
+    let (pg_after, client_after) = cpu_now(&db).await;
     let (left, attempts): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM rec_queue), (SELECT count(*) FROM rec_attempts)",
     )
@@ -355,7 +389,11 @@ async fn floor_with_records(admin_url: &str, runs: usize, clients: usize) -> any
         "floor with records: {done} of {runs} jobs done, {left} left, {attempts} attempts"
     );
     db.drop_with(admin_url).await?;
-    Ok(runs as f64 / secs)
+    Ok(RawDrain {
+        rate: runs as f64 / secs,
+        pg_us: per_job_us(pg_before, pg_after, runs),
+        client_us: per_job_us(client_before, client_after, runs),
+    })
 }
 
 /// The enqueue baseline: `n` single-row inserts into a plain table (a bigserial key, a jsonb
@@ -523,7 +561,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let idle = idle_pickups(&admin_url, &noop, &knobs).await?;
 
-    let mut results: Vec<(usize, Case, Case, f64, f64)> = Vec::new();
+    let mut results: Vec<(usize, Case, Case, RawDrain, RawDrain)> = Vec::new();
     let mut pickups = Pickups::default();
     for (i, &runs) in sizes.iter().enumerate() {
         eprintln!(
@@ -551,13 +589,13 @@ async fn main() -> anyhow::Result<()> {
             "queue bench: {runs} jobs, raw-SQL floor ({:.0} s in)",
             started.elapsed().as_secs_f64()
         );
-        let floor_rate = floor(&admin_url, runs, knobs.clients).await?;
+        let floor = floor(&admin_url, runs, knobs.clients).await?;
         eprintln!(
             "queue bench: {runs} jobs, raw-SQL floor with records kept ({:.0} s in)",
             started.elapsed().as_secs_f64()
         );
-        let records_rate = floor_with_records(&admin_url, runs, knobs.clients).await?;
-        results.push((runs, single, bulk, floor_rate, records_rate));
+        let records = floor_with_records(&admin_url, runs, knobs.clients).await?;
+        results.push((runs, single, bulk, floor, records));
     }
     eprintln!(
         "queue bench: enqueue rates ({:.0} s in)",
@@ -606,7 +644,8 @@ async fn main() -> anyhow::Result<()> {
         &widths,
     );
     println!("{rule}");
-    for (runs, single, bulk, floor_rate, records_rate) in &results {
+    for (runs, single, bulk, floor, records) in &results {
+        let floor_rate = floor.rate;
         for (label, case) in [
             ("single-run requests, 8 clients", single),
             ("bulk POST /v1/runs", bulk),
@@ -636,19 +675,24 @@ async fn main() -> anyhow::Result<()> {
             };
             row(&cells, &widths);
         }
-        row(
-            &[
-                runs.to_string(),
-                "raw SQL, records kept (no sandbox)".to_string(),
-                format!("{records_rate:.0}"),
-                String::new(),
-                format!("{floor_rate:.0}"),
-                format!("{:.3}", records_rate / floor_rate),
-                String::new(),
-                String::new(),
-            ],
-            &widths,
-        );
+        for (label, raw) in [
+            ("raw SQL floor (client CPU)", floor),
+            ("raw SQL, records kept", records),
+        ] {
+            row(
+                &[
+                    runs.to_string(),
+                    label.to_string(),
+                    format!("{:.0}", raw.rate),
+                    String::new(),
+                    format!("{floor_rate:.0}"),
+                    format!("{:.3}", raw.rate / floor_rate),
+                    fmt_opt(raw.client_us, 0, ""),
+                    fmt_opt(raw.pg_us, 0, ""),
+                ],
+                &widths,
+            );
+        }
     }
     println!("{rule}");
     if let Some(why) = results
@@ -663,7 +707,8 @@ async fn main() -> anyhow::Result<()> {
          claim 100 (SKIP LOCKED) / delete, one durable transaction each; records kept: the same \
          claim, then one statement deleting the queue rows, updating each job's run row and \
          inserting an attempt row (the least any queue keeping runs and attempts does; \
-         Sandfire does all of it and runs a sandbox on the same cores); CPU: utime+stime from \
+         Sandfire does all of it and runs a sandbox on the same cores; their runner column is the \
+         bench's own client CPU); CPU: utime+stime from \
          /proc, runner from its spawn (start-up included), postgres (postmaster and all its \
          children) over the same span{}. One run per case: on this class of machine expect \
          ±20-30% between runs.",
