@@ -205,6 +205,25 @@ async fn serve_settings_come_from_flag_then_env_then_file_then_default() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(err(&o).contains("--slots"), "{}", err(&o));
 
+    // A runtime of no threads is refused; one of some threads is a setting like the others.
+    let o = tokio::process::Command::new(BIN)
+        .args(["serve", "--print-config", "--threads", "0"])
+        .env_remove("SANDFIRE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(err(&o).contains("--threads"), "{}", err(&o));
+    let o = tokio::process::Command::new(BIN)
+        .args(["serve", "--print-config"])
+        .env_remove("SANDFIRE_CONFIG")
+        .env("SANDFIRE_THREADS", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("threads = \"1\"  # env"), "{}", out(&o));
+
     // No database: say how to get one.
     let o = tokio::process::Command::new(BIN)
         .arg("serve")

@@ -1,6 +1,7 @@
 //! `make bench`: end-to-end throughput of real `sandfire serve` processes sharing one database.
 //!
-//! For 1 and then 2 runner processes: a fresh database, 20,000 no-op runs enqueued up front
+//! For 1 and then 2 runner processes (default runtime: a thread per core), then one process per
+//! core with `--threads 1` each: a fresh database, 20,000 no-op runs enqueued up front
 //! (through the store, before any worker starts), then the processes (the release binary built
 //! with this benchmark) drain the queue. Two figures per case:
 //! The queue stays paused until every process serves and is registered, then is resumed.
@@ -124,6 +125,7 @@ struct Drained {
 async fn drain(
     url: &str,
     processes: usize,
+    threads: Option<u16>,
     slots: usize,
     runs: usize,
     logs: &std::path::Path,
@@ -135,18 +137,27 @@ async fn drain(
     let mut children = Processes(Vec::new());
     let mut ports = Vec::new();
     for i in 0..processes {
-        let log = logs.join(format!("runner-{processes}-{i}.log"));
+        let log = logs.join(format!(
+            "runner-{processes}-{}-{i}.log",
+            threads.map_or("all".to_string(), |t| t.to_string())
+        ));
         let file = std::fs::File::create(&log)?;
         let port = free_port()?;
         ports.push(port);
-        let child = Command::new(env!("CARGO_BIN_EXE_sandfire"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sandfire"));
+        command
             .arg("serve")
-            .args(["--slots", &slots.to_string(), "--queues", "default"])
+            .args(["--slots", &slots.to_string(), "--queues", "default"]);
+        if let Some(threads) = threads {
+            command.args(["--threads", &threads.to_string()]);
+        }
+        let child = command
             .env("DATABASE_URL", url)
             .env("SANDFIRE_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .env_remove("SANDFIRE_SLOTS")
             .env_remove("SANDFIRE_QUEUES")
+            .env_remove("SANDFIRE_THREADS")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
@@ -263,11 +274,16 @@ async fn main() -> anyhow::Result<()> {
         .await?
     };
 
+    // Each process count with the default runtime (a thread per core), then as many
+    // processes as cores with one thread each.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cases: Vec<(usize, Option<u16>)> = (1..=most).map(|p| (p, None)).collect();
+    cases.push((cores.max(2), Some(1)));
     let mut results = Vec::new();
-    for processes in 1..=most {
+    for (processes, threads) in cases {
         let url = prepared_database(&admin_url, &noop, runs).await?;
-        let drained = drain(&url, processes, slots, runs, &logs).await?;
-        results.push((processes, drained));
+        let drained = drain(&url, processes, threads, slots, runs, &logs).await?;
+        results.push((processes, threads, drained));
     }
 
     println!();
@@ -276,18 +292,19 @@ async fn main() -> anyhow::Result<()> {
          with {slots} slots each, one PostgreSQL ({commit_mode}), {} CPU cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("{:-<92}", "");
+    println!("{:-<100}", "");
     println!(
-        "{:<10} {:>16} {:>16} {:>10} {:>34}",
-        "processes", "runs/s (db)", "runs/s (wall)", "vs 1", "runs per process"
+        "{:<10} {:>7} {:>16} {:>16} {:>10} {:>34}",
+        "processes", "threads", "runs/s (db)", "runs/s (wall)", "vs 1", "runs per process"
     );
-    println!("{:-<92}", "");
-    let base = results.first().map(|(_, d)| runs as f64 / d.db_secs);
-    for (processes, d) in &results {
+    println!("{:-<100}", "");
+    let base = results.first().map(|(_, _, d)| runs as f64 / d.db_secs);
+    for (processes, threads, d) in &results {
         let rate = runs as f64 / d.db_secs;
         println!(
-            "{:<10} {:>16.0} {:>16.0} {:>9.2}x {:>34}",
+            "{:<10} {:>7} {:>16.0} {:>16.0} {:>9.2}x {:>34}",
             processes,
+            threads.map_or(format!("{cores}"), |t| t.to_string()),
             rate,
             runs as f64 / d.wall_secs,
             base.map_or(f64::NAN, |b| rate / b),
@@ -298,10 +315,11 @@ async fn main() -> anyhow::Result<()> {
                 .join(" / ")
         );
     }
-    println!("{:-<92}", "");
+    println!("{:-<100}", "");
     println!(
         "runs/s (db): runs ÷ (last run's end − first attempt's start), database clock; \
-         runs/s (wall): from resuming the queue until every run succeeded (polled)"
+         runs/s (wall): from resuming the queue until every run succeeded (polled); threads: \
+         the runtime's worker threads per process (`--threads`; default one per core)"
     );
     Ok(())
 }

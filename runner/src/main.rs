@@ -76,6 +76,11 @@ struct ServeArgs {
     /// Attempts executed concurrently by this runner.
     #[arg(long, env = "SANDFIRE_SLOTS", default_value_t = 16)]
     slots: usize,
+    /// Threads of this process that run attempts, requests and database work (default: one
+    /// per core of the machine). Set it to the CPUs the process may really use when that is
+    /// fewer (a container's CPU quota); see docs/operations.md for what it changes.
+    #[arg(long, env = "SANDFIRE_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Queues this runner serves, comma-separated.
     #[arg(
         long,
@@ -277,10 +282,11 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let (cli, serve_matches, from_file) = parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("starting the tokio runtime");
+    let threads = match &cli.command {
+        Command::Serve(args) => args.threads,
+        _ => None,
+    };
+    let runtime = runtime(threads).expect("starting the tokio runtime");
     match cli.command {
         Command::Serve(args) => {
             if args.print_config {
@@ -312,6 +318,16 @@ fn main() -> std::process::ExitCode {
 
 /// Parses the command line; for `serve --config FILE`, parses again with the file's settings
 /// added under the flags and environment (flag > env > file > default).
+/// The process's runtime: `threads` worker threads, or one per core.
+fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = threads {
+        builder.worker_threads(usize::from(n));
+    }
+    builder.build()
+}
+
 fn parse() -> (Cli, clap::ArgMatches, Vec<String>) {
     let root = Cli::command();
     let matches = root.clone().get_matches();
@@ -556,5 +572,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runtime_has_the_threads_asked_for() {
+        for n in [1u16, 3] {
+            let runtime = super::runtime(Some(n)).unwrap();
+            assert_eq!(runtime.metrics().num_workers(), usize::from(n));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(super::runtime(None).unwrap().metrics().num_workers(), cores);
     }
 }
